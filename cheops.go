@@ -1,0 +1,213 @@
+// Package cheops holds the domain of the cheops orchestrator: sites, resources, replicas, their states,
+// and the interfaces between layers (the driver contract and the error classes drivers report). It
+// imports nothing else of this module, so every other package can depend on it and a reader learns the
+// domain from this one place.
+package cheops
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// DriverName names the kind of site a resource or a site belongs to.
+type DriverName string
+
+// The drivers cheops knows.
+const (
+	DriverKubernetes DriverName = "kubernetes"
+	DriverOpenStack  DriverName = "openstack"
+)
+
+// SiteHealth is the outcome of the periodic probe of a site.
+type SiteHealth string
+
+// Site health states.
+const (
+	SiteUnknown     SiteHealth = "Unknown"
+	SiteReady       SiteHealth = "Ready"
+	SiteUnreachable SiteHealth = "Unreachable"
+)
+
+// Site is one target cluster or cloud. It carries no secret: credentials live apart, in Credentials,
+// and are only ever read by the activities that talk to the site.
+type Site struct {
+	Name          string            `json:"name"`
+	Driver        DriverName        `json:"driver"`
+	Labels        map[string]string `json:"labels,omitempty"`
+	Kubernetes    *KubernetesSite   `json:"kubernetes,omitempty"`
+	Health        SiteHealth        `json:"health"`
+	HealthMessage string            `json:"healthMessage,omitempty"`
+	// HasCredentials tells whether write-only credentials are stored for the site.
+	HasCredentials bool      `json:"hasCredentials"`
+	CreatedAt      time.Time `json:"createdAt"`
+	UpdatedAt      time.Time `json:"updatedAt"`
+}
+
+// KubernetesSite is the non-secret connection settings of a Kubernetes site.
+type KubernetesSite struct {
+	// KubeconfigPath is a kubeconfig file on the worker's host; the alternative is an inline kubeconfig
+	// in Credentials.
+	KubeconfigPath string `json:"kubeconfigPath,omitempty"`
+	Context        string `json:"context,omitempty"`
+	// Namespace is where namespaced objects without a namespace of their own are put.
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// Credentials are the secret part of a site. They are write-only: never returned, logged, or put
+// into a workflow's input or history.
+type Credentials struct {
+	// Kubeconfig is an inline kubeconfig document.
+	Kubeconfig string `json:"kubeconfig,omitempty"`
+}
+
+// Empty reports whether no credential is set.
+func (c Credentials) Empty() bool { return c.Kubeconfig == "" }
+
+// Target is everything a driver needs to reach one site.
+type Target struct {
+	Site        Site
+	Credentials Credentials
+}
+
+// Scope says where a resource must live: an explicit list of site names, or a label selector.
+type Scope struct {
+	Sites    []string `json:"sites,omitempty"`
+	Selector string   `json:"selector,omitempty"`
+}
+
+// Consistency is how a resource reacts when some sites cannot apply a generation.
+type Consistency string
+
+// Consistency modes.
+const (
+	Eventual      Consistency = "eventual"
+	Transactional Consistency = "transactional"
+)
+
+// Policy steers how a resource is replicated.
+type Policy struct {
+	Consistency Consistency `json:"consistency,omitempty"`
+	// MaxParallel bounds how many sites are applied at once (default DefaultMaxParallel).
+	MaxParallel int `json:"maxParallel,omitempty"`
+}
+
+// DefaultMaxParallel is the fan-out bound when a policy names none.
+const DefaultMaxParallel = 20
+
+// Resource is what a user declares once: a template and where it must live.
+type Resource struct {
+	ID       string          `json:"id"`
+	Name     string          `json:"name"`
+	Driver   DriverName      `json:"driver"`
+	Manifest json.RawMessage `json:"manifest"`
+	Scope    Scope           `json:"scope"`
+	Policy   Policy          `json:"policy"`
+	// Generation increases with every change of manifest, scope or policy.
+	Generation int64     `json:"generation"`
+	CreatedAt  time.Time `json:"createdAt"`
+	UpdatedAt  time.Time `json:"updatedAt"`
+	// Deletion is set once a delete was accepted; the resource's workflow then removes the replicas
+	// and forgets the resource.
+	Deletion *Deletion `json:"deletion,omitempty"`
+	// IdempotencyKey is the key of the POST that created the resource, if any.
+	IdempotencyKey string `json:"-"`
+}
+
+// Deletion records an accepted delete.
+type Deletion struct {
+	RequestedAt time.Time `json:"requestedAt"`
+	// Orphan leaves the replicas on their sites and only forgets them.
+	Orphan bool `json:"orphan"`
+}
+
+// ReplicaState is the state of one resource on one site.
+type ReplicaState string
+
+// Replica states.
+const (
+	ReplicaPending     ReplicaState = "Pending"
+	ReplicaApplying    ReplicaState = "Applying"
+	ReplicaReady       ReplicaState = "Ready"
+	ReplicaFailed      ReplicaState = "Failed"
+	ReplicaDeleting    ReplicaState = "Deleting"
+	ReplicaDeleted     ReplicaState = "Deleted"
+	ReplicaUnreachable ReplicaState = "Unreachable"
+)
+
+// ObjectRef identifies the local object that backs a replica on its site.
+type ObjectRef struct {
+	APIVersion string `json:"apiVersion,omitempty"`
+	Kind       string `json:"kind,omitempty"`
+	Namespace  string `json:"namespace,omitempty"`
+	Name       string `json:"name,omitempty"`
+}
+
+// Replica is one resource on one site.
+type Replica struct {
+	ResourceID string       `json:"-"`
+	Site       string       `json:"site"`
+	State      ReplicaState `json:"state"`
+	// LocalID is the identity of the local object (a Kubernetes UID, an OpenStack ID).
+	LocalID            string     `json:"localID,omitempty"`
+	Object             *ObjectRef `json:"object,omitempty"`
+	ObservedGeneration int64      `json:"observedGeneration"`
+	// AppliedHash is a digest of what was last applied, so a replay of the same apply is a no-op.
+	AppliedHash string    `json:"appliedHash,omitempty"`
+	Message     string    `json:"message,omitempty"`
+	Attempts    int       `json:"attempts"`
+	CreatedAt   time.Time `json:"createdAt"`
+	UpdatedAt   time.Time `json:"updatedAt"`
+}
+
+// ResourceState is the state of a resource aggregated over its replicas.
+type ResourceState string
+
+// Resource states.
+const (
+	ResourcePending     ResourceState = "Pending"
+	ResourceProgressing ResourceState = "Progressing"
+	ResourceReady       ResourceState = "Ready"
+	ResourceDegraded    ResourceState = "Degraded"
+	ResourceRolledBack  ResourceState = "RolledBack"
+	ResourceDeleting    ResourceState = "Deleting"
+	ResourceFailed      ResourceState = "Failed"
+)
+
+// Aggregate derives a resource's state from its replicas. It is computed on read, never stored, so
+// it cannot drift from the replicas it summarises.
+func Aggregate(r Resource, replicas []Replica) ResourceState {
+	if r.Deletion != nil {
+		return ResourceDeleting
+	}
+	if len(replicas) == 0 {
+		return ResourcePending
+	}
+	var ready, failed int
+	for _, rep := range replicas {
+		switch {
+		case rep.State == ReplicaReady && rep.ObservedGeneration == r.Generation:
+			ready++
+		case rep.State == ReplicaFailed || rep.State == ReplicaUnreachable:
+			failed++
+		}
+	}
+	switch {
+	case ready == len(replicas):
+		return ResourceReady
+	case failed == len(replicas):
+		return ResourceFailed
+	case failed > 0:
+		return ResourceDegraded
+	default:
+		return ResourceProgressing
+	}
+}
+
+// Event is one entry of a resource's append-only history.
+type Event struct {
+	Time       time.Time `json:"time"`
+	Type       string    `json:"type"`
+	Site       string    `json:"site,omitempty"`
+	Generation int64     `json:"generation,omitempty"`
+	Message    string    `json:"message,omitempty"`
+}

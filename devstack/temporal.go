@@ -1,0 +1,232 @@
+// Package devstack runs an embedded Temporal server (SQLite persistence) with its Web UI inside the
+// process, for `cheops dev` and the tests; production deployments use an external Temporal cluster.
+package devstack
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	uiserver "github.com/temporalio/ui-server/v2/server"
+	uiconfig "github.com/temporalio/ui-server/v2/server/config"
+	uiserveroptions "github.com/temporalio/ui-server/v2/server/server_options"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/server/common/cluster"
+	"go.temporal.io/server/common/config"
+	"go.temporal.io/server/common/dynamicconfig"
+	tlog "go.temporal.io/server/common/log"
+	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
+	sqliteschema "go.temporal.io/server/schema/sqlite"
+	"go.temporal.io/server/temporal"
+
+	"github.com/cheops-io/cheops/internal/freeport"
+)
+
+// SearchAttributes are the custom search attributes cheops' workflows set, registered on the dev
+// server's namespace so runs can be filtered in the Web UI.
+var SearchAttributes = map[string]enumspb.IndexedValueType{
+	"CheopsResourceName": enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+	"CheopsState":        enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+	"CheopsSites":        enumspb.INDEXED_VALUE_TYPE_KEYWORD_LIST,
+}
+
+// TemporalOptions configure the embedded Temporal server.
+type TemporalOptions struct {
+	// DatabaseFile is the SQLite file; empty means in memory.
+	DatabaseFile string
+	// IP is the address every Temporal listener binds to.
+	IP string
+	// FrontendPort is the gRPC port clients dial (0 picks a free one).
+	FrontendPort int
+	// UIPort is the Web UI's port; 0 picks a free one, -1 disables the UI.
+	UIPort    int
+	Namespace string
+	// LogLevel is the server's log level (default "warn").
+	LogLevel string
+}
+
+// Temporal is a running embedded Temporal server.
+type Temporal struct {
+	server temporal.Server
+	ui     *uiserver.Server
+	// Address is the frontend's host:port.
+	Address string
+	// UIAddress is the Web UI's host:port, empty without UI.
+	UIAddress string
+}
+
+// StartTemporal starts a single-process Temporal server (frontend, history, matching and worker
+// services) and, unless disabled, its Web UI.
+func StartTemporal(o TemporalOptions) (*Temporal, error) {
+	if o.IP == "" {
+		o.IP = "127.0.0.1"
+	}
+	if o.Namespace == "" {
+		o.Namespace = "default"
+	}
+	if o.LogLevel == "" {
+		o.LogLevel = "warn"
+	}
+	var err error
+	if o.FrontendPort == 0 {
+		if o.FrontendPort, err = freeport.On(o.IP); err != nil {
+			return nil, err
+		}
+	}
+	cfg, err := temporalConfig(o)
+	if err != nil {
+		return nil, err
+	}
+	logger := tlog.NewZapLogger(tlog.BuildZapLogger(tlog.Config{Level: o.LogLevel, Format: "console"}))
+	dyn := dynamicconfig.StaticClient{
+		// A single dev process: poll quickly and keep history small so Web UI and tests stay snappy.
+		dynamicconfig.Key("frontend.enableUpdateWorkflowExecution"):              true,
+		dynamicconfig.Key("frontend.enableUpdateWorkflowExecutionAsyncAccepted"): true,
+		dynamicconfig.Key("history.maxAutoResetPoints"):                          5,
+	}
+	srv, err := temporal.NewServer(
+		temporal.WithConfig(cfg),
+		temporal.ForServices(temporal.DefaultServices),
+		temporal.WithLogger(logger),
+		temporal.WithDynamicConfigClient(dyn),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("build temporal server: %w", err)
+	}
+	if err := srv.Start(); err != nil {
+		return nil, fmt.Errorf("start temporal server: %w", err)
+	}
+	t := &Temporal{server: srv, Address: net.JoinHostPort(o.IP, strconv.Itoa(o.FrontendPort))}
+	if o.UIPort >= 0 {
+		if o.UIPort == 0 {
+			if o.UIPort, err = freeport.On(o.IP); err != nil {
+				srv.Stop()
+				return nil, err
+			}
+		}
+		t.UIAddress = net.JoinHostPort(o.IP, strconv.Itoa(o.UIPort))
+		t.ui = uiserver.NewServer(uiserveroptions.WithConfigProvider(&uiconfig.Config{
+			Host:                o.IP,
+			Port:                o.UIPort,
+			TemporalGRPCAddress: t.Address,
+			EnableUI:            true,
+			DefaultNamespace:    o.Namespace,
+			CORS:                uiconfig.CORS{CookieInsecure: true},
+			HideLogs:            true,
+		}))
+		uiErr := make(chan error, 1)
+		go func() { uiErr <- t.ui.Start() }()
+		if err := waitListening(t.UIAddress, uiErr, 20*time.Second); err != nil {
+			t.Stop()
+			return nil, fmt.Errorf("temporal web ui: %w", err)
+		}
+	}
+	return t, nil
+}
+
+// Stop stops the UI and the server.
+func (t *Temporal) Stop() {
+	if t.ui != nil {
+		t.ui.Stop()
+	}
+	t.server.Stop()
+}
+
+func temporalConfig(o TemporalOptions) (*config.Config, error) {
+	sqlCfg := config.SQL{PluginName: sqliteplugin.PluginName}
+	if o.DatabaseFile == "" {
+		sqlCfg.ConnectAttributes = map[string]string{"mode": "memory", "cache": "shared"}
+		sqlCfg.DatabaseName = fmt.Sprintf("cheops-%d", time.Now().UnixNano())
+	} else {
+		sqlCfg.ConnectAttributes = map[string]string{"mode": "rwc", "_journal_mode": "wal", "_synchronous": "2"}
+		sqlCfg.DatabaseName = o.DatabaseFile
+	}
+	if _, err := os.Stat(o.DatabaseFile); o.DatabaseFile == "" || errors.Is(err, os.ErrNotExist) {
+		if o.DatabaseFile != "" {
+			if err := os.MkdirAll(filepath.Dir(o.DatabaseFile), 0o700); err != nil {
+				return nil, err
+			}
+		}
+		if err := sqliteschema.SetupSchema(&sqlCfg); err != nil {
+			return nil, fmt.Errorf("set up temporal schema: %w", err)
+		}
+	}
+	const clusterName = "active"
+	ns, err := sqliteschema.NewNamespaceConfig(clusterName, o.Namespace, false, SearchAttributes)
+	if err != nil {
+		return nil, err
+	}
+	if err := sqliteschema.CreateNamespaces(&sqlCfg, ns); err != nil {
+		return nil, fmt.Errorf("create namespace %s: %w", o.Namespace, err)
+	}
+
+	var cfg config.Config
+	cfg.Global.Membership.MaxJoinDuration = 30 * time.Second
+	cfg.Global.Membership.BroadcastAddress = o.IP
+	cfg.Persistence.DefaultStore = "sqlite"
+	cfg.Persistence.VisibilityStore = "sqlite"
+	cfg.Persistence.NumHistoryShards = 1
+	cfg.Persistence.DataStores = map[string]config.DataStore{"sqlite": {SQL: &sqlCfg}}
+	cfg.ClusterMetadata = &cluster.Config{
+		EnableGlobalNamespace:    false,
+		FailoverVersionIncrement: 10,
+		MasterClusterName:        clusterName,
+		CurrentClusterName:       clusterName,
+		ClusterInformation: map[string]cluster.ClusterInformation{
+			clusterName: {
+				Enabled:                true,
+				InitialFailoverVersion: 1,
+				RPCAddress:             net.JoinHostPort(o.IP, strconv.Itoa(o.FrontendPort)),
+				ClusterID:              "cheops-dev",
+			},
+		},
+	}
+	cfg.DCRedirectionPolicy.Policy = "noop"
+	cfg.Services = map[string]config.Service{}
+	for _, name := range []string{"frontend", "history", "matching", "worker"} {
+		var svc config.Service
+		svc.RPC.BindOnIP = o.IP
+		port := o.FrontendPort
+		if name != "frontend" {
+			p, err := freeport.On(o.IP)
+			if err != nil {
+				return nil, err
+			}
+			port = p
+		}
+		svc.RPC.GRPCPort = port
+		mp, err := freeport.On(o.IP)
+		if err != nil {
+			return nil, err
+		}
+		svc.RPC.MembershipPort = mp
+		cfg.Services[name] = svc
+	}
+	cfg.Archival.History.State = "disabled"
+	cfg.Archival.Visibility.State = "disabled"
+	cfg.NamespaceDefaults.Archival.History.State = "disabled"
+	cfg.NamespaceDefaults.Archival.Visibility.State = "disabled"
+	cfg.PublicClient.HostPort = net.JoinHostPort(o.IP, strconv.Itoa(o.FrontendPort))
+	return &cfg, nil
+}
+
+func waitListening(addr string, failed <-chan error, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-failed:
+			return err
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("%s not listening after %s", addr, timeout)
+}

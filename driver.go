@@ -1,0 +1,52 @@
+package cheops
+
+import (
+	"context"
+	"encoding/json"
+)
+
+// Labels and annotations cheops puts on every object it manages, so that an object on a site can be
+// traced back to its global resource.
+const (
+	LabelResourceID      = "cheops.io/resource-id"
+	AnnotationGeneration = "cheops.io/generation"
+	AnnotationResource   = "cheops.io/resource-name"
+	FieldManager         = "cheops"
+)
+
+// ApplyRequest is one generation of a resource to make true on one site.
+type ApplyRequest struct {
+	ResourceID   string
+	ResourceName string
+	Generation   int64
+	Manifest     json.RawMessage
+}
+
+// ApplyResult says which local object now backs the replica.
+type ApplyResult struct {
+	LocalID string
+	Object  ObjectRef
+}
+
+// Observation is what a driver sees of a replica's local object.
+type Observation struct {
+	Exists  bool
+	LocalID string
+	// Generation is the cheops generation recorded on the object.
+	Generation int64
+}
+
+// Driver talks to one kind of site. Implementations cache their clients per site, classify every
+// error they return (see Classify), and know nothing of Temporal or etcd.
+type Driver interface {
+	// Validate checks a manifest before it is accepted, without contacting any site.
+	Validate(manifest json.RawMessage) error
+	// Apply creates or updates the replica; applying the same request twice is a no-op.
+	Apply(ctx context.Context, t Target, req ApplyRequest) (ApplyResult, error)
+	// Observe reads the local object back.
+	Observe(ctx context.Context, t Target, ref ObjectRef) (Observation, error)
+	// Delete removes the local object; an object already gone is success.
+	Delete(ctx context.Context, t Target, ref ObjectRef) error
+	// Probe checks that the site answers.
+	Probe(ctx context.Context, t Target) error
+}

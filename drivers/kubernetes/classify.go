@@ -1,0 +1,63 @@
+package kubernetes
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/url"
+	"syscall"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+
+	"github.com/cheops-io/cheops"
+)
+
+// classify decides, once, whether a failure talking to an apiserver is worth retrying.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	return cheops.Classify(classOf(err), err)
+}
+
+func classOf(err error) cheops.ErrorClass {
+	switch {
+	case meta.IsNoMatchError(err):
+		// The kind is not served by the site (e.g. a CRD missing there).
+		return cheops.Permanent
+	case apierrors.IsInvalid(err), apierrors.IsBadRequest(err), apierrors.IsForbidden(err),
+		apierrors.IsUnauthorized(err), apierrors.IsMethodNotSupported(err), apierrors.IsNotAcceptable(err),
+		apierrors.IsUnsupportedMediaType(err), apierrors.IsRequestEntityTooLargeError(err),
+		apierrors.IsAlreadyExists(err), apierrors.IsGone(err):
+		return cheops.Permanent
+	case apierrors.IsNotFound(err):
+		// A namespace that does not exist on the site: the site rejects the object.
+		return cheops.Permanent
+	case isUnreachable(err):
+		return cheops.Unreachable
+	default:
+		// Conflicts, 429, 5xx, server timeouts and anything unknown: retry.
+		return cheops.Transient
+	}
+}
+
+func isUnreachable(err error) bool {
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) ||
+		errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return true
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "dial" {
+		return true
+	}
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) && urlErr.Timeout() {
+		return true
+	}
+	return false
+}

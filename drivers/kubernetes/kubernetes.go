@@ -1,0 +1,309 @@
+// Package kubernetes is the cheops driver for Kubernetes sites: any kind, CRDs included, applied with
+// server-side apply under field manager "cheops". It caches one client set per site and classifies
+// every error it returns. It knows nothing of Temporal, etcd or HTTP.
+package kubernetes
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/cheops-io/cheops"
+)
+
+// Driver implements cheops.Driver for Kubernetes.
+type Driver struct {
+	// Timeout bounds each request to a site (default 30s).
+	Timeout time.Duration
+
+	mu      sync.Mutex
+	clients map[string]*siteClient
+}
+
+// New returns a driver with an empty client cache.
+func New() *Driver { return &Driver{Timeout: 30 * time.Second, clients: map[string]*siteClient{}} }
+
+var _ cheops.Driver = (*Driver)(nil)
+
+type siteClient struct {
+	fingerprint string
+	dynamic     dynamic.Interface
+	discovery   discovery.CachedDiscoveryInterface
+	mapper      *restmapper.DeferredDiscoveryRESTMapper
+	namespace   string
+}
+
+// client returns the cached clients of a site, rebuilding them when its settings changed.
+func (d *Driver) client(t cheops.Target) (*siteClient, error) {
+	fp := fingerprint(t)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if c, ok := d.clients[t.Site.Name]; ok && c.fingerprint == fp {
+		return c, nil
+	}
+	cfg, ns, err := restConfig(t)
+	if err != nil {
+		return nil, cheops.Classify(cheops.Permanent, fmt.Errorf("site %s: kubeconfig: %w", t.Site.Name, err))
+	}
+	cfg.Timeout = d.Timeout
+	cfg.QPS, cfg.Burst = 50, 100
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, cheops.Classify(cheops.Permanent, fmt.Errorf("site %s: %w", t.Site.Name, err))
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, cheops.Classify(cheops.Permanent, fmt.Errorf("site %s: %w", t.Site.Name, err))
+	}
+	cached := memory.NewMemCacheClient(dc)
+	c := &siteClient{
+		fingerprint: fp,
+		dynamic:     dyn,
+		discovery:   cached,
+		mapper:      restmapper.NewDeferredDiscoveryRESTMapper(cached),
+		namespace:   ns,
+	}
+	d.clients[t.Site.Name] = c
+	return c, nil
+}
+
+func fingerprint(t cheops.Target) string {
+	h := sha256.New()
+	b, _ := json.Marshal([]any{t.Site.Kubernetes, t.Credentials.Kubeconfig})
+	h.Write(b)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func restConfig(t cheops.Target) (*rest.Config, string, error) {
+	ks := t.Site.Kubernetes
+	if ks == nil {
+		ks = &cheops.KubernetesSite{}
+	}
+	var loader clientcmd.ClientConfig
+	overrides := &clientcmd.ConfigOverrides{CurrentContext: ks.Context}
+	switch {
+	case t.Credentials.Kubeconfig != "":
+		raw, err := clientcmd.Load([]byte(t.Credentials.Kubeconfig))
+		if err != nil {
+			return nil, "", err
+		}
+		loader = clientcmd.NewDefaultClientConfig(*raw, overrides)
+	case ks.KubeconfigPath != "":
+		loader = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
+			&clientcmd.ClientConfigLoadingRules{ExplicitPath: ks.KubeconfigPath}, overrides)
+	default:
+		return nil, "", errors.New("neither an inline kubeconfig nor a kubeconfig path is set")
+	}
+	cfg, err := loader.ClientConfig()
+	if err != nil {
+		return nil, "", err
+	}
+	ns := ks.Namespace
+	if ns == "" {
+		if n, _, err := loader.Namespace(); err == nil && n != "" {
+			ns = n
+		} else {
+			ns = "default"
+		}
+	}
+	return cfg, ns, nil
+}
+
+// Validate checks that a manifest names apiVersion, kind and metadata.name.
+func (d *Driver) Validate(manifest json.RawMessage) error {
+	_, err := decode(manifest)
+	return err
+}
+
+// ValidationError names the manifest field at fault.
+type ValidationError struct {
+	Field   string
+	Message string
+}
+
+func (e *ValidationError) Error() string { return e.Field + ": " + e.Message }
+
+func decode(manifest json.RawMessage) (*unstructured.Unstructured, error) {
+	var m map[string]any
+	if err := json.Unmarshal(manifest, &m); err != nil || m == nil {
+		return nil, &ValidationError{Field: "manifest", Message: "must be a JSON object"}
+	}
+	u := &unstructured.Unstructured{Object: m}
+	if v, ok := m["apiVersion"].(string); !ok || v == "" {
+		return nil, &ValidationError{Field: "manifest.apiVersion", Message: "is required"}
+	}
+	if _, err := schema.ParseGroupVersion(u.GetAPIVersion()); err != nil {
+		return nil, &ValidationError{Field: "manifest.apiVersion", Message: err.Error()}
+	}
+	if v, ok := m["kind"].(string); !ok || v == "" {
+		return nil, &ValidationError{Field: "manifest.kind", Message: "is required"}
+	}
+	md, ok := m["metadata"].(map[string]any)
+	if !ok {
+		return nil, &ValidationError{Field: "manifest.metadata", Message: "is required"}
+	}
+	name, _ := md["name"].(string)
+	if name == "" {
+		return nil, &ValidationError{Field: "manifest.metadata.name", Message: "is required"}
+	}
+	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
+		return nil, &ValidationError{Field: "manifest.metadata.name", Message: errs[0]}
+	}
+	if ns, _ := md["namespace"].(string); ns != "" {
+		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+			return nil, &ValidationError{Field: "manifest.metadata.namespace", Message: errs[0]}
+		}
+	}
+	return u, nil
+}
+
+// resource maps an object to its REST resource and fills in the site's namespace for namespaced kinds.
+func (c *siteClient) resource(u *unstructured.Unstructured) (dynamic.ResourceInterface, error) {
+	gvk := u.GroupVersionKind()
+	m, err := c.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if meta.IsNoMatchError(err) {
+		// The kind may be new on the site (a CRD just installed): refresh discovery once.
+		c.mapper.Reset()
+		m, err = c.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	}
+	if err != nil {
+		return nil, classify(fmt.Errorf("map %s: %w", gvk, err))
+	}
+	if m.Scope.Name() == meta.RESTScopeNameNamespace {
+		if u.GetNamespace() == "" {
+			u.SetNamespace(c.namespace)
+		}
+		return c.dynamic.Resource(m.Resource).Namespace(u.GetNamespace()), nil
+	}
+	u.SetNamespace("")
+	return c.dynamic.Resource(m.Resource), nil
+}
+
+// Apply server-side-applies the manifest with cheops' label and generation annotation.
+func (d *Driver) Apply(ctx context.Context, t cheops.Target, req cheops.ApplyRequest) (cheops.ApplyResult, error) {
+	u, err := decode(req.Manifest)
+	if err != nil {
+		return cheops.ApplyResult{}, cheops.Classify(cheops.Permanent, err)
+	}
+	c, err := d.client(t)
+	if err != nil {
+		return cheops.ApplyResult{}, err
+	}
+	labels := u.GetLabels()
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[cheops.LabelResourceID] = req.ResourceID
+	u.SetLabels(labels)
+	ann := u.GetAnnotations()
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	ann[cheops.AnnotationGeneration] = strconv.FormatInt(req.Generation, 10)
+	if req.ResourceName != "" {
+		ann[cheops.AnnotationResource] = req.ResourceName
+	}
+	u.SetAnnotations(ann)
+	ri, err := c.resource(u)
+	if err != nil {
+		return cheops.ApplyResult{}, err
+	}
+	body, err := json.Marshal(u.Object)
+	if err != nil {
+		return cheops.ApplyResult{}, cheops.Classify(cheops.Permanent, err)
+	}
+	force := true
+	out, err := ri.Patch(ctx, u.GetName(), types.ApplyPatchType, body, metav1.PatchOptions{FieldManager: cheops.FieldManager, Force: &force})
+	if err != nil {
+		return cheops.ApplyResult{}, classify(fmt.Errorf("apply %s %s on site %s: %w", u.GetKind(), u.GetName(), t.Site.Name, err))
+	}
+	return cheops.ApplyResult{LocalID: string(out.GetUID()), Object: refOf(u)}, nil
+}
+
+func refOf(u *unstructured.Unstructured) cheops.ObjectRef {
+	return cheops.ObjectRef{APIVersion: u.GetAPIVersion(), Kind: u.GetKind(), Namespace: u.GetNamespace(), Name: u.GetName()}
+}
+
+func (c *siteClient) refResource(ref cheops.ObjectRef) (dynamic.ResourceInterface, error) {
+	u := &unstructured.Unstructured{Object: map[string]any{}}
+	u.SetAPIVersion(ref.APIVersion)
+	u.SetKind(ref.Kind)
+	u.SetNamespace(ref.Namespace)
+	u.SetName(ref.Name)
+	return c.resource(u)
+}
+
+// Observe reads the object back: whether it exists, its UID and the cheops generation on it.
+func (d *Driver) Observe(ctx context.Context, t cheops.Target, ref cheops.ObjectRef) (cheops.Observation, error) {
+	c, err := d.client(t)
+	if err != nil {
+		return cheops.Observation{}, err
+	}
+	ri, err := c.refResource(ref)
+	if err != nil {
+		return cheops.Observation{}, err
+	}
+	u, err := ri.Get(ctx, ref.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return cheops.Observation{}, nil
+	}
+	if err != nil {
+		return cheops.Observation{}, classify(fmt.Errorf("get %s %s on site %s: %w", ref.Kind, ref.Name, t.Site.Name, err))
+	}
+	gen, _ := strconv.ParseInt(u.GetAnnotations()[cheops.AnnotationGeneration], 10, 64)
+	return cheops.Observation{Exists: true, LocalID: string(u.GetUID()), Generation: gen}, nil
+}
+
+// Delete removes the object; NotFound (the object or its kind) is success.
+func (d *Driver) Delete(ctx context.Context, t cheops.Target, ref cheops.ObjectRef) error {
+	c, err := d.client(t)
+	if err != nil {
+		return err
+	}
+	ri, err := c.refResource(ref)
+	if err != nil {
+		if cheops.ClassOf(err) == cheops.Permanent {
+			// The kind no longer exists on the site, so neither does the object.
+			return nil
+		}
+		return err
+	}
+	policy := metav1.DeletePropagationBackground
+	err = ri.Delete(ctx, ref.Name, metav1.DeleteOptions{PropagationPolicy: &policy})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return classify(fmt.Errorf("delete %s %s on site %s: %w", ref.Kind, ref.Name, t.Site.Name, err))
+	}
+	return nil
+}
+
+// Probe asks the site for its version.
+func (d *Driver) Probe(ctx context.Context, t cheops.Target) error {
+	c, err := d.client(t)
+	if err != nil {
+		return err
+	}
+	if _, err := c.discovery.ServerVersion(); err != nil {
+		return classify(fmt.Errorf("probe site %s: %w", t.Site.Name, err))
+	}
+	return nil
+}

@@ -1,0 +1,216 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/cheops-io/cheops"
+	"github.com/cheops-io/cheops/devstack/etcdembed"
+	"github.com/cheops-io/cheops/store"
+)
+
+var endpoint string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "cheops-store-")
+	if err != nil {
+		panic(err)
+	}
+	e, err := etcdembed.Start(etcdembed.Options{Dir: dir, ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0"})
+	if err != nil {
+		panic(err)
+	}
+	endpoint = e.Endpoint
+	code := m.Run()
+	e.Close()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// newStore returns a store under a prefix of its own, so tests do not see each other's keys.
+func newStore(t *testing.T) *store.Store {
+	t.Helper()
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return store.New(c, "/test/"+t.Name())
+}
+
+func TestSiteCredentialsAreKeptApart(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	site, err := s.CreateSite(ctx, cheops.Site{Name: "paris", Driver: cheops.DriverKubernetes}, cheops.Credentials{Kubeconfig: "secret-kubeconfig"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !site.HasCredentials || site.Health != cheops.SiteUnknown {
+		t.Fatalf("site = %+v", site)
+	}
+	if _, err := s.CreateSite(ctx, cheops.Site{Name: "paris"}, cheops.Credentials{}); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("second create: %v, want ErrExists", err)
+	}
+	sites, err := s.ListSites(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(sites)
+	if len(sites) != 1 || strings.Contains(string(b), "secret-kubeconfig") {
+		t.Fatalf("ListSites = %s", b)
+	}
+	tgt, err := s.Target(ctx, "paris")
+	if err != nil || tgt.Credentials.Kubeconfig != "secret-kubeconfig" {
+		t.Fatalf("Target = %+v, %v", tgt, err)
+	}
+}
+
+func TestDeleteSiteRefusedWhileItHoldsReplicas(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	mustCreateSite(t, s, "berlin")
+	r := mustCreateResource(t, s, "cm", "")
+	if _, err := s.UpdateReplica(ctx, r.ID, "berlin", func(rep *cheops.Replica) (*cheops.Event, error) {
+		rep.State = cheops.ReplicaReady
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteSite(ctx, "berlin", false); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("DeleteSite = %v, want ErrConflict", err)
+	}
+	if err := s.DeleteResource(ctx, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteSite(ctx, "berlin", false); err != nil {
+		t.Fatalf("DeleteSite after the resource is gone: %v", err)
+	}
+	if err := s.DeleteSite(ctx, "berlin", false); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("DeleteSite of a missing site = %v, want ErrNotFound", err)
+	}
+	mustCreateSite(t, s, "rome")
+	r2 := mustCreateResource(t, s, "cm2", "")
+	if _, err := s.UpdateReplica(ctx, r2.ID, "rome", func(*cheops.Replica) (*cheops.Event, error) { return nil, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteSite(ctx, "rome", true); err != nil {
+		t.Fatalf("forced DeleteSite = %v", err)
+	}
+}
+
+func TestCreateResourceIsIdempotentAndNamesAreUnique(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	first := mustCreateResource(t, s, "web", "key-1")
+	again, created, err := s.CreateResource(ctx, cheops.Resource{ID: "other-id", Name: "web", IdempotencyKey: "key-1"})
+	if err != nil || created || again.ID != first.ID {
+		t.Fatalf("retry with the same key = %+v, created=%v, %v; want the first resource", again, created, err)
+	}
+	if _, _, err := s.CreateResource(ctx, cheops.Resource{ID: "third-id", Name: "web"}); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("same name, no key = %v, want ErrExists", err)
+	}
+	id, err := s.ResourceIDByName(ctx, "web")
+	if err != nil || id != first.ID {
+		t.Fatalf("ResourceIDByName = %q, %v", id, err)
+	}
+	if err := s.DeleteResource(ctx, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ResourceIDByName(ctx, "web"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("name kept after delete: %v", err)
+	}
+	if err := s.DeleteResource(ctx, first.ID); err != nil {
+		t.Fatalf("deleting twice: %v", err)
+	}
+}
+
+// Concurrent writers must not lose an update: each increments a counter through UpdateResource.
+func TestUpdateResourceLosesNoConcurrentUpdate(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	r := mustCreateResource(t, s, "counter", "")
+	const writers, each = 8, 10
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				if _, err := s.UpdateResource(ctx, r.ID, func(r *cheops.Resource) error { r.Generation++; return nil }); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	got, err := s.GetResource(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(1 + writers*each); got.Generation != want {
+		t.Fatalf("generation = %d, want %d", got.Generation, want)
+	}
+}
+
+func TestReplicaUpdatesAndEvents(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	r := mustCreateResource(t, s, "cm", "")
+	for i := range 3 {
+		_, err := s.UpdateReplica(ctx, r.ID, "site-a", func(rep *cheops.Replica) (*cheops.Event, error) {
+			rep.Attempts++
+			return &cheops.Event{Type: "Attempt", Site: "site-a", Message: fmt.Sprint(i)}, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := s.GetReplica(ctx, r.ID, "site-a")
+	if err != nil || rep.Attempts != 3 {
+		t.Fatalf("replica = %+v, %v", rep, err)
+	}
+	evs, err := s.Events(ctx, r.ID)
+	if err != nil || len(evs) != 3 || evs[0].Message != "0" || evs[2].Message != "2" {
+		t.Fatalf("events = %+v, %v", evs, err)
+	}
+	// No replica may be recorded for a resource that is gone.
+	if err := s.DeleteResource(ctx, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateReplica(ctx, r.ID, "site-a", func(*cheops.Replica) (*cheops.Event, error) { return nil, nil }); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("UpdateReplica on a deleted resource = %v, want ErrNotFound", err)
+	}
+	if reps, _ := s.ListReplicas(ctx, r.ID); len(reps) != 0 {
+		t.Fatalf("replicas left: %+v", reps)
+	}
+}
+
+func mustCreateSite(t *testing.T, s *store.Store, name string) {
+	t.Helper()
+	if _, err := s.CreateSite(context.Background(), cheops.Site{Name: name, Driver: cheops.DriverKubernetes}, cheops.Credentials{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustCreateResource(t *testing.T, s *store.Store, name, key string) cheops.Resource {
+	t.Helper()
+	r, created, err := s.CreateResource(context.Background(), cheops.Resource{ID: "id-" + name, Name: name, Driver: cheops.DriverKubernetes, IdempotencyKey: key})
+	if err != nil || !created {
+		t.Fatalf("create %s: created=%v, %v", name, created, err)
+	}
+	return r
+}

@@ -1,0 +1,54 @@
+// Package worker builds the Temporal worker that runs cheops' workflows and activities, and the
+// sweeper that makes sure every stored resource has a running workflow.
+package worker
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/cheops-io/cheops/activities"
+	"github.com/cheops-io/cheops/store"
+	"github.com/cheops-io/cheops/workflows"
+)
+
+// New returns a worker on taskQueue with the resource workflow and every activity registered.
+func New(c client.Client, taskQueue string, acts *activities.Activities) sdkworker.Worker {
+	w := sdkworker.New(c, taskQueue, sdkworker.Options{})
+	w.RegisterWorkflow(workflows.ResourceWorkflow)
+	w.RegisterActivity(acts)
+	return w
+}
+
+// Sweep ensures, now and then every interval until ctx ends, that each stored resource has a running
+// workflow. It closes the one gap the API cannot: a process dying after a resource was recorded
+// in etcd but before its workflow was started.
+func Sweep(ctx context.Context, s *store.Store, wc *workflows.Client, interval time.Duration, log *slog.Logger) {
+	for {
+		if err := SweepOnce(ctx, s, wc); err != nil && ctx.Err() == nil {
+			log.Warn("sweep resources", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval):
+		}
+	}
+}
+
+// SweepOnce ensures a workflow for every stored resource.
+func SweepOnce(ctx context.Context, s *store.Store, wc *workflows.Client) error {
+	rs, err := s.ListResources(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range rs {
+		if err := wc.Ensure(ctx, r.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,176 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/cheops-io/cheops/activities"
+)
+
+func newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterActivity(&activities.Activities{})
+	t.Cleanup(func() { env.AssertExpectations(t) })
+	return env
+}
+
+// A permanent failure on one site does not hold the others back, is not retried, and is recorded.
+func TestFanOutIsolatesAPermanentFailure(t *testing.T) {
+	env := newEnv(t)
+	plan := activities.Plan{Exists: true, Name: "cm", Generation: 1, MaxParallel: 10,
+		Sites: []string{"a", "b", "c"}, Apply: []string{"a", "b", "c"}}
+	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(plan, nil).Once()
+	var attemptsB atomic.Int32
+	env.OnActivity(a.ApplyReplica, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ApplyInput) (activities.ApplyOutput, error) {
+			if in.Site == "b" {
+				attemptsB.Add(1)
+				return activities.ApplyOutput{}, temporal.NewNonRetryableApplicationError("admission denied", "Permanent", nil)
+			}
+			return activities.ApplyOutput{LocalID: "uid-" + in.Site, Generation: in.Generation}, nil
+		})
+	env.OnActivity(a.MarkReplicaFailed, mock.Anything, activities.MarkInput{ResourceID: "r1", Site: "b", Message: "admission denied"}).Return(nil).Once()
+	// After the retry interval the workflow re-plans; the resource is then gone.
+	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(activities.Plan{}, nil).Once()
+	var failed []string
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(QueryStatus)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		var st Status
+		_ = v.Get(&st)
+		failed = st.Failed
+	}, time.Second)
+	env.ExecuteWorkflow(ResourceWorkflow, ResourceInput{ResourceID: "r1"})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if attemptsB.Load() != 1 {
+		t.Fatalf("site b applied %d times, want 1 (permanent errors are not retried)", attemptsB.Load())
+	}
+	if len(failed) != 1 || failed[0] != "b" {
+		t.Fatalf("status.Failed = %v, want [b]", failed)
+	}
+}
+
+// No more than MaxParallel replicas are applied at once.
+func TestFanOutIsBounded(t *testing.T) {
+	env := newEnv(t)
+	sites := []string{"s1", "s2", "s3", "s4", "s5", "s6", "s7"}
+	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(
+		activities.Plan{Exists: true, Generation: 1, MaxParallel: 2, Sites: sites, Apply: sites}, nil).Once()
+	var mu sync.Mutex
+	var now, peak, calls int
+	env.OnActivity(a.ApplyReplica, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.ApplyInput) (activities.ApplyOutput, error) {
+			mu.Lock()
+			now++
+			calls++
+			peak = max(peak, now)
+			mu.Unlock()
+			time.Sleep(20 * time.Millisecond)
+			mu.Lock()
+			now--
+			mu.Unlock()
+			return activities.ApplyOutput{}, nil
+		})
+	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(activities.Plan{}, nil).Once()
+	env.ExecuteWorkflow(ResourceWorkflow, ResourceInput{ResourceID: "r1"})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if calls != len(sites) || peak > 2 || peak < 1 {
+		t.Fatalf("calls = %d, peak concurrency = %d; want %d calls, at most 2 at once", calls, peak, len(sites))
+	}
+}
+
+// An update wakes the workflow at once; a stale generation is refused by the validator.
+func TestApplyUpdateWakesAndRefusesStaleGenerations(t *testing.T) {
+	env := newEnv(t)
+	gen1 := activities.Plan{Exists: true, Generation: 1, MaxParallel: 1, Sites: []string{"a"}, Apply: []string{"a"}}
+	gen2 := gen1
+	gen2.Generation = 2
+	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(gen1, nil).Once()
+	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(gen2, nil).Once()
+	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(activities.Plan{}, nil).Once()
+	var applied []int64
+	env.OnActivity(a.ApplyReplica, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ApplyInput) (activities.ApplyOutput, error) {
+			applied = append(applied, in.Generation)
+			return activities.ApplyOutput{Generation: in.Generation}, nil
+		})
+	var staleErr, okErr error
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(UpdateApply, "u1", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { okErr = err }, OnAccept: func() {}, OnComplete: func(any, error) {},
+		}, ApplyRequest{Generation: 2})
+	}, time.Minute)
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(UpdateApply, "u2", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { staleErr = err }, OnAccept: func() {}, OnComplete: func(any, error) {},
+		}, ApplyRequest{Generation: 1})
+	}, 2*time.Minute)
+	// The second update lands while the workflow waits; then a reconcile signal makes it re-plan.
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalReconcile, nil) }, 3*time.Minute)
+	env.ExecuteWorkflow(ResourceWorkflow, ResourceInput{ResourceID: "r1"})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if okErr != nil {
+		t.Fatalf("generation 2 refused: %v", okErr)
+	}
+	if staleErr == nil {
+		t.Fatal("stale generation 1 was accepted")
+	}
+	if len(applied) != 2 || applied[0] != 1 || applied[1] != 2 {
+		t.Fatalf("applied generations = %v, want [1 2]", applied)
+	}
+	if d := env.Now().Sub(time.Time{}); d <= 0 {
+		t.Fatal("clock did not move")
+	}
+}
+
+// A delete removes every replica, then forgets the resource, and the workflow ends.
+func TestDeleteRemovesReplicasThenForgets(t *testing.T) {
+	env := newEnv(t)
+	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(
+		activities.Plan{Exists: true, Deleting: true, MaxParallel: 5, Remove: []string{"a", "b"}}, nil).Once()
+	var removed []string
+	var mu sync.Mutex
+	env.OnActivity(a.DeleteReplica, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.DeleteInput) error {
+		mu.Lock()
+		removed = append(removed, in.Site)
+		mu.Unlock()
+		if in.Orphan {
+			return errors.New("not an orphan delete")
+		}
+		return nil
+	})
+	env.OnActivity(a.ForgetResource, mock.Anything, "r1").Return(nil).Once()
+	env.ExecuteWorkflow(ResourceWorkflow, ResourceInput{ResourceID: "r1"})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 2 {
+		t.Fatalf("removed = %v", removed)
+	}
+}
+
+func TestEmptyInputIsRefused(t *testing.T) {
+	env := newEnv(t)
+	env.ExecuteWorkflow(ResourceWorkflow, ResourceInput{})
+	if err := env.GetWorkflowError(); err == nil {
+		t.Fatal("workflow with no resource ID ran")
+	}
+}
