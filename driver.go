@@ -39,8 +39,12 @@ type Observation struct {
 // Driver talks to one kind of site. Implementations cache their clients per site, classify every
 // error they return (see Classify), and know nothing of Temporal or etcd.
 type Driver interface {
-	// Validate checks a manifest before it is accepted, without contacting any site.
+	// Validate checks a manifest before it is accepted, without contacting any site. Failures are
+	// *FieldError naming the field under "manifest".
 	Validate(manifest json.RawMessage) error
+	// ValidateSite checks a site's settings and credentials before they are stored, without
+	// contacting the site. Failures are *FieldError naming the field of the site request.
+	ValidateSite(site Site, cred Credentials) error
 	// Apply creates or updates the replica; applying the same request twice is a no-op.
 	Apply(ctx context.Context, t Target, req ApplyRequest) (ApplyResult, error)
 	// Observe reads the local object back.

@@ -43,3 +43,11 @@ func ClassOf(err error) ErrorClass {
 	}
 	return Transient
 }
+
+// FieldError is a validation failure of one field of a request, named by its JSON path.
+type FieldError struct {
+	Field   string
+	Message string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Message }

@@ -17,7 +17,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/server/common/cluster"
 	"go.temporal.io/server/common/config"
-	"go.temporal.io/server/common/dynamicconfig"
 	tlog "go.temporal.io/server/common/log"
 	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
 	sqliteschema "go.temporal.io/server/schema/sqlite"
@@ -82,17 +81,10 @@ func StartTemporal(o TemporalOptions) (*Temporal, error) {
 		return nil, err
 	}
 	logger := tlog.NewZapLogger(tlog.BuildZapLogger(tlog.Config{Level: o.LogLevel, Format: "console"}))
-	dyn := dynamicconfig.StaticClient{
-		// A single dev process: poll quickly and keep history small so Web UI and tests stay snappy.
-		dynamicconfig.Key("frontend.enableUpdateWorkflowExecution"):              true,
-		dynamicconfig.Key("frontend.enableUpdateWorkflowExecutionAsyncAccepted"): true,
-		dynamicconfig.Key("history.maxAutoResetPoints"):                          5,
-	}
 	srv, err := temporal.NewServer(
 		temporal.WithConfig(cfg),
 		temporal.ForServices(temporal.DefaultServices),
 		temporal.WithLogger(logger),
-		temporal.WithDynamicConfigClient(dyn),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("build temporal server: %w", err)
@@ -181,7 +173,7 @@ func temporalConfig(o TemporalOptions) (*config.Config, error) {
 				Enabled:                true,
 				InitialFailoverVersion: 1,
 				RPCAddress:             net.JoinHostPort(o.IP, strconv.Itoa(o.FrontendPort)),
-				ClusterID:              "cheops-dev",
+				ClusterID:              "6c1e0e4a-2f4b-4c59-9d43-0f6a1c2d7e01", // fixed: one dev cluster per data folder
 			},
 		},
 	}

@@ -135,46 +135,71 @@ func (d *Driver) Validate(manifest json.RawMessage) error {
 	return err
 }
 
-// ValidationError names the manifest field at fault.
-type ValidationError struct {
-	Field   string
-	Message string
-}
-
-func (e *ValidationError) Error() string { return e.Field + ": " + e.Message }
-
 func decode(manifest json.RawMessage) (*unstructured.Unstructured, error) {
 	var m map[string]any
 	if err := json.Unmarshal(manifest, &m); err != nil || m == nil {
-		return nil, &ValidationError{Field: "manifest", Message: "must be a JSON object"}
+		return nil, &cheops.FieldError{Field: "manifest", Message: "must be a JSON object"}
 	}
 	u := &unstructured.Unstructured{Object: m}
 	if v, ok := m["apiVersion"].(string); !ok || v == "" {
-		return nil, &ValidationError{Field: "manifest.apiVersion", Message: "is required"}
+		return nil, &cheops.FieldError{Field: "manifest.apiVersion", Message: "is required"}
 	}
 	if _, err := schema.ParseGroupVersion(u.GetAPIVersion()); err != nil {
-		return nil, &ValidationError{Field: "manifest.apiVersion", Message: err.Error()}
+		return nil, &cheops.FieldError{Field: "manifest.apiVersion", Message: err.Error()}
 	}
 	if v, ok := m["kind"].(string); !ok || v == "" {
-		return nil, &ValidationError{Field: "manifest.kind", Message: "is required"}
+		return nil, &cheops.FieldError{Field: "manifest.kind", Message: "is required"}
 	}
 	md, ok := m["metadata"].(map[string]any)
 	if !ok {
-		return nil, &ValidationError{Field: "manifest.metadata", Message: "is required"}
+		return nil, &cheops.FieldError{Field: "manifest.metadata", Message: "is required"}
 	}
 	name, _ := md["name"].(string)
 	if name == "" {
-		return nil, &ValidationError{Field: "manifest.metadata.name", Message: "is required"}
+		return nil, &cheops.FieldError{Field: "manifest.metadata.name", Message: "is required"}
 	}
 	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
-		return nil, &ValidationError{Field: "manifest.metadata.name", Message: errs[0]}
+		return nil, &cheops.FieldError{Field: "manifest.metadata.name", Message: errs[0]}
 	}
 	if ns, _ := md["namespace"].(string); ns != "" {
 		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
-			return nil, &ValidationError{Field: "manifest.metadata.namespace", Message: errs[0]}
+			return nil, &cheops.FieldError{Field: "manifest.metadata.namespace", Message: errs[0]}
 		}
 	}
 	return u, nil
+}
+
+// ValidateSite checks that exactly one kubeconfig source is set and that an inline one parses.
+func (d *Driver) ValidateSite(site cheops.Site, cred cheops.Credentials) error {
+	ks := site.Kubernetes
+	if ks == nil {
+		ks = &cheops.KubernetesSite{}
+	}
+	switch {
+	case cred.Kubeconfig == "" && ks.KubeconfigPath == "":
+		return &cheops.FieldError{Field: "kubernetes.kubeconfig", Message: "a kubeconfig (inline) or a kubeconfigPath is required"}
+	case cred.Kubeconfig != "" && ks.KubeconfigPath != "":
+		return &cheops.FieldError{Field: "kubernetes.kubeconfigPath", Message: "give either kubeconfig or kubeconfigPath, not both"}
+	case cred.Kubeconfig != "":
+		raw, err := clientcmd.Load([]byte(cred.Kubeconfig))
+		if err != nil {
+			// The parser's message may quote the document; say only that it does not parse.
+			return &cheops.FieldError{Field: "kubernetes.kubeconfig", Message: "is not a valid kubeconfig document"}
+		}
+		if ks.Context != "" {
+			if _, ok := raw.Contexts[ks.Context]; !ok {
+				return &cheops.FieldError{Field: "kubernetes.context", Message: fmt.Sprintf("context %q is not in the kubeconfig", ks.Context)}
+			}
+		} else if raw.CurrentContext == "" {
+			return &cheops.FieldError{Field: "kubernetes.context", Message: "the kubeconfig has no current-context; name one"}
+		}
+	}
+	if ks.Namespace != "" {
+		if errs := validation.IsDNS1123Label(ks.Namespace); len(errs) > 0 {
+			return &cheops.FieldError{Field: "kubernetes.namespace", Message: errs[0]}
+		}
+	}
+	return nil
 }
 
 // resource maps an object to its REST resource and fills in the site's namespace for namespaced kinds.

@@ -1,0 +1,195 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/cheops-io/cheops"
+	"github.com/cheops-io/cheops/store"
+)
+
+// siteRequest is the body of POST and PUT /v1/sites. Credentials come in here and go no further
+// than the store.
+type siteRequest struct {
+	Name       string             `json:"name"`
+	Driver     cheops.DriverName  `json:"driver"`
+	Labels     map[string]string  `json:"labels"`
+	Kubernetes *kubernetesRequest `json:"kubernetes"`
+}
+
+type kubernetesRequest struct {
+	Kubeconfig     string `json:"kubeconfig"`
+	KubeconfigPath string `json:"kubeconfigPath"`
+	Context        string `json:"context"`
+	Namespace      string `json:"namespace"`
+}
+
+func (s *server) siteFromRequest(req siteRequest) (cheops.Site, cheops.Credentials, error) {
+	site := cheops.Site{Name: req.Name, Driver: req.Driver, Labels: req.Labels}
+	var cred cheops.Credentials
+	if errs := validation.IsDNS1123Label(req.Name); len(errs) > 0 {
+		return site, cred, invalid("name", errs[0])
+	}
+	if err := validateLabels(req.Labels); err != nil {
+		return site, cred, err
+	}
+	if req.Driver == "" {
+		return site, cred, invalid("driver", "is required (kubernetes)")
+	}
+	d, ok := s.Drivers[req.Driver]
+	if !ok {
+		return site, cred, invalid("driver", "unsupported driver "+strconv.Quote(string(req.Driver)))
+	}
+	if req.Driver == cheops.DriverKubernetes {
+		if req.Kubernetes == nil {
+			return site, cred, invalid("kubernetes", "is required for a kubernetes site")
+		}
+		site.Kubernetes = &cheops.KubernetesSite{KubeconfigPath: req.Kubernetes.KubeconfigPath,
+			Context: req.Kubernetes.Context, Namespace: req.Kubernetes.Namespace}
+		cred.Kubeconfig = req.Kubernetes.Kubeconfig
+	}
+	if err := d.ValidateSite(site, cred); err != nil {
+		return site, cred, fieldProblem(err, "")
+	}
+	return site, cred, nil
+}
+
+func validateLabels(l map[string]string) error {
+	for k, v := range l {
+		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
+			return invalid("labels."+k, errs[0])
+		}
+		if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
+			return invalid("labels."+k, errs[0])
+		}
+	}
+	return nil
+}
+
+func (s *server) createSite(c echo.Context) error {
+	var req siteRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	site, cred, err := s.siteFromRequest(req)
+	if err != nil {
+		return err
+	}
+	site, err = s.Store.CreateSite(c.Request().Context(), site, cred)
+	if errors.Is(err, store.ErrExists) {
+		return problem(http.StatusConflict, "site "+req.Name+" already exists")
+	}
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderLocation, "/v1/sites/"+site.Name)
+	return c.JSON(http.StatusCreated, site)
+}
+
+func (s *server) listSites(c echo.Context) error {
+	sites, err := s.Store.ListSites(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"items": sites})
+}
+
+func (s *server) getSite(c echo.Context) error {
+	site, err := s.Store.GetSite(c.Request().Context(), c.Param("name"))
+	if errors.Is(err, store.ErrNotFound) {
+		return problem(http.StatusNotFound, "site "+c.Param("name")+" does not exist")
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, site)
+}
+
+// putSite replaces a site's labels and settings. Credentials are replaced when the body carries
+// new ones and kept otherwise, since they cannot be read back to be re-sent.
+func (s *server) putSite(c echo.Context) error {
+	var req siteRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	name := c.Param("name")
+	if req.Name == "" {
+		req.Name = name
+	}
+	if req.Name != name {
+		return invalid("name", "does not match the site in the path ("+name+"); sites cannot be renamed")
+	}
+	ctx := c.Request().Context()
+	cur, err := s.Store.GetSite(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return problem(http.StatusNotFound, "site "+name+" does not exist")
+	}
+	if err != nil {
+		return err
+	}
+	if req.Driver == "" {
+		req.Driver = cur.Driver
+	}
+	if req.Driver != cur.Driver {
+		return invalid("driver", "cannot change from "+string(cur.Driver))
+	}
+	var newCred *cheops.Credentials
+	if req.Kubernetes != nil && req.Kubernetes.Kubeconfig == "" && req.Kubernetes.KubeconfigPath == "" {
+		// Keep the stored credentials: validate as if they were sent again.
+		old, err := s.Store.SiteCredentials(ctx, name)
+		if err != nil {
+			return err
+		}
+		req.Kubernetes.Kubeconfig = old.Kubeconfig
+	} else {
+		newCred = &cheops.Credentials{}
+	}
+	site, cred, err := s.siteFromRequest(req)
+	if err != nil {
+		return err
+	}
+	if newCred != nil {
+		*newCred = cred
+	}
+	updated, err := s.Store.UpdateSite(ctx, name, newCred, func(cur *cheops.Site) error {
+		cur.Labels, cur.Kubernetes = site.Labels, site.Kubernetes
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, updated)
+}
+
+func (s *server) deleteSite(c echo.Context) error {
+	force, err := boolParam(c, "force")
+	if err != nil {
+		return err
+	}
+	err = s.Store.DeleteSite(c.Request().Context(), c.Param("name"), force)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return problem(http.StatusNotFound, "site "+c.Param("name")+" does not exist")
+	case errors.Is(err, store.ErrConflict):
+		return problem(http.StatusConflict, err.Error()+"; delete those resources first, or pass force=true to forget their replicas there")
+	case err != nil:
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func boolParam(c echo.Context, name string) (bool, error) {
+	v := c.QueryParam(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, invalid(name, "must be true or false")
+	}
+	return b, nil
+}

@@ -1,0 +1,502 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
+)
+
+// clientFlags are the flags every client command shares.
+type clientFlags struct {
+	Server string
+	Output string
+}
+
+func (f *clientFlags) register(root *cobra.Command) {
+	root.PersistentFlags().StringVar(&f.Server, "server", envOr("CHEOPS_SERVER", "http://127.0.0.1:8080"), "API address (CHEOPS_SERVER)")
+	root.PersistentFlags().StringVarP(&f.Output, "output", "o", envOr("CHEOPS_OUTPUT", "table"), "output format: table, json or yaml (CHEOPS_OUTPUT)")
+}
+
+// apiError is a problem document the API answered with.
+type apiError struct {
+	Status int    `json:"status"`
+	Title  string `json:"title"`
+	Detail string `json:"detail"`
+	Errors []struct {
+		Field   string `json:"field"`
+		Message string `json:"message"`
+	} `json:"errors"`
+}
+
+func (e *apiError) Error() string {
+	msg := fmt.Sprintf("%d %s: %s", e.Status, e.Title, e.Detail)
+	if len(e.Errors) > 1 {
+		for _, fe := range e.Errors {
+			msg += fmt.Sprintf("\n  %s: %s", fe.Field, fe.Message)
+		}
+	}
+	return msg
+}
+
+// call sends one request and decodes a JSON answer into out (when not nil).
+func (f *clientFlags) call(ctx context.Context, method, path string, header http.Header, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(f.Server, "/")+path, body)
+	if err != nil {
+		return fmt.Errorf("--server %s: %w", f.Server, err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the cheops API at %s (--server, CHEOPS_SERVER): %w", f.Server, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		ae := &apiError{Status: resp.StatusCode, Title: resp.Status}
+		if json.Unmarshal(data, ae) != nil || ae.Detail == "" {
+			ae.Detail = strings.TrimSpace(string(data))
+		}
+		return ae
+	}
+	if out != nil && len(data) > 0 {
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}
+
+// print writes v as JSON or YAML, or calls table for the table format.
+func (f *clientFlags) print(cmd *cobra.Command, v any, table func(w *tabwriter.Writer)) error {
+	out := cmd.OutOrStdout()
+	switch f.Output {
+	case "json":
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	case "yaml":
+		b, err := yaml.Marshal(v)
+		if err != nil {
+			return err
+		}
+		_, err = out.Write(b)
+		return err
+	case "table":
+		w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		table(w)
+		return w.Flush()
+	default:
+		return usageError{fmt.Errorf("--output: %q is not table, json or yaml", f.Output)}
+	}
+}
+
+// ---- views of API answers ----
+
+type siteView struct {
+	Name       string            `json:"name"`
+	Driver     string            `json:"driver"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	Kubernetes map[string]string `json:"kubernetes,omitempty"`
+	Health     string            `json:"health"`
+	CreatedAt  time.Time         `json:"createdAt"`
+}
+
+type replicaView struct {
+	Site               string `json:"site"`
+	State              string `json:"state"`
+	LocalID            string `json:"localID"`
+	ObservedGeneration int64  `json:"observedGeneration"`
+	Message            string `json:"message"`
+	Attempts           int    `json:"attempts"`
+}
+
+type resourceView struct {
+	ID         string          `json:"id"`
+	Name       string          `json:"name"`
+	Driver     string          `json:"driver"`
+	Generation int64           `json:"generation"`
+	State      string          `json:"state"`
+	Manifest   json.RawMessage `json:"manifest"`
+	Scope      json.RawMessage `json:"scope"`
+	Replicas   []replicaView   `json:"replicas"`
+}
+
+func labelsString(l map[string]string) string {
+	keys := make([]string, 0, len(l))
+	for k := range l {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, k+"="+l[k])
+	}
+	return strings.Join(parts, ",")
+}
+
+// ---- site ----
+
+func newSiteCmd(f *clientFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "site", Short: "Register, list, show and remove sites"}
+	var kubeconfig, kubeconfigPath, kctx, ns string
+	var labels []string
+	add := &cobra.Command{
+		Use:   "add NAME",
+		Short: "Register a Kubernetes site",
+		Long: `Register a Kubernetes site. --kubeconfig reads a kubeconfig file here and sends its content
+(stored write-only); --kubeconfig-path names a file on the worker's host instead.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			k := map[string]string{"kubeconfigPath": kubeconfigPath, "context": kctx, "namespace": ns}
+			if kubeconfig != "" {
+				b, err := os.ReadFile(kubeconfig)
+				if err != nil {
+					return fmt.Errorf("--kubeconfig: %w", err)
+				}
+				k["kubeconfig"] = string(b)
+			}
+			l := map[string]string{}
+			for _, kv := range labels {
+				key, val, ok := strings.Cut(kv, "=")
+				if !ok {
+					return usageError{fmt.Errorf("--label %q is not key=value", kv)}
+				}
+				l[key] = val
+			}
+			var site siteView
+			err := f.call(cmd.Context(), http.MethodPost, "/v1/sites", nil,
+				map[string]any{"name": args[0], "driver": "kubernetes", "labels": l, "kubernetes": k}, &site)
+			if err != nil {
+				return err
+			}
+			return f.print(cmd, site, func(w *tabwriter.Writer) { fmt.Fprintf(w, "site %s registered\n", site.Name) })
+		},
+	}
+	add.Flags().StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file to send (stored write-only)")
+	add.Flags().StringVar(&kubeconfigPath, "kubeconfig-path", "", "kubeconfig path on the worker's host")
+	add.Flags().StringVar(&kctx, "context", "", "kubeconfig context (default: its current context)")
+	add.Flags().StringVar(&ns, "namespace", "", "namespace for objects that name none")
+	add.Flags().StringArrayVarP(&labels, "label", "l", nil, "label key=value (repeatable)")
+
+	list := &cobra.Command{
+		Use: "list", Short: "List sites", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var out struct {
+				Items []siteView `json:"items"`
+			}
+			if err := f.call(cmd.Context(), http.MethodGet, "/v1/sites", nil, nil, &out); err != nil {
+				return err
+			}
+			return f.print(cmd, out, func(w *tabwriter.Writer) {
+				fmt.Fprintln(w, "NAME\tDRIVER\tHEALTH\tLABELS")
+				for _, s := range out.Items {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", s.Name, s.Driver, s.Health, labelsString(s.Labels))
+				}
+			})
+		},
+	}
+	get := &cobra.Command{
+		Use: "get NAME", Short: "Show a site (never its credentials)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var s siteView
+			if err := f.call(cmd.Context(), http.MethodGet, "/v1/sites/"+url.PathEscape(args[0]), nil, nil, &s); err != nil {
+				return err
+			}
+			return f.print(cmd, s, func(w *tabwriter.Writer) {
+				fmt.Fprintf(w, "Name:\t%s\nDriver:\t%s\nHealth:\t%s\nLabels:\t%s\n", s.Name, s.Driver, s.Health, labelsString(s.Labels))
+				for _, k := range []string{"kubeconfigPath", "context", "namespace"} {
+					if s.Kubernetes[k] != "" {
+						fmt.Fprintf(w, "%s:\t%s\n", k, s.Kubernetes[k])
+					}
+				}
+			})
+		},
+	}
+	var force bool
+	remove := &cobra.Command{
+		Use: "remove NAME", Short: "Remove a site; refused while it holds replicas unless --force", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			q := ""
+			if force {
+				q = "?force=true"
+			}
+			if err := f.call(cmd.Context(), http.MethodDelete, "/v1/sites/"+url.PathEscape(args[0])+q, nil, nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "site %s removed\n", args[0])
+			return nil
+		},
+	}
+	remove.Flags().BoolVar(&force, "force", false, "remove even if replicas remain there (they are forgotten, not deleted)")
+	cmd.AddCommand(add, list, get, remove)
+	return cmd
+}
+
+// ---- apply ----
+
+func newApplyCmd(f *clientFlags) *cobra.Command {
+	var file, name, sites, selector string
+	var wait bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "apply -f FILE (--sites a,b | --selector SEL)",
+		Short: "Create or update a resource from a manifest (YAML or JSON)",
+		Long: `Create a resource from a Kubernetes manifest, or update it when a resource of that name exists.
+The name defaults to the manifest's metadata.name. --wait shows per-site progress until every
+replica is Ready, or a replica fails.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return usageError{errors.New("-f/--file is required")}
+			}
+			var raw []byte
+			var err error
+			if file == "-" {
+				raw, err = io.ReadAll(cmd.InOrStdin())
+			} else {
+				raw, err = os.ReadFile(file)
+			}
+			if err != nil {
+				return fmt.Errorf("-f: %w", err)
+			}
+			manifest, err := yaml.YAMLToJSON(raw)
+			if err != nil {
+				return fmt.Errorf("-f %s: not YAML or JSON: %w", file, err)
+			}
+			if name == "" {
+				var m struct {
+					Metadata struct{ Name string } `json:"metadata"`
+				}
+				_ = json.Unmarshal(manifest, &m)
+				name = m.Metadata.Name
+			}
+			body := map[string]any{"name": name, "driver": "kubernetes", "manifest": json.RawMessage(manifest)}
+			switch {
+			case sites != "" && selector != "":
+				return usageError{errors.New("give --sites or --selector, not both")}
+			case sites != "":
+				body["scope"] = map[string]any{"sites": strings.Split(sites, ",")}
+			case selector != "":
+				body["scope"] = map[string]any{"selector": selector}
+			}
+			ctx := cmd.Context()
+			var r resourceView
+			err = f.call(ctx, http.MethodGet, "/v1/resources/"+url.PathEscape(name), nil, nil, &r)
+			var ae *apiError
+			switch {
+			case err == nil:
+				err = f.call(ctx, http.MethodPut, "/v1/resources/"+r.ID, http.Header{"If-Match": {fmt.Sprint(r.Generation)}}, body, &r)
+			case errors.As(err, &ae) && ae.Status == http.StatusNotFound:
+				if body["scope"] == nil {
+					return usageError{errors.New("a new resource needs --sites or --selector")}
+				}
+				err = f.call(ctx, http.MethodPost, "/v1/resources", http.Header{"Idempotency-Key": {uuid.NewString()}}, body, &r)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "resource %s (%s) at generation %d\n", r.Name, r.ID, r.Generation)
+			if wait {
+				if r, err = f.wait(cmd, r.ID, timeout, func(r resourceView) bool { return r.State == "Ready" }); err != nil {
+					return err
+				}
+			}
+			return f.printResource(cmd, r)
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "manifest file (YAML or JSON); - reads standard input")
+	cmd.Flags().StringVar(&name, "name", "", "resource name (default: the manifest's metadata.name)")
+	cmd.Flags().StringVar(&sites, "sites", "", "comma-separated site names")
+	cmd.Flags().StringVar(&selector, "selector", "", "label selector of sites, e.g. region=eu-west")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until every replica is Ready, showing progress")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long --wait waits")
+	return cmd
+}
+
+// wait polls a resource, printing each change of a replica's state, until done says so, a replica
+// fails, or the timeout passes.
+func (f *clientFlags) wait(cmd *cobra.Command, id string, timeout time.Duration, done func(resourceView) bool) (resourceView, error) {
+	ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+	defer cancel()
+	seen := map[string]string{}
+	for {
+		var r resourceView
+		err := f.call(ctx, http.MethodGet, "/v1/resources/"+id, nil, nil, &r)
+		var ae *apiError
+		if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
+			return r, errNotFound
+		}
+		if err != nil && ctx.Err() == nil {
+			return r, err
+		}
+		for _, rep := range r.Replicas {
+			line := fmt.Sprintf("%s %s gen=%d %s", rep.State, rep.LocalID, rep.ObservedGeneration, rep.Message)
+			if seen[rep.Site] != line {
+				seen[rep.Site] = line
+				fmt.Fprintf(cmd.ErrOrStderr(), "  %-20s %s\n", rep.Site, line)
+			}
+		}
+		switch {
+		case err == nil && done(r):
+			return r, nil
+		case r.State == "Failed" || r.State == "Degraded":
+			return r, fmt.Errorf("resource %s is %s", r.Name, r.State)
+		case ctx.Err() != nil:
+			return r, fmt.Errorf("still %s after %s", r.State, timeout)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+var errNotFound = errors.New("not found")
+
+func (f *clientFlags) printResource(cmd *cobra.Command, r resourceView) error {
+	return f.print(cmd, r, func(w *tabwriter.Writer) {
+		fmt.Fprintf(w, "ID:\t%s\nName:\t%s\nGeneration:\t%d\nState:\t%s\n\n", r.ID, r.Name, r.Generation, r.State)
+		fmt.Fprintln(w, "SITE\tSTATE\tLOCAL ID\tGENERATION\tATTEMPTS\tMESSAGE")
+		for _, rep := range r.Replicas {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%s\n", rep.Site, rep.State, rep.LocalID, rep.ObservedGeneration, rep.Attempts, rep.Message)
+		}
+	})
+}
+
+// ---- get / list / delete / events ----
+
+func newGetCmd(f *clientFlags) *cobra.Command {
+	return &cobra.Command{
+		Use: "get ID|NAME", Short: "Show a resource with its per-site replicas", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var r resourceView
+			if err := f.call(cmd.Context(), http.MethodGet, "/v1/resources/"+url.PathEscape(args[0]), nil, nil, &r); err != nil {
+				return err
+			}
+			return f.printResource(cmd, r)
+		},
+	}
+}
+
+func newListCmd(f *clientFlags) *cobra.Command {
+	var site, state, prefix string
+	cmd := &cobra.Command{
+		Use: "list", Short: "List resources", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var all []resourceView
+			token := ""
+			for {
+				q := url.Values{"site": {site}, "state": {state}, "namePrefix": {prefix}, "pageToken": {token}}
+				var page struct {
+					Items         []resourceView `json:"items"`
+					NextPageToken string         `json:"nextPageToken"`
+				}
+				if err := f.call(cmd.Context(), http.MethodGet, "/v1/resources?"+q.Encode(), nil, nil, &page); err != nil {
+					return err
+				}
+				all = append(all, page.Items...)
+				if token = page.NextPageToken; token == "" {
+					break
+				}
+			}
+			return f.print(cmd, map[string]any{"items": all}, func(w *tabwriter.Writer) {
+				fmt.Fprintln(w, "NAME\tID\tGENERATION\tSTATE\tREADY")
+				for _, r := range all {
+					ready := 0
+					for _, rep := range r.Replicas {
+						if rep.State == "Ready" && rep.ObservedGeneration == r.Generation {
+							ready++
+						}
+					}
+					fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%d/%d\n", r.Name, r.ID, r.Generation, r.State, ready, len(r.Replicas))
+				}
+			})
+		},
+	}
+	cmd.Flags().StringVar(&site, "site", "", "only resources with a replica on this site")
+	cmd.Flags().StringVar(&state, "state", "", "only resources in this state")
+	cmd.Flags().StringVar(&prefix, "name-prefix", "", "only resources whose name starts so")
+	return cmd
+}
+
+func newDeleteCmd(f *clientFlags) *cobra.Command {
+	var orphan, wait bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use: "delete ID|NAME", Short: "Delete a resource and its replicas (--orphan leaves the replicas)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			q := ""
+			if orphan {
+				q = "?orphan=true"
+			}
+			var r resourceView
+			if err := f.call(cmd.Context(), http.MethodDelete, "/v1/resources/"+url.PathEscape(args[0])+q, nil, nil, &r); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "resource %s is being deleted\n", r.Name)
+			if wait {
+				_, err := f.wait(cmd, r.ID, timeout, func(resourceView) bool { return false })
+				if !errors.Is(err, errNotFound) {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "resource %s deleted\n", r.Name)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&orphan, "orphan", false, "forget the replicas but leave them on their sites")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the resource is gone")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long --wait waits")
+	return cmd
+}
+
+func newEventsCmd(f *clientFlags) *cobra.Command {
+	return &cobra.Command{
+		Use: "events ID|NAME", Short: "Show a resource's event log", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var out struct {
+				Items []struct {
+					Time       time.Time `json:"time"`
+					Type       string    `json:"type"`
+					Site       string    `json:"site"`
+					Generation int64     `json:"generation"`
+					Message    string    `json:"message"`
+				} `json:"items"`
+			}
+			if err := f.call(cmd.Context(), http.MethodGet, "/v1/resources/"+url.PathEscape(args[0])+"/events", nil, nil, &out); err != nil {
+				return err
+			}
+			return f.print(cmd, out, func(w *tabwriter.Writer) {
+				fmt.Fprintln(w, "TIME\tTYPE\tSITE\tGENERATION\tMESSAGE")
+				for _, e := range out.Items {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\n", e.Time.Format(time.RFC3339), e.Type, e.Site, e.Generation, e.Message)
+				}
+			})
+		},
+	}
+}

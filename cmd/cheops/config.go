@@ -1,0 +1,141 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+
+	"github.com/cheops-io/cheops/workflows"
+)
+
+// temporalConfig is how to reach an external Temporal.
+type temporalConfig struct {
+	Address, Namespace, TaskQueue   string
+	TLSCert, TLSKey, TLSCA, TLSName string
+}
+
+func (c *temporalConfig) register(fs *pflag.FlagSet) {
+	fs.StringVar(&c.Address, "temporal-address", envOr("CHEOPS_TEMPORAL_ADDRESS", "127.0.0.1:7233"), "Temporal frontend host:port (CHEOPS_TEMPORAL_ADDRESS)")
+	fs.StringVar(&c.Namespace, "temporal-namespace", envOr("CHEOPS_TEMPORAL_NAMESPACE", "default"), "Temporal namespace (CHEOPS_TEMPORAL_NAMESPACE)")
+	fs.StringVar(&c.TaskQueue, "task-queue", envOr("CHEOPS_TASK_QUEUE", workflows.DefaultTaskQueue), "Temporal task queue of the workers (CHEOPS_TASK_QUEUE)")
+	fs.StringVar(&c.TLSCert, "temporal-tls-cert", envOr("CHEOPS_TEMPORAL_TLS_CERT", ""), "client certificate for mTLS to Temporal (CHEOPS_TEMPORAL_TLS_CERT)")
+	fs.StringVar(&c.TLSKey, "temporal-tls-key", envOr("CHEOPS_TEMPORAL_TLS_KEY", ""), "client key for mTLS to Temporal (CHEOPS_TEMPORAL_TLS_KEY)")
+	fs.StringVar(&c.TLSCA, "temporal-tls-ca", envOr("CHEOPS_TEMPORAL_TLS_CA", ""), "CA bundle that signed Temporal's certificate; setting it enables TLS (CHEOPS_TEMPORAL_TLS_CA)")
+	fs.StringVar(&c.TLSName, "temporal-tls-server-name", envOr("CHEOPS_TEMPORAL_TLS_SERVER_NAME", ""), "server name to verify in Temporal's certificate (CHEOPS_TEMPORAL_TLS_SERVER_NAME)")
+}
+
+func (c *temporalConfig) validate() error {
+	if c.Address == "" || !strings.Contains(c.Address, ":") {
+		return fmt.Errorf("--temporal-address: %q is not host:port", c.Address)
+	}
+	if c.Namespace == "" {
+		return fmt.Errorf("--temporal-namespace is empty")
+	}
+	if c.TaskQueue == "" {
+		return fmt.Errorf("--task-queue is empty")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return fmt.Errorf("--temporal-tls-cert and --temporal-tls-key go together")
+	}
+	return nil
+}
+
+func (c *temporalConfig) dial(log *slog.Logger) (client.Client, error) {
+	opts := client.Options{HostPort: c.Address, Namespace: c.Namespace, Logger: tlog.NewStructuredLogger(sdkLogger(log))}
+	tc, err := tlsConfig("temporal", c.TLSCert, c.TLSKey, c.TLSCA, c.TLSName)
+	if err != nil {
+		return nil, err
+	}
+	opts.ConnectionOptions.TLS = tc
+	cl, err := client.Dial(opts)
+	if err != nil {
+		return nil, fmt.Errorf("dial temporal at %s (--temporal-address): %w", c.Address, err)
+	}
+	return cl, nil
+}
+
+// sdkLogger keeps the SDK's routine chatter (worker started, polls) out of the log.
+func sdkLogger(log *slog.Logger) *slog.Logger {
+	return slog.New(levelFloor{log.Handler(), slog.LevelWarn})
+}
+
+// etcdConfig is how to reach an external etcd.
+type etcdConfig struct {
+	Endpoints              string
+	Prefix                 string
+	TLSCert, TLSKey, TLSCA string
+}
+
+func (c *etcdConfig) register(fs *pflag.FlagSet) {
+	fs.StringVar(&c.Endpoints, "etcd-endpoints", envOr("CHEOPS_ETCD_ENDPOINTS", "http://127.0.0.1:2379"), "comma-separated etcd client URLs (CHEOPS_ETCD_ENDPOINTS)")
+	fs.StringVar(&c.Prefix, "etcd-prefix", envOr("CHEOPS_ETCD_PREFIX", "/cheops"), "key prefix of cheops' data in etcd (CHEOPS_ETCD_PREFIX)")
+	fs.StringVar(&c.TLSCert, "etcd-tls-cert", envOr("CHEOPS_ETCD_TLS_CERT", ""), "client certificate for etcd (CHEOPS_ETCD_TLS_CERT)")
+	fs.StringVar(&c.TLSKey, "etcd-tls-key", envOr("CHEOPS_ETCD_TLS_KEY", ""), "client key for etcd (CHEOPS_ETCD_TLS_KEY)")
+	fs.StringVar(&c.TLSCA, "etcd-tls-ca", envOr("CHEOPS_ETCD_TLS_CA", ""), "CA bundle that signed etcd's certificate (CHEOPS_ETCD_TLS_CA)")
+}
+
+func (c *etcdConfig) validate() error {
+	if strings.TrimSpace(c.Endpoints) == "" {
+		return fmt.Errorf("--etcd-endpoints is empty")
+	}
+	for _, e := range strings.Split(c.Endpoints, ",") {
+		if !strings.HasPrefix(e, "http://") && !strings.HasPrefix(e, "https://") {
+			return fmt.Errorf("--etcd-endpoints: %q is not an http:// or https:// URL", e)
+		}
+	}
+	if !strings.HasPrefix(c.Prefix, "/") {
+		return fmt.Errorf("--etcd-prefix: %q must start with /", c.Prefix)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return fmt.Errorf("--etcd-tls-cert and --etcd-tls-key go together")
+	}
+	return nil
+}
+
+func (c *etcdConfig) dial() (*clientv3.Client, error) {
+	tc, err := tlsConfig("etcd", c.TLSCert, c.TLSKey, c.TLSCA, "")
+	if err != nil {
+		return nil, err
+	}
+	cl, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(c.Endpoints, ","), DialTimeout: 5 * time.Second, TLS: tc})
+	if err != nil {
+		return nil, fmt.Errorf("dial etcd at %s (--etcd-endpoints): %w", c.Endpoints, err)
+	}
+	return cl, nil
+}
+
+// tlsConfig builds a client TLS configuration; nil when no TLS setting is given.
+func tlsConfig(what, cert, key, ca, serverName string) (*tls.Config, error) {
+	if cert == "" && ca == "" && serverName == "" {
+		return nil, nil
+	}
+	cfg := &tls.Config{ServerName: serverName, MinVersion: tls.VersionTLS12}
+	if cert != "" {
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return nil, fmt.Errorf("--%s-tls-cert/--%s-tls-key: %w", what, what, err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	if ca != "" {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return nil, fmt.Errorf("--%s-tls-ca: %w", what, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--%s-tls-ca: %s holds no PEM certificate", what, ca)
+		}
+		cfg.RootCAs = pool
+	}
+	return cfg, nil
+}

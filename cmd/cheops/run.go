@@ -1,0 +1,283 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.temporal.io/sdk/client"
+
+	"github.com/cheops-io/cheops"
+	"github.com/cheops-io/cheops/activities"
+	"github.com/cheops-io/cheops/api"
+	"github.com/cheops-io/cheops/devstack"
+	"github.com/cheops-io/cheops/devstack/etcdembed"
+	"github.com/cheops-io/cheops/drivers/kubernetes"
+	"github.com/cheops-io/cheops/store"
+	"github.com/cheops-io/cheops/worker"
+	"github.com/cheops-io/cheops/workflows"
+)
+
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %q is not debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+// levelFloor drops records below a level, whatever the wrapped handler accepts.
+type levelFloor struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h levelFloor) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h levelFloor) WithAttrs(a []slog.Attr) slog.Handler {
+	return levelFloor{h.Handler.WithAttrs(a), h.min}
+}
+
+func (h levelFloor) WithGroup(name string) slog.Handler {
+	return levelFloor{h.Handler.WithGroup(name), h.min}
+}
+
+func drivers() map[cheops.DriverName]cheops.Driver {
+	return map[cheops.DriverName]cheops.Driver{cheops.DriverKubernetes: kubernetes.New()}
+}
+
+// serveAPI runs the API on addr until ctx ends.
+func serveAPI(ctx context.Context, addr string, s *store.Store, tc client.Client, taskQueue string, log *slog.Logger) error {
+	e := api.New(api.Config{
+		Store:        s,
+		Orchestrator: &workflows.Client{Temporal: tc, TaskQueue: taskQueue},
+		Drivers:      drivers(),
+		Ready: func(ctx context.Context) error {
+			_, err := tc.CheckHealth(ctx, &client.CheckHealthRequest{})
+			return err
+		},
+		Log: log,
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--listen %s: %w", addr, err)
+	}
+	log.Info("API listening", "address", "http://"+ln.Addr().String())
+	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	}
+}
+
+// runWorker runs the Temporal worker and the resource sweeper until ctx ends.
+func runWorker(ctx context.Context, tc client.Client, s *store.Store, taskQueue string, sweep time.Duration, log *slog.Logger) error {
+	w := worker.New(tc, taskQueue, &activities.Activities{Store: s, Drivers: drivers()})
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	log.Info("worker polling", "taskQueue", taskQueue)
+	go worker.Sweep(ctx, s, &workflows.Client{Temporal: tc, TaskQueue: taskQueue}, sweep, log)
+	<-ctx.Done()
+	w.Stop()
+	return nil
+}
+
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// ---- cheops dev ----
+
+type devConfig struct {
+	DataDir       string
+	Listen        string
+	TemporalPort  int
+	UIPort        int
+	EtcdClient    string
+	EtcdPeer      string
+	Worker        bool
+	SweepInterval time.Duration
+	LogLevel      string
+}
+
+func newDevCmd() *cobra.Command {
+	var c devConfig
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run everything in one process: embedded etcd, Temporal with its Web UI, the API and a worker",
+		Long: `Run everything in one process: an embedded etcd, an embedded Temporal server (SQLite) with its
+Web UI, the API and a worker. State lives under --data-dir and survives a restart: resources,
+replicas and running workflows all come back.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runDev(c) },
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&c.DataDir, "data-dir", envOr("CHEOPS_DATA_DIR", ".cheops"), "folder of etcd's and Temporal's data (CHEOPS_DATA_DIR)")
+	fs.StringVar(&c.Listen, "listen", envOr("CHEOPS_LISTEN", "127.0.0.1:8080"), "API listen address (CHEOPS_LISTEN)")
+	fs.IntVar(&c.TemporalPort, "temporal-port", envInt("CHEOPS_TEMPORAL_PORT", 7233), "Temporal gRPC port on 127.0.0.1 (CHEOPS_TEMPORAL_PORT)")
+	fs.IntVar(&c.UIPort, "ui-port", envInt("CHEOPS_UI_PORT", 8233), "Temporal Web UI port on 127.0.0.1; -1 disables it (CHEOPS_UI_PORT)")
+	fs.StringVar(&c.EtcdClient, "etcd-client-addr", envOr("CHEOPS_ETCD_CLIENT_ADDR", "127.0.0.1:2379"), "embedded etcd client address (CHEOPS_ETCD_CLIENT_ADDR)")
+	fs.StringVar(&c.EtcdPeer, "etcd-peer-addr", envOr("CHEOPS_ETCD_PEER_ADDR", "127.0.0.1:2380"), "embedded etcd peer address (CHEOPS_ETCD_PEER_ADDR)")
+	fs.BoolVar(&c.Worker, "worker", envOr("CHEOPS_DEV_WORKER", "true") == "true", "run a worker in this process (CHEOPS_DEV_WORKER); false leaves it to 'cheops worker'")
+	fs.DurationVar(&c.SweepInterval, "sweep-interval", 30*time.Second, "how often the worker makes sure every resource has a workflow")
+	fs.StringVar(&c.LogLevel, "log-level", envOr("CHEOPS_LOG_LEVEL", "info"), "debug, info, warn or error (CHEOPS_LOG_LEVEL)")
+	return cmd
+}
+
+func envInt(key string, def int) int {
+	if v, ok := os.LookupEnv(key); ok {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
+	}
+	return def
+}
+
+func runDev(c devConfig) error {
+	log, err := newLogger(c.LogLevel)
+	if err != nil {
+		return err
+	}
+	if c.TemporalPort <= 0 || c.TemporalPort > 65535 {
+		return fmt.Errorf("--temporal-port: %d is not a port", c.TemporalPort)
+	}
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	ctx, stop := signalContext()
+	defer stop()
+
+	etcd, err := etcdembed.Start(etcdembed.Options{Dir: filepath.Join(c.DataDir, "etcd"), ClientAddr: c.EtcdClient, PeerAddr: c.EtcdPeer})
+	if err != nil {
+		return err
+	}
+	defer etcd.Close()
+	log.Info("etcd ready", "endpoint", etcd.Endpoint)
+	tsrv, err := devstack.StartTemporal(devstack.TemporalOptions{
+		DatabaseFile: filepath.Join(c.DataDir, "temporal.db"), IP: "127.0.0.1",
+		FrontendPort: c.TemporalPort, UIPort: c.UIPort,
+	})
+	if err != nil {
+		return err
+	}
+	defer tsrv.Stop()
+	log.Info("temporal ready", "address", tsrv.Address)
+	if tsrv.UIAddress != "" {
+		log.Info("temporal web ui", "url", "http://"+tsrv.UIAddress)
+	}
+
+	ec, err := clientv3.New(clientv3.Config{Endpoints: []string{etcd.Endpoint}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		return err
+	}
+	defer ec.Close()
+	tcfg := temporalConfig{Address: tsrv.Address, Namespace: "default", TaskQueue: workflows.DefaultTaskQueue}
+	tc, err := tcfg.dial(log)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	s := store.New(ec, "/cheops")
+	errc := make(chan error, 2)
+	go func() { errc <- serveAPI(ctx, c.Listen, s, tc, tcfg.TaskQueue, log) }()
+	if c.Worker {
+		go func() { errc <- runWorker(ctx, tc, s, tcfg.TaskQueue, c.SweepInterval, log) }()
+	}
+	select {
+	case err := <-errc:
+		stop()
+		return err
+	case <-ctx.Done():
+		log.Info("shutting down")
+		return nil
+	}
+}
+
+// ---- cheops server / cheops worker ----
+
+func newServerCmd() *cobra.Command {
+	var tcfg temporalConfig
+	var ecfg etcdConfig
+	var listen, level string
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the API against an external Temporal and etcd",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runExternal(tcfg, ecfg, level, func(ctx context.Context, tc client.Client, s *store.Store, log *slog.Logger) error {
+				return serveAPI(ctx, listen, s, tc, tcfg.TaskQueue, log)
+			})
+		},
+	}
+	tcfg.register(cmd.Flags())
+	ecfg.register(cmd.Flags())
+	cmd.Flags().StringVar(&listen, "listen", envOr("CHEOPS_LISTEN", "127.0.0.1:8080"), "API listen address (CHEOPS_LISTEN)")
+	cmd.Flags().StringVar(&level, "log-level", envOr("CHEOPS_LOG_LEVEL", "info"), "debug, info, warn or error (CHEOPS_LOG_LEVEL)")
+	return cmd
+}
+
+func newWorkerCmd() *cobra.Command {
+	var tcfg temporalConfig
+	var ecfg etcdConfig
+	var level string
+	var sweep time.Duration
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run the Temporal worker (workflows and activities) against an external Temporal and etcd",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runExternal(tcfg, ecfg, level, func(ctx context.Context, tc client.Client, s *store.Store, log *slog.Logger) error {
+				return runWorker(ctx, tc, s, tcfg.TaskQueue, sweep, log)
+			})
+		},
+	}
+	tcfg.register(cmd.Flags())
+	ecfg.register(cmd.Flags())
+	cmd.Flags().StringVar(&level, "log-level", envOr("CHEOPS_LOG_LEVEL", "info"), "debug, info, warn or error (CHEOPS_LOG_LEVEL)")
+	cmd.Flags().DurationVar(&sweep, "sweep-interval", 30*time.Second, "how often to make sure every resource has a workflow")
+	return cmd
+}
+
+func runExternal(tcfg temporalConfig, ecfg etcdConfig, level string, run func(context.Context, client.Client, *store.Store, *slog.Logger) error) error {
+	log, err := newLogger(level)
+	if err != nil {
+		return err
+	}
+	if err := errors.Join(tcfg.validate(), ecfg.validate()); err != nil {
+		return err
+	}
+	ec, err := ecfg.dial()
+	if err != nil {
+		return err
+	}
+	defer ec.Close()
+	tc, err := tcfg.dial(log)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	ctx, stop := signalContext()
+	defer stop()
+	return run(ctx, tc, store.New(ec, strings.TrimSuffix(ecfg.Prefix, "/")), log)
+}

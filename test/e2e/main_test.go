@@ -1,0 +1,227 @@
+// Package e2e runs cheops end to end against real servers: three kube-apiservers built from the Go
+// module proxy, `cheops dev` (embedded etcd and Temporal) and a separate `cheops worker` process.
+// Nothing here is a fake: each check reads the sites back with client-go.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/cheops-io/cheops/test/harness"
+)
+
+// env is what every test shares; TestMain starts it once.
+var env struct {
+	kube   *harness.KubeCluster
+	cheops *harness.Cheops
+	slow   *harness.SlowProxy
+	api    string
+	dir    string
+}
+
+// Sites registered by TestMain: site-1…site-3 reach the apiservers directly; slow-3 reaches the
+// third one through a SlowProxy, with its own default namespace.
+var directSites = []string{"site-1", "site-2", "site-3"}
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "cheops-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	env.dir = dir
+	keep := false
+	defer func() {
+		if !keep {
+			os.RemoveAll(dir)
+		}
+	}()
+	fail := func(err error) int {
+		keep = true
+		fmt.Fprintf(os.Stderr, "e2e setup: %v\n(logs kept in %s)\n", err, dir)
+		return 1
+	}
+	start := time.Now()
+	if env.kube, err = harness.StartKube(dir, 3); err != nil {
+		return fail(err)
+	}
+	defer env.kube.Close()
+	fmt.Fprintf(os.Stderr, "e2e: 3 kube-apiservers ready in %s\n", time.Since(start).Round(time.Millisecond))
+	bin, err := harness.BuildCheops(dir)
+	if err != nil {
+		return fail(err)
+	}
+	if env.cheops, err = harness.StartCheops(bin, dir); err != nil {
+		if env.cheops != nil {
+			env.cheops.Close()
+		}
+		return fail(err)
+	}
+	defer env.cheops.Close()
+	env.api = env.cheops.API
+	if env.slow, err = harness.NewSlowProxy(env.kube.Apiservers[2].URL[len("https://"):], 0); err != nil {
+		return fail(err)
+	}
+	defer env.slow.Close()
+	if err := registerSites(); err != nil {
+		return fail(err)
+	}
+	fmt.Fprintf(os.Stderr, "e2e: stack ready in %s\n", time.Since(start).Round(time.Millisecond))
+	code := m.Run()
+	if code != 0 {
+		keep = true
+		fmt.Fprintf(os.Stderr, "e2e: logs kept in %s\n", dir)
+	}
+	return code
+}
+
+func registerSites() error {
+	for i, a := range env.kube.Apiservers {
+		kc, err := os.ReadFile(a.Kubeconfig)
+		if err != nil {
+			return err
+		}
+		body := map[string]any{"name": directSites[i], "driver": "kubernetes",
+			"labels":     map[string]string{"region": []string{"eu", "eu", "us"}[i]},
+			"kubernetes": map[string]any{"kubeconfig": string(kc)}}
+		if code, out := call(http.MethodPost, "/v1/sites", body, nil); code != http.StatusCreated {
+			return fmt.Errorf("register %s: %d %s", directSites[i], code, out)
+		}
+	}
+	// slow-3: the third apiserver through the proxy, in namespace "slow".
+	cs, _, err := env.kube.Apiservers[2].Clients()
+	if err != nil {
+		return err
+	}
+	if _, err := cs.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "slow"}}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	kc := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters: [{name: slow, cluster: {server: "https://%s", insecure-skip-tls-verify: true}}]
+users: [{name: admin, user: {token: %s}}]
+contexts: [{name: slow, context: {cluster: slow, user: admin}}]
+current-context: slow
+`, env.slow.Addr, env.kube.Apiservers[2].Token)
+	body := map[string]any{"name": "slow-3", "driver": "kubernetes", "labels": map[string]string{"speed": "slow"},
+		"kubernetes": map[string]any{"kubeconfig": kc, "namespace": "slow"}}
+	if code, out := call(http.MethodPost, "/v1/sites", body, nil); code != http.StatusCreated {
+		return fmt.Errorf("register slow-3: %d %s", code, out)
+	}
+	return nil
+}
+
+// call sends a JSON request to the cheops API and returns the status and body.
+func call(method, path string, body any, header map[string]string) (int, []byte) {
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, env.api+path, r)
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, []byte(err.Error())
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, out
+}
+
+// resource is the part of the API's resource view the tests read.
+type resource struct {
+	ID         string `json:"id"`
+	Name       string `json:"name"`
+	Generation int64  `json:"generation"`
+	State      string `json:"state"`
+	Replicas   []struct {
+		Site               string `json:"site"`
+		State              string `json:"state"`
+		LocalID            string `json:"localID"`
+		ObservedGeneration int64  `json:"observedGeneration"`
+		Message            string `json:"message"`
+		Attempts           int    `json:"attempts"`
+	} `json:"replicas"`
+}
+
+func (r resource) localIDs() map[string]string {
+	m := map[string]string{}
+	for _, rep := range r.Replicas {
+		m[rep.Site] = rep.LocalID
+	}
+	return m
+}
+
+func create(t *testing.T, name string, manifest any, sites ...string) resource {
+	t.Helper()
+	code, out := call(http.MethodPost, "/v1/resources", map[string]any{
+		"name": name, "manifest": manifest, "scope": map[string]any{"sites": sites}}, nil)
+	if code != http.StatusCreated {
+		t.Fatalf("create %s: %d %s", name, code, out)
+	}
+	var r resource
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func get(t *testing.T, id string) (resource, int) {
+	t.Helper()
+	code, out := call(http.MethodGet, "/v1/resources/"+url.PathEscape(id), nil, nil)
+	var r resource
+	if code == http.StatusOK {
+		if err := json.Unmarshal(out, &r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return r, code
+}
+
+// waitFor polls the resource until cond holds, failing the test after timeout.
+func waitFor(t *testing.T, id string, timeout time.Duration, what string, cond func(r resource, code int) bool) resource {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var r resource
+	var code int
+	for time.Now().Before(deadline) {
+		r, code = get(t, id)
+		if cond(r, code) {
+			return r
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("resource %s: not %s after %s; last: %d %+v", id, what, timeout, code, r)
+	return r
+}
+
+func waitReady(t *testing.T, id string, gen int64) resource {
+	t.Helper()
+	return waitFor(t, id, 2*time.Minute, fmt.Sprintf("Ready at generation %d", gen), func(r resource, code int) bool {
+		return code == http.StatusOK && r.State == "Ready" && r.Generation == gen
+	})
+}
+
+func waitGone(t *testing.T, id string) {
+	t.Helper()
+	waitFor(t, id, 2*time.Minute, "gone", func(_ resource, code int) bool { return code == http.StatusNotFound })
+}

@@ -1,0 +1,160 @@
+package harness
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/cheops-io/cheops/internal/freeport"
+)
+
+// BuildCheops builds the cheops binary into dir and returns its path.
+func BuildCheops(dir string) (string, error) {
+	bin := filepath.Join(dir, "cheops")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/cheops-io/cheops/cmd/cheops")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("build cheops: %w", err)
+	}
+	return bin, nil
+}
+
+// Process is a child process whose output goes to a log file.
+type Process struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
+	Log    string
+}
+
+func startProcess(log string, bin string, args ...string) (*Process, error) {
+	f, err := os.OpenFile(log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	p := &Process{cmd: cmd, exited: make(chan struct{}), Log: log}
+	go func() { _ = cmd.Wait(); f.Close(); close(p.exited) }()
+	return p, nil
+}
+
+// Kill sends SIGKILL and waits for the process to be gone.
+func (p *Process) Kill() {
+	if p == nil {
+		return
+	}
+	_ = p.cmd.Process.Kill()
+	<-p.exited
+}
+
+// Stop sends SIGTERM and waits up to 20s before SIGKILL.
+func (p *Process) Stop() {
+	if p == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(20 * time.Second):
+		p.Kill()
+	}
+}
+
+// Exited reports whether the process has ended.
+func (p *Process) Exited() bool {
+	select {
+	case <-p.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// Cheops is a running cheops: `cheops dev` without its worker, plus a separate `cheops worker`
+// process, so a test can kill the worker alone.
+type Cheops struct {
+	Bin, Dir                   string
+	API                        string // http://host:port
+	TemporalAddr, EtcdEndpoint string
+	UIPort                     int
+	devArgs                    []string
+	Dev, Worker                *Process
+}
+
+// StartCheops starts cheops with its data under dir.
+func StartCheops(bin, dir string) (*Cheops, error) {
+	ports := make([]int, 5)
+	for i := range ports {
+		p, err := freeport.On("127.0.0.1")
+		if err != nil {
+			return nil, err
+		}
+		ports[i] = p
+	}
+	c := &Cheops{Bin: bin, Dir: dir,
+		API:          "http://127.0.0.1:" + strconv.Itoa(ports[0]),
+		TemporalAddr: "127.0.0.1:" + strconv.Itoa(ports[1]),
+		EtcdEndpoint: "http://127.0.0.1:" + strconv.Itoa(ports[3]),
+		UIPort:       ports[2],
+	}
+	c.devArgs = []string{"dev", "--worker=false", "--data-dir", filepath.Join(dir, "data"),
+		"--listen", "127.0.0.1:" + strconv.Itoa(ports[0]),
+		"--temporal-port", strconv.Itoa(ports[1]), "--ui-port", strconv.Itoa(ports[2]),
+		"--etcd-client-addr", "127.0.0.1:" + strconv.Itoa(ports[3]),
+		"--etcd-peer-addr", "127.0.0.1:" + strconv.Itoa(ports[4]), "--log-level", "debug"}
+	if err := c.StartDev(); err != nil {
+		return c, err
+	}
+	return c, c.StartWorker()
+}
+
+// StartDev starts `cheops dev` (again, on the same data and ports) and waits until it is ready.
+func (c *Cheops) StartDev() error {
+	p, err := startProcess(filepath.Join(c.Dir, "dev.log"), c.Bin, c.devArgs...)
+	if err != nil {
+		return err
+	}
+	c.Dev = p
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		if p.Exited() {
+			return fmt.Errorf("cheops dev exited during start; see %s", p.Log)
+		}
+		if resp, err := http.Get(c.API + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("cheops dev not ready after 90s; see %s", p.Log)
+}
+
+// StartWorker starts a `cheops worker` process against the dev stack.
+func (c *Cheops) StartWorker() error {
+	p, err := startProcess(filepath.Join(c.Dir, "worker.log"), c.Bin, "worker",
+		"--temporal-address", c.TemporalAddr, "--etcd-endpoints", c.EtcdEndpoint,
+		"--sweep-interval", "2s", "--log-level", "debug")
+	if err != nil {
+		return err
+	}
+	c.Worker = p
+	return nil
+}
+
+// Close stops the worker and the dev process.
+func (c *Cheops) Close() {
+	c.Worker.Stop()
+	c.Dev.Stop()
+}
