@@ -137,11 +137,10 @@ func temporalConfig(o TemporalOptions) (*config.Config, error) {
 		sqlCfg.ConnectAttributes = map[string]string{"mode": "rwc", "_journal_mode": "wal", "_synchronous": "2"}
 		sqlCfg.DatabaseName = o.DatabaseFile
 	}
-	if _, err := os.Stat(o.DatabaseFile); o.DatabaseFile == "" || errors.Is(err, os.ErrNotExist) {
-		if o.DatabaseFile != "" {
-			if err := os.MkdirAll(filepath.Dir(o.DatabaseFile), 0o700); err != nil {
-				return nil, err
-			}
+	// An in-memory database gets its schema from the SQLite plugin; a new file needs it set up.
+	if _, err := os.Stat(o.DatabaseFile); o.DatabaseFile != "" && errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(o.DatabaseFile), 0o700); err != nil {
+			return nil, err
 		}
 		if err := sqliteschema.SetupSchema(&sqlCfg); err != nil {
 			return nil, fmt.Errorf("set up temporal schema: %w", err)

@@ -1,0 +1,336 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/cheops-io/cheops"
+	"github.com/cheops-io/cheops/activities"
+	"github.com/cheops-io/cheops/api"
+	"github.com/cheops-io/cheops/devstack"
+	"github.com/cheops-io/cheops/devstack/etcdembed"
+	"github.com/cheops-io/cheops/drivers/kubernetes"
+	"github.com/cheops-io/cheops/store"
+	"github.com/cheops-io/cheops/worker"
+	"github.com/cheops-io/cheops/workflows"
+)
+
+// The handlers run against a real etcd, a real Temporal server and a real worker.
+var (
+	etcdEndpoint string
+	temporal     client.Client
+	logs         syncBuffer
+)
+
+const taskQueue = "api-test"
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "cheops-api-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	e, err := etcdembed.Start(etcdembed.Options{Dir: dir, ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0"})
+	if err != nil {
+		panic(err)
+	}
+	defer e.Close()
+	etcdEndpoint = e.Endpoint
+	ts, err := devstack.StartTemporal(devstack.TemporalOptions{UIPort: -1})
+	if err != nil {
+		panic(err)
+	}
+	defer ts.Stop()
+	if temporal, err = client.Dial(client.Options{HostPort: ts.Address}); err != nil {
+		panic(err)
+	}
+	defer temporal.Close()
+	ec, err := clientv3.New(clientv3.Config{Endpoints: []string{etcdEndpoint}})
+	if err != nil {
+		panic(err)
+	}
+	defer ec.Close()
+	w := worker.New(temporal, taskQueue, &activities.Activities{Store: store.New(ec, "/api-test"),
+		Drivers: map[cheops.DriverName]cheops.Driver{cheops.DriverKubernetes: kubernetes.New()}})
+	if err := w.Start(); err != nil {
+		panic(err)
+	}
+	defer w.Stop()
+	return m.Run()
+}
+
+// newAPI returns the API over the shared etcd, with a log captured in logs.
+func newAPI(t *testing.T) *echo.Echo {
+	t.Helper()
+	ec, err := clientv3.New(clientv3.Config{Endpoints: []string{etcdEndpoint}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ec.Close() })
+	s := store.New(ec, "/api-test")
+	return api.New(api.Config{
+		Store:        s,
+		Orchestrator: &workflows.Client{Temporal: temporal, TaskQueue: taskQueue},
+		Drivers:      map[cheops.DriverName]cheops.Driver{cheops.DriverKubernetes: kubernetes.New()},
+		Log:          slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		BodyLimit:    64 << 10,
+	})
+}
+
+func do(t *testing.T, h http.Handler, method, path string, body any, header ...string) *httptest.ResponseRecorder {
+	t.Helper()
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		r = strings.NewReader(b)
+	default:
+		data, _ := json.Marshal(b)
+		r = bytes.NewReader(data)
+	}
+	req := httptest.NewRequest(method, path, r)
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+const secret = "s3cr3t-t0ken-never-shown"
+
+// kubeconfig points at a port where nothing listens, so the site is unreachable.
+var kubeconfig = `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: ` + secret + `}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+`
+
+func addSite(t *testing.T, h http.Handler, name string) {
+	t.Helper()
+	rec := do(t, h, http.MethodPost, "/v1/sites", map[string]any{"name": name, "driver": "kubernetes",
+		"labels": map[string]string{"region": "eu"}, "kubernetes": map[string]any{"kubeconfig": kubeconfig}})
+	if rec.Code != http.StatusCreated && rec.Code != http.StatusConflict {
+		t.Fatalf("add site %s: %d %s", name, rec.Code, rec.Body)
+	}
+}
+
+func cm(name string) map[string]any {
+	return map[string]any{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": name}}
+}
+
+// Every bad request is a problem+json document naming the field at fault, and writes nothing.
+func TestBadInputIsAProblemNamingTheField(t *testing.T) {
+	h := newAPI(t)
+	addSite(t, h, "paris")
+	big := `{"name":"x","manifest":{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"},"data":{"k":"` + strings.Repeat("a", 70<<10) + `"}}}`
+	cases := []struct {
+		name, method, path string
+		body               any
+		status             int
+		field              string
+	}{
+		{"unknown field", "POST", "/v1/sites", `{"name":"a","driver":"kubernetes","bogus":1}`, 422, "bogus"},
+		{"bad site name", "POST", "/v1/sites", map[string]any{"name": "Not_A_Label", "driver": "kubernetes"}, 422, "name"},
+		{"unsupported driver", "POST", "/v1/sites", map[string]any{"name": "a", "driver": "vmware"}, 422, "driver"},
+		{"no kubeconfig", "POST", "/v1/sites", map[string]any{"name": "a", "driver": "kubernetes", "kubernetes": map[string]any{}}, 422, "kubernetes.kubeconfig"},
+		{"broken kubeconfig", "POST", "/v1/sites", map[string]any{"name": "a", "driver": "kubernetes", "kubernetes": map[string]any{"kubeconfig": "{" + secret}}, 422, "kubernetes.kubeconfig"},
+		{"bad label", "POST", "/v1/sites", map[string]any{"name": "a", "driver": "kubernetes", "labels": map[string]string{"region": "not valid!"}}, 422, "labels.region"},
+		{"wrong type", "POST", "/v1/resources", `{"name": 3}`, 422, "name"},
+		{"malformed JSON", "POST", "/v1/resources", `{"name": `, 400, ""},
+		{"empty body", "POST", "/v1/resources", ``, 400, ""},
+		{"no kind", "POST", "/v1/resources", map[string]any{"name": "x", "manifest": map[string]any{"apiVersion": "v1", "metadata": map[string]any{"name": "x"}}, "scope": map[string]any{"sites": []string{"paris"}}}, 422, "manifest.kind"},
+		{"no metadata.name", "POST", "/v1/resources", map[string]any{"name": "x", "manifest": map[string]any{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{}}, "scope": map[string]any{"sites": []string{"paris"}}}, 422, "manifest.metadata.name"},
+		{"no scope", "POST", "/v1/resources", map[string]any{"name": "x", "manifest": cm("x")}, 422, "scope"},
+		{"unknown sites", "POST", "/v1/resources", map[string]any{"name": "x", "manifest": cm("x"), "scope": map[string]any{"sites": []string{"paris", "atlantis", "mu"}}}, 422, "scope.sites"},
+		{"bad selector", "POST", "/v1/resources", map[string]any{"name": "x", "manifest": cm("x"), "scope": map[string]any{"selector": "region in (eu"}}, 422, "scope.selector"},
+		{"bad consistency", "POST", "/v1/resources", map[string]any{"name": "x", "manifest": cm("x"), "scope": map[string]any{"sites": []string{"paris"}}, "policy": map[string]any{"consistency": "sometimes"}}, 422, "policy.consistency"},
+		{"too large", "POST", "/v1/resources", big, 413, ""},
+		{"bad limit", "GET", "/v1/resources?limit=0", nil, 422, "limit"},
+		{"missing resource", "GET", "/v1/resources/no-such-thing", nil, 404, ""},
+		{"missing site", "DELETE", "/v1/sites/nowhere", nil, 404, ""},
+		{"unknown route", "GET", "/v2/nothing", nil, 404, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rec := do(t, h, c.method, c.path, c.body)
+			if rec.Code != c.status {
+				t.Fatalf("status %d, want %d: %s", rec.Code, c.status, rec.Body)
+			}
+			if ct := rec.Header().Get("Content-Type"); ct != "application/problem+json" {
+				t.Fatalf("Content-Type %q", ct)
+			}
+			var p api.Problem
+			if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil || p.Status != c.status || p.Detail == "" {
+				t.Fatalf("not a problem document: %s", rec.Body)
+			}
+			if c.field != "" && (len(p.Errors) == 0 || p.Errors[0].Field != c.field) {
+				t.Fatalf("errors = %+v, want field %s", p.Errors, c.field)
+			}
+			if strings.Contains(rec.Body.String(), secret) {
+				t.Fatalf("the response echoes a credential: %s", rec.Body)
+			}
+		})
+	}
+	rec := do(t, h, http.MethodPost, "/v1/resources", map[string]any{"name": "x", "manifest": cm("x"), "scope": map[string]any{"sites": []string{"paris", "atlantis", "mu"}}})
+	if !strings.Contains(rec.Body.String(), "atlantis, mu") {
+		t.Errorf("unknown sites not listed: %s", rec.Body)
+	}
+	if rec := do(t, h, http.MethodGet, "/v1/resources?namePrefix=x", nil); !strings.Contains(rec.Body.String(), `"items":[]`) {
+		t.Errorf("a rejected request left a resource behind: %s", rec.Body)
+	}
+}
+
+// A retried POST with the same Idempotency-Key returns the same resource and starts no second
+// workflow; the replication of an accepted resource runs on the real Temporal server.
+func TestIdempotentCreateAndWorkflow(t *testing.T) {
+	h := newAPI(t)
+	addSite(t, h, "paris")
+	body := map[string]any{"name": "idem", "manifest": cm("idem"), "scope": map[string]any{"sites": []string{"paris"}}}
+	first := do(t, h, http.MethodPost, "/v1/resources", body, "Idempotency-Key", "k-1")
+	second := do(t, h, http.MethodPost, "/v1/resources", body, "Idempotency-Key", "k-1")
+	if first.Code != 201 || second.Code != 201 {
+		t.Fatalf("POSTs: %d %s / %d %s", first.Code, first.Body, second.Code, second.Body)
+	}
+	var a, b struct{ ID string }
+	_ = json.Unmarshal(first.Body.Bytes(), &a)
+	_ = json.Unmarshal(second.Body.Bytes(), &b)
+	if a.ID == "" || a.ID != b.ID || second.Header().Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("ids %q and %q; replayed=%q", a.ID, b.ID, second.Header().Get("Idempotent-Replayed"))
+	}
+	other := map[string]any{"name": "idem-2", "manifest": cm("idem-2"), "scope": map[string]any{"sites": []string{"paris"}}}
+	if rec := do(t, h, http.MethodPost, "/v1/resources", other, "Idempotency-Key", "k-1"); rec.Code != 422 {
+		t.Fatalf("key reused for another request: %d %s", rec.Code, rec.Body)
+	}
+	if rec := do(t, h, http.MethodPost, "/v1/resources", body); rec.Code != 409 {
+		t.Fatalf("same name without key: %d %s", rec.Code, rec.Body)
+	}
+	ctx := context.Background()
+	d, err := temporal.DescribeWorkflowExecution(ctx, workflows.WorkflowID(a.ID), "")
+	if err != nil {
+		t.Fatalf("workflow of the resource: %v", err)
+	}
+	if d.WorkflowExecutionInfo.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		t.Fatalf("workflow status %v", d.WorkflowExecutionInfo.Status)
+	}
+	// The site is unreachable: the replica says so, with the reason, rather than hanging.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		rec := do(t, h, http.MethodGet, "/v1/resources/idem", nil)
+		if strings.Contains(rec.Body.String(), `"state":"Unreachable"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica never Unreachable: %s", rec.Body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// Credentials never reach the workflow's history.
+	iter := temporal.GetWorkflowHistory(ctx, workflows.WorkflowID(a.ID), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for iter.HasNext() {
+		ev, err := iter.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(ev.String(), secret) {
+			t.Fatalf("history event %d holds the site's credential", ev.EventId)
+		}
+	}
+	if rec := do(t, h, http.MethodDelete, "/v1/resources/idem", nil); rec.Code != 202 {
+		t.Fatalf("delete: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// Credentials are write-only: no response and no log line carries them.
+func TestCredentialsAreWriteOnly(t *testing.T) {
+	h := newAPI(t)
+	addSite(t, h, "berlin")
+	for _, path := range []string{"/v1/sites", "/v1/sites/berlin"} {
+		rec := do(t, h, http.MethodGet, path, nil)
+		if rec.Code != 200 || strings.Contains(rec.Body.String(), secret) || strings.Contains(rec.Body.String(), "kubeconfig\"") {
+			t.Fatalf("GET %s: %d %s", path, rec.Code, rec.Body)
+		}
+		if !strings.Contains(rec.Body.String(), `"hasCredentials":true`) {
+			t.Fatalf("GET %s does not say credentials are set: %s", path, rec.Body)
+		}
+	}
+	rec := do(t, h, http.MethodPut, "/v1/sites/berlin", map[string]any{"labels": map[string]string{"region": "de"}, "kubernetes": map[string]any{}})
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"region":"de"`) || !strings.Contains(rec.Body.String(), `"hasCredentials":true`) {
+		t.Fatalf("PUT keeping credentials: %d %s", rec.Code, rec.Body)
+	}
+	if strings.Contains(logs.String(), secret) {
+		t.Fatal("the log holds a credential")
+	}
+}
+
+// Every route is in the OpenAPI document and every operation of the document is a route.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	h := newAPI(t)
+	var doc struct {
+		Paths map[string]map[string]any `json:"paths"`
+	}
+	if err := yaml.Unmarshal(api.OpenAPI(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	for path, ops := range doc.Paths {
+		for method := range ops {
+			if method != "parameters" {
+				documented[strings.ToUpper(method)+" "+path] = true
+			}
+		}
+	}
+	served := map[string]bool{}
+	for _, r := range h.Routes() {
+		path := r.Path
+		for _, seg := range strings.Split(path, "/") {
+			if strings.HasPrefix(seg, ":") {
+				path = strings.Replace(path, seg, "{"+seg[1:]+"}", 1)
+			}
+		}
+		served[r.Method+" "+path] = true
+	}
+	var missing, extra []string
+	for k := range served {
+		if !documented[k] {
+			missing = append(missing, k)
+		}
+	}
+	for k := range documented {
+		if !served[k] {
+			extra = append(extra, k)
+		}
+	}
+	sort.Strings(missing)
+	sort.Strings(extra)
+	if len(missing)+len(extra) > 0 {
+		t.Fatalf("routes not documented: %v\ndocumented but not served: %v", missing, extra)
+	}
+	if rec := do(t, h, http.MethodGet, "/openapi.yaml", nil); rec.Code != 200 || !bytes.Equal(rec.Body.Bytes(), api.OpenAPI()) {
+		t.Fatalf("GET /openapi.yaml: %d", rec.Code)
+	}
+	if rec := do(t, h, http.MethodGet, "/readyz", nil); rec.Code != 200 {
+		t.Fatalf("readyz without a Ready check: %d %s", rec.Code, rec.Body)
+	}
+}
