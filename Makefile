@@ -1,0 +1,39 @@
+# cheops — `make run` runs everything in one process; `make test` runs the whole suite.
+GO        ?= go
+BIN       := bin/cheops
+E2E_TIMEOUT ?= 30m
+# Light packages run with the race detector; those that embed a Temporal server run without it,
+# where it would multiply their build and run time for code that is not ours.
+RACE_PKGS  = $(shell $(GO) list ./... | grep -v -e /test/ -e /api$$ -e /cmd/ -e /devstack$$)
+PLAIN_PKGS = ./api ./cmd/... ./devstack
+
+.PHONY: all build run test unit e2e lint kube-tools clean
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/cheops
+
+## run: cheops dev — API on :8080, Temporal on :7233, its Web UI on :8233, data in ./.cheops
+run: build
+	./$(BIN) dev
+
+## test: lint, unit and integration tests, then end-to-end tests against real kube-apiservers
+test: lint unit e2e
+
+unit:
+	$(GO) test -race -count=1 $(RACE_PKGS)
+	$(GO) test -count=1 $(PLAIN_PKGS)
+
+kube-tools:
+	@bash scripts/kube-tools.sh >/dev/null
+
+e2e: kube-tools
+	$(GO) test -count=1 -timeout $(E2E_TIMEOUT) ./test/e2e/
+
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	"$$(bash scripts/tools.sh staticcheck)/staticcheck" ./...
+
+clean:
+	rm -rf bin
