@@ -26,9 +26,9 @@ type clientFlags struct {
 	Output string
 }
 
-func (f *clientFlags) register(root *cobra.Command) {
-	root.PersistentFlags().StringVar(&f.Server, "server", envOr("CHEOPS_SERVER", "http://127.0.0.1:8080"), "API address (CHEOPS_SERVER)")
-	root.PersistentFlags().StringVarP(&f.Output, "output", "o", envOr("CHEOPS_OUTPUT", "table"), "output format: table, json or yaml (CHEOPS_OUTPUT)")
+func (f *clientFlags) register(cmd *cobra.Command) {
+	cmd.PersistentFlags().StringVar(&f.Server, "server", envOr("CHEOPS_SERVER", "http://127.0.0.1:8080"), "API address (CHEOPS_SERVER)")
+	cmd.PersistentFlags().StringVarP(&f.Output, "output", "o", envOr("CHEOPS_OUTPUT", "table"), "output format: table, json or yaml (CHEOPS_OUTPUT)")
 }
 
 // apiError is a problem document the API answered with.

@@ -36,9 +36,11 @@ help are read when the flag is not given.`,
 	}
 	root.AddCommand(newDevCmd(), newServerCmd(), newWorkerCmd())
 	client := &clientFlags{}
-	client.register(root)
-	root.AddCommand(newSiteCmd(client), newApplyCmd(client), newGetCmd(client), newListCmd(client),
-		newDeleteCmd(client), newEventsCmd(client))
+	for _, c := range []*cobra.Command{newSiteCmd(client), newApplyCmd(client), newGetCmd(client),
+		newListCmd(client), newDeleteCmd(client), newEventsCmd(client)} {
+		client.register(c)
+		root.AddCommand(c)
+	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w\nsee '%s --help'", err, c.CommandPath())}
 	})
