@@ -3,6 +3,7 @@
 package devstack
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -156,7 +157,7 @@ func temporalConfig(o TemporalOptions) (*config.Config, error) {
 	}
 
 	var cfg config.Config
-	cfg.Global.Membership.MaxJoinDuration = 30 * time.Second
+	cfg.Global.Membership.MaxJoinDuration = 10 * time.Second
 	cfg.Global.Membership.BroadcastAddress = o.IP
 	cfg.Persistence.DefaultStore = "sqlite"
 	cfg.Persistence.VisibilityStore = "sqlite"
@@ -177,25 +178,27 @@ func temporalConfig(o TemporalOptions) (*config.Config, error) {
 		},
 	}
 	cfg.DCRedirectionPolicy.Policy = "noop"
+	ports, err := loadPorts(o.DatabaseFile, o.IP)
+	if err != nil {
+		return nil, err
+	}
 	cfg.Services = map[string]config.Service{}
 	for _, name := range []string{"frontend", "history", "matching", "worker"} {
 		var svc config.Service
 		svc.RPC.BindOnIP = o.IP
-		port := o.FrontendPort
+		svc.RPC.GRPCPort = o.FrontendPort
 		if name != "frontend" {
-			p, err := freeport.On(o.IP)
-			if err != nil {
+			if svc.RPC.GRPCPort, err = ports.get(name + ".grpc"); err != nil {
 				return nil, err
 			}
-			port = p
 		}
-		svc.RPC.GRPCPort = port
-		mp, err := freeport.On(o.IP)
-		if err != nil {
+		if svc.RPC.MembershipPort, err = ports.get(name + ".membership"); err != nil {
 			return nil, err
 		}
-		svc.RPC.MembershipPort = mp
 		cfg.Services[name] = svc
+	}
+	if err := ports.save(); err != nil {
+		return nil, err
 	}
 	cfg.Archival.History.State = "disabled"
 	cfg.Archival.Visibility.State = "disabled"
@@ -220,4 +223,59 @@ func waitListening(addr string, failed <-chan error, timeout time.Duration) erro
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("%s not listening after %s", addr, timeout)
+}
+
+// internalPorts remembers the ports of Temporal's internal services next to its database. The
+// membership table in the database lists the hosts of the previous run; were the ports new on every
+// start, each restart would wait for those dead hosts before serving (seen: ~50 s).
+type internalPorts struct {
+	file  string
+	ip    string
+	Ports map[string]int `json:"ports"`
+}
+
+func loadPorts(dbFile, ip string) (*internalPorts, error) {
+	p := &internalPorts{ip: ip, Ports: map[string]int{}}
+	if dbFile == "" {
+		return p, nil
+	}
+	p.file = dbFile + ".ports.json"
+	b, err := os.ReadFile(p.file)
+	if errors.Is(err, os.ErrNotExist) {
+		return p, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, p); err != nil {
+		return nil, fmt.Errorf("%s: %w", p.file, err)
+	}
+	return p, nil
+}
+
+// get returns the remembered port for key if it is still free, or a new free one.
+func (p *internalPorts) get(key string) (int, error) {
+	if port, ok := p.Ports[key]; ok {
+		if l, err := net.Listen("tcp", net.JoinHostPort(p.ip, strconv.Itoa(port))); err == nil {
+			l.Close()
+			return port, nil
+		}
+	}
+	port, err := freeport.On(p.ip)
+	if err != nil {
+		return 0, err
+	}
+	p.Ports[key] = port
+	return port, nil
+}
+
+func (p *internalPorts) save() error {
+	if p.file == "" {
+		return nil
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(p.file, b, 0o600)
 }

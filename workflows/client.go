@@ -2,10 +2,13 @@ package workflows
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 )
 
 // DefaultTaskQueue is the task queue cheops' workers poll.
@@ -35,22 +38,39 @@ func (c *Client) Ensure(ctx context.Context, resourceID string) error {
 	return nil
 }
 
+// UpdateTimeout bounds how long Apply waits for the workflow to accept an update.
+const UpdateTimeout = 10 * time.Second
+
 // Apply tells the resource's workflow, starting it if needed, that generation is stored, and waits
-// until the workflow has accepted it.
+// until the workflow has accepted it. When the update cannot be delivered in time (a worker is
+// down), it leaves a durable reconcile signal instead, which the workflow reads when it runs again.
 func (c *Client) Apply(ctx context.Context, resourceID string, generation int64) error {
 	if err := c.Ensure(ctx, resourceID); err != nil {
 		return err
 	}
-	h, err := c.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+	uctx, cancel := context.WithTimeout(ctx, UpdateTimeout)
+	defer cancel()
+	h, err := c.Temporal.UpdateWorkflow(uctx, client.UpdateWorkflowOptions{
 		WorkflowID:   WorkflowID(resourceID),
 		UpdateName:   UpdateApply,
 		Args:         []any{ApplyRequest{Generation: generation}},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
-	if err != nil {
-		return fmt.Errorf("send generation %d to resource %s: %w", generation, resourceID, err)
+	if err == nil {
+		err = h.Get(uctx, nil)
 	}
-	return h.Get(ctx, nil)
+	if err == nil {
+		return nil
+	}
+	var rejected *temporal.ApplicationError
+	if errors.As(err, &rejected) {
+		// The validator refused it: a newer generation is already the target.
+		return nil
+	}
+	if serr := c.Temporal.SignalWorkflow(ctx, WorkflowID(resourceID), "", SignalReconcile, nil); serr != nil {
+		return fmt.Errorf("send generation %d to resource %s: %w", generation, resourceID, errors.Join(err, serr))
+	}
+	return nil
 }
 
 // Delete tells the resource's workflow, starting it if needed, that a delete was accepted.

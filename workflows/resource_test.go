@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/cheops-io/cheops/activities"
 )
@@ -172,5 +174,27 @@ func TestEmptyInputIsRefused(t *testing.T) {
 	env.ExecuteWorkflow(ResourceWorkflow, ResourceInput{})
 	if err := env.GetWorkflowError(); err == nil {
 		t.Fatal("workflow with no resource ID ran")
+	}
+}
+
+// A long history continues as new, carrying the applied generation.
+func TestContinuesAsNewWhenHistoryGrows(t *testing.T) {
+	env := newEnv(t)
+	env.SetCurrentHistoryLength(historyLimit + 1)
+	sites := []string{"a", "b", "c", "d"}
+	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(
+		activities.Plan{Exists: true, Generation: 3, MaxParallel: 4, Sites: sites, Apply: sites}, nil).Once()
+	env.OnActivity(a.ApplyReplica, mock.Anything, mock.Anything).Return(activities.ApplyOutput{Generation: 3}, nil)
+	env.ExecuteWorkflow(ResourceWorkflow, ResourceInput{ResourceID: "r1"})
+	var can *workflow.ContinueAsNewError
+	if err := env.GetWorkflowError(); !errors.As(err, &can) {
+		t.Fatalf("workflow ended with %v, want Continue-As-New", err)
+	}
+	var next ResourceInput
+	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
+		t.Fatal(err)
+	}
+	if next.ResourceID != "r1" || next.AppliedGeneration != 3 {
+		t.Fatalf("next run input = %+v, want r1 at generation 3", next)
 	}
 }

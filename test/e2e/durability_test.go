@@ -103,10 +103,12 @@ func TestDevRestartLosesNothing(t *testing.T) {
 	r = waitReady(t, r.ID, 1)
 	before := r.localIDs()
 
+	start := time.Now()
 	env.cheops.Dev.Kill()
 	if err := env.cheops.StartDev(); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("cheops dev killed and ready again in %s", time.Since(start).Round(time.Millisecond))
 	after, code := get(t, r.ID)
 	if code != http.StatusOK || after.Generation != 1 || after.State != "Ready" {
 		t.Fatalf("after restart: %d %+v", code, after)
@@ -116,11 +118,14 @@ func TestDevRestartLosesNothing(t *testing.T) {
 			t.Errorf("site %s: local ID %s before, %s after the restart", site, id, after.localIDs()[site])
 		}
 	}
+	start = time.Now()
 	code, out := call(http.MethodPut, "/v1/resources/"+r.ID, map[string]any{"manifest": configMap("persistent", "after")}, nil)
 	if code != http.StatusOK {
 		t.Fatalf("update after restart: %d %s", code, out)
 	}
+	t.Logf("PUT answered in %s", time.Since(start).Round(time.Millisecond))
 	waitReady(t, r.ID, 2)
+	t.Logf("generation 2 Ready everywhere %s after the PUT", time.Since(start).Round(time.Millisecond))
 	for i := range 2 {
 		u, err := getOn(t, env.kube.Apiservers[i], configMaps, "default", "persistent")
 		if err != nil {

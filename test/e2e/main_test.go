@@ -45,7 +45,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	env.dir = dir
-	keep := false
+	keep := os.Getenv("CHEOPS_E2E_KEEP") == "1"
 	defer func() {
 		if !keep {
 			os.RemoveAll(dir)

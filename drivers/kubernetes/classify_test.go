@@ -1,0 +1,64 @@
+package kubernetes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"syscall"
+	"testing"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/cheops-io/cheops"
+)
+
+func TestClassify(t *testing.T) {
+	gr := schema.GroupResource{Resource: "configmaps"}
+	gk := schema.GroupKind{Kind: "ConfigMap"}
+	cases := []struct {
+		name string
+		err  error
+		want cheops.ErrorClass
+	}{
+		{"invalid", apierrors.NewInvalid(gk, "x", field.ErrorList{field.Required(field.NewPath("data"), "")}), cheops.Permanent},
+		{"forbidden by admission", apierrors.NewForbidden(gr, "x", errors.New("denied")), cheops.Permanent},
+		{"kind not served", &meta.NoKindMatchError{GroupKind: gk}, cheops.Permanent},
+		{"conflict", apierrors.NewConflict(gr, "x", errors.New("changed")), cheops.Transient},
+		{"throttled", apierrors.NewTooManyRequests("slow down", 1), cheops.Transient},
+		{"internal", apierrors.NewInternalError(errors.New("boom")), cheops.Transient},
+		{"unavailable", apierrors.NewServiceUnavailable("later"), cheops.Transient},
+		{"connection refused", fmt.Errorf("apply: %w", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}), cheops.Unreachable},
+		{"no such host", &net.DNSError{Err: "no such host", Name: "gone.example"}, cheops.Unreachable},
+		{"timeout", fmt.Errorf("apply: %w", context.DeadlineExceeded), cheops.Unreachable},
+	}
+	for _, c := range cases {
+		if got := cheops.ClassOf(classify(c.err)); got != c.want {
+			t.Errorf("%s: class %s, want %s", c.name, got, c.want)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	d := New()
+	cases := map[string]string{
+		`[]`: "manifest",
+		`{"kind":"ConfigMap","metadata":{"name":"a"}}`:                                     "manifest.apiVersion",
+		`{"apiVersion":"v1","metadata":{"name":"a"}}`:                                      "manifest.kind",
+		`{"apiVersion":"v1","kind":"ConfigMap"}`:                                           "manifest.metadata",
+		`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"A_b"}}`:                 "manifest.metadata.name",
+		`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","namespace":"Bad"}}`: "manifest.metadata.namespace",
+	}
+	for in, field := range cases {
+		var fe *cheops.FieldError
+		if err := d.Validate([]byte(in)); !errors.As(err, &fe) || fe.Field != field {
+			t.Errorf("%s: %v, want a FieldError on %s", in, err, field)
+		}
+	}
+	if err := d.Validate([]byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"}}`)); err != nil {
+		t.Errorf("valid manifest refused: %v", err)
+	}
+}
