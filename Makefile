@@ -7,7 +7,7 @@ E2E_TIMEOUT ?= 30m
 RACE_PKGS  = $(shell $(GO) list ./... | grep -v -e /test/ -e /api$$ -e /cmd/ -e /devstack$$)
 PLAIN_PKGS = ./api ./cmd/... ./devstack
 
-.PHONY: all build run test unit e2e lint kube-tools clean
+.PHONY: all build run test unit e2e lint kube-tools bench clean
 all: build
 
 build:
@@ -30,10 +30,17 @@ kube-tools:
 e2e: kube-tools
 	$(GO) test -count=1 -timeout $(E2E_TIMEOUT) ./test/e2e/
 
+## bench: latency, throughput and cost against real kube-apiservers; results in bench/results
+BENCH_FLAGS ?=
+bench: kube-tools
+	cd bench && $(GO) run . -out results $(BENCH_FLAGS)
+
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	cd bench && $(GO) vet ./...
 	"$$(bash scripts/tools.sh staticcheck)/staticcheck" ./...
+	cd bench && "$$(bash ../scripts/tools.sh staticcheck)/staticcheck" ./...
 
 clean:
 	rm -rf bin

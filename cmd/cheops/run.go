@@ -119,6 +119,7 @@ type devConfig struct {
 	Worker        bool
 	SweepInterval time.Duration
 	LogLevel      string
+	PprofAddr     string
 }
 
 func newDevCmd() *cobra.Command {
@@ -142,6 +143,7 @@ replicas and running workflows all come back.`,
 	fs.BoolVar(&c.Worker, "worker", envOr("CHEOPS_DEV_WORKER", "true") == "true", "run a worker in this process (CHEOPS_DEV_WORKER); false leaves it to 'cheops worker'")
 	fs.DurationVar(&c.SweepInterval, "sweep-interval", 30*time.Second, "how often the worker makes sure every resource has a workflow")
 	fs.StringVar(&c.LogLevel, "log-level", envOr("CHEOPS_LOG_LEVEL", "info"), "debug, info, warn or error (CHEOPS_LOG_LEVEL)")
+	registerPprof(fs, &c.PprofAddr)
 	return cmd
 }
 
@@ -164,6 +166,9 @@ func runDev(c devConfig) error {
 	}
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return fmt.Errorf("--data-dir: %w", err)
+	}
+	if err := servePprof(c.PprofAddr, log); err != nil {
+		return fmt.Errorf("--pprof-addr: %w", err)
 	}
 	ctx, stop := signalContext()
 	defer stop()
@@ -219,13 +224,13 @@ func runDev(c devConfig) error {
 func newServerCmd() *cobra.Command {
 	var tcfg temporalConfig
 	var ecfg etcdConfig
-	var listen, level string
+	var listen, level, pprofAddr string
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the API against an external Temporal and etcd",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runExternal(tcfg, ecfg, level, func(ctx context.Context, tc client.Client, s *store.Store, log *slog.Logger) error {
+			return runExternal(tcfg, ecfg, level, pprofAddr, func(ctx context.Context, tc client.Client, s *store.Store, log *slog.Logger) error {
 				return serveAPI(ctx, listen, s, tc, tcfg.TaskQueue, log)
 			})
 		},
@@ -234,20 +239,21 @@ func newServerCmd() *cobra.Command {
 	ecfg.register(cmd.Flags())
 	cmd.Flags().StringVar(&listen, "listen", envOr("CHEOPS_LISTEN", "127.0.0.1:8080"), "API listen address (CHEOPS_LISTEN)")
 	cmd.Flags().StringVar(&level, "log-level", envOr("CHEOPS_LOG_LEVEL", "info"), "debug, info, warn or error (CHEOPS_LOG_LEVEL)")
+	registerPprof(cmd.Flags(), &pprofAddr)
 	return cmd
 }
 
 func newWorkerCmd() *cobra.Command {
 	var tcfg temporalConfig
 	var ecfg etcdConfig
-	var level string
+	var level, pprofAddr string
 	var sweep time.Duration
 	cmd := &cobra.Command{
 		Use:   "worker",
 		Short: "Run the Temporal worker (workflows and activities) against an external Temporal and etcd",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runExternal(tcfg, ecfg, level, func(ctx context.Context, tc client.Client, s *store.Store, log *slog.Logger) error {
+			return runExternal(tcfg, ecfg, level, pprofAddr, func(ctx context.Context, tc client.Client, s *store.Store, log *slog.Logger) error {
 				return runWorker(ctx, tc, s, tcfg.TaskQueue, sweep, log)
 			})
 		},
@@ -256,16 +262,20 @@ func newWorkerCmd() *cobra.Command {
 	ecfg.register(cmd.Flags())
 	cmd.Flags().StringVar(&level, "log-level", envOr("CHEOPS_LOG_LEVEL", "info"), "debug, info, warn or error (CHEOPS_LOG_LEVEL)")
 	cmd.Flags().DurationVar(&sweep, "sweep-interval", 30*time.Second, "how often to make sure every resource has a workflow")
+	registerPprof(cmd.Flags(), &pprofAddr)
 	return cmd
 }
 
-func runExternal(tcfg temporalConfig, ecfg etcdConfig, level string, run func(context.Context, client.Client, *store.Store, *slog.Logger) error) error {
+func runExternal(tcfg temporalConfig, ecfg etcdConfig, level, pprofAddr string, run func(context.Context, client.Client, *store.Store, *slog.Logger) error) error {
 	log, err := newLogger(level)
 	if err != nil {
 		return err
 	}
 	if err := errors.Join(tcfg.validate(), ecfg.validate()); err != nil {
 		return err
+	}
+	if err := servePprof(pprofAddr, log); err != nil {
+		return fmt.Errorf("--pprof-addr: %w", err)
 	}
 	ec, err := ecfg.dial()
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -16,12 +17,20 @@ import (
 // BuildCheops builds the cheops binary into dir and returns its path.
 func BuildCheops(dir string) (string, error) {
 	bin := filepath.Join(dir, "cheops")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/cheops-io/cheops/cmd/cheops")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/cheops")
+	cmd.Dir = moduleRoot()
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("build cheops: %w", err)
 	}
 	return bin, nil
+}
+
+// moduleRoot is the cheops module's folder, found from this file's own path, so that callers in
+// other modules (the benchmark) build with cheops' go.mod.
+func moduleRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
 // Process is a child process whose output goes to a log file.
@@ -70,6 +79,9 @@ func (p *Process) Stop() {
 	}
 }
 
+// Pid is the process ID.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
 // Exited reports whether the process has ended.
 func (p *Process) Exited() bool {
 	select {
@@ -87,12 +99,27 @@ type Cheops struct {
 	API                        string // http://host:port
 	TemporalAddr, EtcdEndpoint string
 	UIPort                     int
-	devArgs                    []string
-	Dev, Worker                *Process
+	// DevPprof and WorkerPprof are the processes' profiling addresses, when enabled.
+	DevPprof, WorkerPprof string
+	devArgs               []string
+	logLevel              string
+	Dev, Worker           *Process
+}
+
+// Options tune the cheops processes a harness starts.
+type Options struct {
+	// LogLevel of both processes (default debug, for test logs).
+	LogLevel string
+	// PprofAddr, when set, makes both processes serve Go profiles; "127.0.0.1:0" picks free ports.
+	PprofAddr string
 }
 
 // StartCheops starts cheops with its data under dir.
-func StartCheops(bin, dir string) (*Cheops, error) {
+func StartCheops(bin, dir string, opts ...Options) (*Cheops, error) {
+	o := Options{LogLevel: "debug"}
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	ports := make([]int, 5)
 	for i := range ports {
 		p, err := freeport.On("127.0.0.1")
@@ -111,7 +138,18 @@ func StartCheops(bin, dir string) (*Cheops, error) {
 		"--listen", "127.0.0.1:" + strconv.Itoa(ports[0]),
 		"--temporal-port", strconv.Itoa(ports[1]), "--ui-port", strconv.Itoa(ports[2]),
 		"--etcd-client-addr", "127.0.0.1:" + strconv.Itoa(ports[3]),
-		"--etcd-peer-addr", "127.0.0.1:" + strconv.Itoa(ports[4]), "--log-level", "debug"}
+		"--etcd-peer-addr", "127.0.0.1:" + strconv.Itoa(ports[4]), "--log-level", o.LogLevel}
+	c.logLevel = o.LogLevel
+	if o.PprofAddr != "" {
+		var err error
+		if c.DevPprof, err = freeport.Resolve(o.PprofAddr); err != nil {
+			return nil, err
+		}
+		if c.WorkerPprof, err = freeport.Resolve(o.PprofAddr); err != nil {
+			return nil, err
+		}
+		c.devArgs = append(c.devArgs, "--pprof-addr", c.DevPprof)
+	}
 	if err := c.StartDev(); err != nil {
 		return c, err
 	}
@@ -143,9 +181,12 @@ func (c *Cheops) StartDev() error {
 
 // StartWorker starts a `cheops worker` process against the dev stack.
 func (c *Cheops) StartWorker() error {
-	p, err := startProcess(filepath.Join(c.Dir, "worker.log"), c.Bin, "worker",
-		"--temporal-address", c.TemporalAddr, "--etcd-endpoints", c.EtcdEndpoint,
-		"--sweep-interval", "2s", "--log-level", "debug")
+	args := []string{"worker", "--temporal-address", c.TemporalAddr, "--etcd-endpoints", c.EtcdEndpoint,
+		"--sweep-interval", "2s", "--log-level", c.logLevel}
+	if c.WorkerPprof != "" {
+		args = append(args, "--pprof-addr", c.WorkerPprof)
+	}
+	p, err := startProcess(filepath.Join(c.Dir, "worker.log"), c.Bin, args...)
 	if err != nil {
 		return err
 	}

@@ -178,6 +178,8 @@ current-context: %[1]s
 	if a.Config, err = clientcmd.RESTConfigFromKubeConfig([]byte(kubeconfig)); err != nil {
 		return a, err
 	}
+	// The tests' own clients check and measure; client-side throttling must not skew either.
+	a.Config.QPS, a.Config.Burst = 5000, 10000
 	return a, nil
 }
 

@@ -1,0 +1,103 @@
+// Command bench measures cheops against the physical floor on real kube-apiservers: replication
+// latency through the API for 1, 10 and 100 sites next to direct server-side apply from one Go
+// process, throughput of concurrent clients, update and delete propagation, and the cost (peak RSS,
+// CPU seconds per replica) of the cheops processes. It starts everything it needs, prints a markdown
+// table, and writes the table, a JSON file and a PNG of the latency distributions to -out.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cheops-io/cheops/test/harness"
+)
+
+type config struct {
+	out         string
+	samples     map[int]int
+	propagation int
+	clients     int
+	duration    time.Duration
+	apiservers  int
+	profile     bool
+}
+
+func main() {
+	var c config
+	var s1, s10, s100 int
+	flag.StringVar(&c.out, "out", "results", "folder for the table, JSON and PNG")
+	flag.IntVar(&s1, "samples-1", 300, "latency samples at 1 site")
+	flag.IntVar(&s10, "samples-10", 300, "latency samples at 10 sites")
+	flag.IntVar(&s100, "samples-100", 100, "latency samples at 100 sites")
+	flag.IntVar(&c.propagation, "samples-propagation", 50, "update and delete propagation samples (10 sites)")
+	flag.IntVar(&c.clients, "clients", 8, "concurrent clients of the throughput run")
+	flag.DurationVar(&c.duration, "duration", 30*time.Second, "length of the throughput run")
+	flag.IntVar(&c.apiservers, "apiservers", 3, "kube-apiservers the 100 sites are spread over")
+	flag.BoolVar(&c.profile, "profile", true, "capture CPU and allocation profiles of cheops during the throughput run")
+	flag.Parse()
+	c.samples = map[int]int{1: s1, 10: s10, 100: s100}
+	if err := run(context.Background(), c); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, c config) error {
+	dir, err := os.MkdirTemp("", "cheops-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if err := os.MkdirAll(c.out, 0o755); err != nil {
+		return err
+	}
+	logf("starting %d kube-apiservers", c.apiservers)
+	kube, err := harness.StartKube(dir, c.apiservers)
+	if err != nil {
+		return err
+	}
+	defer kube.Close()
+	bin, err := harness.BuildCheops(dir)
+	if err != nil {
+		return err
+	}
+	ch, err := harness.StartCheops(bin, dir, harness.Options{LogLevel: "warn", PprofAddr: "127.0.0.1:0"})
+	if err != nil {
+		if ch != nil {
+			ch.Close()
+		}
+		return err
+	}
+	defer ch.Close()
+	b := &bench{cfg: c, kube: kube, cheops: ch, api: ch.API}
+	if err := b.setupSites(ctx, 100); err != nil {
+		return err
+	}
+	res := results{Date: time.Now().UTC().Format(time.RFC3339), Machine: machine()}
+	for _, n := range []int{1, 10, 100} {
+		logf("latency at %d sites: %d samples through cheops, then direct", n, c.samples[n])
+		lat, err := b.latency(ctx, n, c.samples[n])
+		if err != nil {
+			return err
+		}
+		res.Latency = append(res.Latency, lat)
+	}
+	logf("update and delete propagation at 10 sites: %d samples", c.propagation)
+	if res.Update, res.Delete, err = b.propagation(ctx, 10, c.propagation); err != nil {
+		return err
+	}
+	logf("throughput: %d clients for %s, 10 sites per resource", c.clients, c.duration)
+	if res.Throughput, err = b.throughput(ctx, c.clients, c.duration, filepath.Join(c.out, "profiles")); err != nil {
+		return err
+	}
+	res.Cost = b.cost()
+	return res.write(c.out)
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s bench: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}

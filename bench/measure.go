@@ -1,0 +1,473 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/cheops-io/cheops/test/harness"
+)
+
+// bench holds the running stack and the sites registered on it.
+type bench struct {
+	cfg    config
+	kube   *harness.KubeCluster
+	cheops *harness.Cheops
+	api    string
+	sites  []benchSite
+	http   http.Client
+}
+
+// benchSite is one cheops site: one namespace of one apiserver.
+type benchSite struct {
+	name, namespace string
+	dyn             dynamic.Interface
+}
+
+var configMaps = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+
+// setupSites creates n namespaces spread over the apiservers and registers each as a site.
+func (b *bench) setupSites(ctx context.Context, n int) error {
+	dyns := make([]dynamic.Interface, len(b.kube.Apiservers))
+	for i, a := range b.kube.Apiservers {
+		cs, dyn, err := a.Clients()
+		if err != nil {
+			return err
+		}
+		dyns[i] = dyn
+		for j := i; j < n; j += len(b.kube.Apiservers) {
+			ns := fmt.Sprintf("bench-%03d", j+1)
+			if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+				return err
+			}
+		}
+	}
+	for j := range n {
+		a := b.kube.Apiservers[j%len(b.kube.Apiservers)]
+		kc, err := os.ReadFile(a.Kubeconfig)
+		if err != nil {
+			return err
+		}
+		s := benchSite{name: fmt.Sprintf("s%03d", j+1), namespace: fmt.Sprintf("bench-%03d", j+1), dyn: dyns[j%len(dyns)]}
+		body := map[string]any{"name": s.name, "driver": "kubernetes",
+			"kubernetes": map[string]any{"kubeconfig": string(kc), "namespace": s.namespace}}
+		if code, out, _ := b.call(ctx, http.MethodPost, "/v1/sites", body); code != http.StatusCreated {
+			return fmt.Errorf("register %s: %d %s", s.name, code, out)
+		}
+		b.sites = append(b.sites, s)
+	}
+	return nil
+}
+
+func (b *bench) call(ctx context.Context, method, path string, body any) (int, []byte, error) {
+	var r io.Reader
+	if body != nil {
+		data, _ := json.Marshal(body)
+		r = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, b.api+path, r)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := b.http.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, out, err
+}
+
+type resourceView struct {
+	ID         string `json:"id"`
+	Generation int64  `json:"generation"`
+	State      string `json:"state"`
+	Replicas   []struct {
+		State              string    `json:"state"`
+		ObservedGeneration int64     `json:"observedGeneration"`
+		UpdatedAt          time.Time `json:"updatedAt"`
+	} `json:"replicas"`
+}
+
+func configMap(name, value string) map[string]any {
+	return map[string]any{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": name},
+		"data": map[string]any{"value": value}}
+}
+
+func (b *bench) siteNames(n int) []string {
+	names := make([]string, n)
+	for i := range n {
+		names[i] = b.sites[i].name
+	}
+	return names
+}
+
+// create POSTs a ConfigMap resource to the first n sites and returns its ID.
+func (b *bench) create(ctx context.Context, name string, n int) (string, error) {
+	code, out, err := b.call(ctx, http.MethodPost, "/v1/resources", map[string]any{
+		"name": name, "manifest": configMap(name, "1"), "scope": map[string]any{"sites": b.siteNames(n)}})
+	if err != nil {
+		return "", err
+	}
+	if code != http.StatusCreated {
+		return "", fmt.Errorf("create %s: %d %s", name, code, out)
+	}
+	var v resourceView
+	return v.ID, json.Unmarshal(out, &v)
+}
+
+// waitUntil polls the resource every pollInterval until cond holds (or the resource is gone, for
+// cond nil), and returns when it first saw it.
+func (b *bench) waitUntil(ctx context.Context, id string, cond func(resourceView) bool) error {
+	deadline := time.Now().Add(5 * time.Minute)
+	for time.Now().Before(deadline) {
+		code, out, err := b.call(ctx, http.MethodGet, "/v1/resources/"+id, nil)
+		if err != nil {
+			return err
+		}
+		if cond == nil && code == http.StatusNotFound {
+			return nil
+		}
+		if cond != nil && code == http.StatusOK {
+			var v resourceView
+			if err := json.Unmarshal(out, &v); err != nil {
+				return err
+			}
+			if cond(v) {
+				return nil
+			}
+			if v.State == "Failed" || v.State == "Degraded" {
+				return fmt.Errorf("resource %s is %s: %s", id, v.State, out)
+			}
+		}
+		time.Sleep(pollInterval)
+	}
+	return fmt.Errorf("resource %s: timed out", id)
+}
+
+// pollInterval is how often the benchmark asks the API; it bounds the resolution of every figure.
+const pollInterval = 5 * time.Millisecond
+
+func readyAt(gen int64) func(resourceView) bool {
+	return func(v resourceView) bool { return v.State == "Ready" && v.Generation == gen }
+}
+
+// latencyResult is one site count's latency, through cheops and direct.
+type latencyResult struct {
+	Sites  int          `json:"sites"`
+	Cheops Distribution `json:"cheops"`
+	Direct Distribution `json:"direct"`
+	raw    [2][]time.Duration
+}
+
+func (b *bench) latency(ctx context.Context, n, samples int) (latencyResult, error) {
+	res := latencyResult{Sites: n}
+	var ids []string
+	var cheops, direct []time.Duration
+	for i := range samples {
+		name := fmt.Sprintf("lat%d-%d", n, i)
+		start := time.Now()
+		id, err := b.create(ctx, name, n)
+		if err != nil {
+			return res, err
+		}
+		if err := b.waitUntil(ctx, id, readyAt(1)); err != nil {
+			return res, err
+		}
+		cheops = append(cheops, time.Since(start))
+		ids = append(ids, id)
+	}
+	for i := range samples {
+		name := fmt.Sprintf("direct%d-%d", n, i)
+		d, err := b.applyDirect(ctx, name, n)
+		if err != nil {
+			return res, err
+		}
+		direct = append(direct, d)
+	}
+	res.Cheops, res.Direct = summarize(cheops), summarize(direct)
+	res.raw = [2][]time.Duration{cheops, direct}
+	logf("  %d sites: cheops p50 %s p99 %s; direct p50 %s p99 %s", n, res.Cheops.P50, res.Cheops.P99, res.Direct.P50, res.Direct.P99)
+	return res, b.deleteAll(ctx, ids)
+}
+
+// applyDirect is the floor: the same object server-side-applied to the same sites in parallel from
+// one process, with clients built beforehand.
+func (b *bench) applyDirect(ctx context.Context, name string, n int) (time.Duration, error) {
+	body, _ := json.Marshal(configMap(name, "1"))
+	force := true
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for _, s := range b.sites[:n] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := s.dyn.Resource(configMaps).Namespace(s.namespace).Patch(ctx, name, types.ApplyPatchType, body,
+				metav1.PatchOptions{FieldManager: "bench", Force: &force})
+			if err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	d := time.Since(start)
+	close(errs)
+	for err := range errs {
+		return d, err
+	}
+	return d, nil
+}
+
+func (b *bench) deleteAll(ctx context.Context, ids []string) error {
+	for _, id := range ids {
+		if code, out, err := b.call(ctx, http.MethodDelete, "/v1/resources/"+id, nil); err != nil || code != http.StatusAccepted {
+			return fmt.Errorf("delete %s: %d %s %v", id, code, out, err)
+		}
+	}
+	for _, id := range ids {
+		if err := b.waitUntil(ctx, id, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// propagation measures PUT → every replica at the new generation, and DELETE → gone.
+func (b *bench) propagation(ctx context.Context, n, samples int) (Distribution, Distribution, error) {
+	var ids []string
+	for i := range samples {
+		id, err := b.create(ctx, fmt.Sprintf("prop-%d", i), n)
+		if err != nil {
+			return Distribution{}, Distribution{}, err
+		}
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		if err := b.waitUntil(ctx, id, readyAt(1)); err != nil {
+			return Distribution{}, Distribution{}, err
+		}
+	}
+	var upd, del []time.Duration
+	for i, id := range ids {
+		start := time.Now()
+		code, out, err := b.call(ctx, http.MethodPut, "/v1/resources/"+id, map[string]any{"manifest": configMap(fmt.Sprintf("prop-%d", i), "2")})
+		if err != nil || code != http.StatusOK {
+			return Distribution{}, Distribution{}, fmt.Errorf("update: %d %s %v", code, out, err)
+		}
+		if err := b.waitUntil(ctx, id, readyAt(2)); err != nil {
+			return Distribution{}, Distribution{}, err
+		}
+		upd = append(upd, time.Since(start))
+	}
+	for _, id := range ids {
+		start := time.Now()
+		if code, out, err := b.call(ctx, http.MethodDelete, "/v1/resources/"+id, nil); err != nil || code != http.StatusAccepted {
+			return Distribution{}, Distribution{}, fmt.Errorf("delete: %d %s %v", code, out, err)
+		}
+		if err := b.waitUntil(ctx, id, nil); err != nil {
+			return Distribution{}, Distribution{}, err
+		}
+		del = append(del, time.Since(start))
+	}
+	u, d := summarize(upd), summarize(del)
+	logf("  update p50 %s p99 %s; delete p50 %s p99 %s", u.P50, u.P99, d.P50, d.P99)
+	return u, d, nil
+}
+
+// throughputResult is the outcome of the concurrent-clients run.
+type throughputResult struct {
+	Clients           int          `json:"clients"`
+	SitesPerResource  int          `json:"sitesPerResource"`
+	Duration          string       `json:"duration"`
+	Resources         int          `json:"resources"`
+	ReplicasInWindow  int          `json:"replicasReadyInWindow"`
+	ReplicasPerSecond float64      `json:"replicasPerSecond"`
+	DrainSeconds      float64      `json:"drainSeconds"`
+	Errors            int64        `json:"errors"`
+	API               Distribution `json:"apiPost"`
+	CPUSecondsPerRep  float64      `json:"cpuSecondsPerReplica"`
+}
+
+func (b *bench) throughput(ctx context.Context, clients int, d time.Duration, profDir string) (throughputResult, error) {
+	res := throughputResult{Clients: clients, SitesPerResource: 10, Duration: d.String()}
+	cpu0 := b.cpuSeconds()
+	stopProfiles := b.startProfiles(ctx, d, profDir)
+	start := time.Now()
+	end := start.Add(d)
+	var mu sync.Mutex
+	var ids []string
+	var posts []time.Duration
+	var errs atomic.Int64
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; time.Now().Before(end); i++ {
+				t0 := time.Now()
+				id, err := b.create(ctx, fmt.Sprintf("tp-%d-%d", c, i), 10)
+				lat := time.Since(t0)
+				if err != nil {
+					errs.Add(1)
+					continue
+				}
+				mu.Lock()
+				ids, posts = append(ids, id), append(posts, lat)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	stopProfiles()
+	readyInWindow := 0
+	for _, id := range ids {
+		var last resourceView
+		err := b.waitUntil(ctx, id, func(v resourceView) bool { last = v; return v.State == "Ready" })
+		if err != nil {
+			return res, err
+		}
+		for _, r := range last.Replicas {
+			if !r.UpdatedAt.After(end) {
+				readyInWindow++
+			}
+		}
+	}
+	res.DrainSeconds = time.Since(end).Seconds()
+	res.Resources, res.Errors, res.API = len(ids), errs.Load(), summarize(posts)
+	res.ReplicasInWindow = readyInWindow
+	res.ReplicasPerSecond = float64(readyInWindow) / d.Seconds()
+	if total := len(ids) * 10; total > 0 {
+		res.CPUSecondsPerRep = (b.cpuSeconds() - cpu0) / float64(total)
+	}
+	logf("  %d resources, %.0f replicas/s in the window, API POST p99 %s, %d errors, drained in %.1fs",
+		res.Resources, res.ReplicasPerSecond, res.API.P99, res.Errors, res.DrainSeconds)
+	return res, b.deleteAll(ctx, ids)
+}
+
+// startProfiles captures a CPU profile of each cheops process over most of the run, and an
+// allocation profile at its end.
+func (b *bench) startProfiles(ctx context.Context, d time.Duration, dir string) func() {
+	if !b.cfg.profile {
+		return func() {}
+	}
+	_ = os.MkdirAll(dir, 0o755)
+	var wg sync.WaitGroup
+	secs := max(int(d.Seconds())-2, 1)
+	for name, addr := range map[string]string{"dev": b.cheops.DevPprof, "worker": b.cheops.WorkerPprof} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fetch(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs), filepath.Join(dir, name+".cpu.pprof"))
+		}()
+	}
+	return func() {
+		wg.Wait()
+		for name, addr := range map[string]string{"dev": b.cheops.DevPprof, "worker": b.cheops.WorkerPprof} {
+			fetch(ctx, "http://"+addr+"/debug/pprof/allocs", filepath.Join(dir, name+".allocs.pprof"))
+		}
+	}
+}
+
+func fetch(ctx context.Context, url, path string) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		logf("profile %s: %v", url, err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_, _ = io.Copy(f, resp.Body)
+}
+
+// cpuSeconds is the user+system CPU time of the cheops processes so far.
+func (b *bench) cpuSeconds() float64 {
+	total := 0.0
+	for _, p := range []*harness.Process{b.cheops.Dev, b.cheops.Worker} {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid()))
+		if err != nil {
+			continue
+		}
+		// Fields after the command name (which may hold spaces) start after the last ')'.
+		f := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+2:]))
+		var ut, st float64
+		fmt.Sscan(f[11], &ut)
+		fmt.Sscan(f[12], &st)
+		total += (ut + st) / 100 // clock ticks; USER_HZ is 100 on Linux
+	}
+	return total
+}
+
+// costResult is what the cheops processes cost.
+type costResult struct {
+	PeakRSSMiB map[string]float64 `json:"peakRSSMiB"`
+}
+
+func (b *bench) cost() costResult {
+	c := costResult{PeakRSSMiB: map[string]float64{}}
+	for name, p := range map[string]*harness.Process{"dev (etcd+temporal+api)": b.cheops.Dev, "worker": b.cheops.Worker} {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid()))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(line, "VmHWM:") {
+				var kb float64
+				fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(line, "VmHWM:"), "kB")), &kb)
+				c.PeakRSSMiB[name] = kb / 1024
+			}
+		}
+	}
+	return c
+}
+
+// Distribution summarises durations.
+type Distribution struct {
+	N   int      `json:"n"`
+	P50 Duration `json:"p50"`
+	P95 Duration `json:"p95"`
+	P99 Duration `json:"p99"`
+	Max Duration `json:"max"`
+}
+
+// Duration prints as milliseconds.
+type Duration time.Duration
+
+func (d Duration) String() string { return fmt.Sprintf("%.1f ms", float64(d)/1e6) }
+
+// MarshalJSON writes milliseconds.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(float64(d) / 1e6) }
+
+func summarize(ds []time.Duration) Distribution {
+	if len(ds) == 0 {
+		return Distribution{}
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	// Nearest rank: the smallest sample with at least p of the samples at or below it.
+	q := func(p float64) Duration { return Duration(s[max(0, int(math.Ceil(p*float64(len(s))))-1)]) }
+	return Distribution{N: len(s), P50: q(0.50), P95: q(0.95), P99: q(0.99), Max: Duration(s[len(s)-1])}
+}
