@@ -91,6 +91,7 @@ func (a *Activities) PlanResource(ctx context.Context, in PlanInput) (Plan, erro
 			p.Remove = append(p.Remove, rep.Site)
 		}
 	}
+	var owed []string
 	for _, site := range p.Sites {
 		rep, ok := byName[site]
 		if !in.Resync && ok && rep.State == cheops.ReplicaReady && rep.ObservedGeneration == r.Generation {
@@ -98,14 +99,12 @@ func (a *Activities) PlanResource(ctx context.Context, in PlanInput) (Plan, erro
 		}
 		p.Apply = append(p.Apply, site)
 		if !ok || rep.State == cheops.ReplicaReady {
-			// Record the replica as owed, so the API shows every site in scope from the start.
-			if _, err := a.Store.UpdateReplica(ctx, r.ID, site, func(rep *cheops.Replica) (*cheops.Event, error) {
-				rep.State = cheops.ReplicaPending
-				return nil, nil
-			}); err != nil {
-				return Plan{}, err
-			}
+			owed = append(owed, site)
 		}
+	}
+	// Record the owed replicas as Pending, so the API shows every site in scope from the start.
+	if err := a.Store.MarkPending(ctx, r.ID, owed); err != nil {
+		return Plan{}, err
 	}
 	return p, nil
 }

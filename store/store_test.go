@@ -214,3 +214,40 @@ func mustCreateResource(t *testing.T, s *store.Store, name, key string) cheops.R
 	}
 	return r
 }
+
+func TestMarkPendingInOneTransaction(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	r := mustCreateResource(t, s, "cm", "")
+	if _, err := s.UpdateReplica(ctx, r.ID, "b", func(rep *cheops.Replica) (*cheops.Event, error) {
+		rep.State, rep.LocalID, rep.ObservedGeneration = cheops.ReplicaReady, "uid-b", 1
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkPending(ctx, r.ID, []string{"a", "b", "c"}); err != nil {
+		t.Fatal(err)
+	}
+	reps, err := s.ListReplicas(ctx, r.ID)
+	if err != nil || len(reps) != 3 {
+		t.Fatalf("replicas = %+v, %v", reps, err)
+	}
+	for _, rep := range reps {
+		if rep.State != cheops.ReplicaPending {
+			t.Errorf("%s: state %s, want Pending", rep.Site, rep.State)
+		}
+		if rep.Site == "b" && (rep.LocalID != "uid-b" || rep.ObservedGeneration != 1) {
+			t.Errorf("b lost what was recorded: %+v", rep)
+		}
+	}
+	ids, err := s.SiteResources(ctx, "c")
+	if err != nil || len(ids) != 1 || ids[0] != r.ID {
+		t.Fatalf("site index of c = %v, %v", ids, err)
+	}
+	if err := s.DeleteResource(ctx, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkPending(ctx, r.ID, []string{"a"}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("MarkPending on a deleted resource = %v, want ErrNotFound", err)
+	}
+}
