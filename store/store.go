@@ -196,17 +196,26 @@ func (s *Store) SiteCredentials(ctx context.Context, name string) (cheops.Creden
 	return cred, nil
 }
 
-// Target returns a site with its credentials, for a driver.
+// Target returns a site with its credentials, for a driver, read in one round trip.
 func (s *Store) Target(ctx context.Context, name string) (cheops.Target, error) {
-	site, err := s.GetSite(ctx, name)
+	var t cheops.Target
+	resp, err := s.c.Txn(ctx).Then(clientv3.OpGet(s.siteKey(name)), clientv3.OpGet(s.credKey(name))).Commit()
 	if err != nil {
-		return cheops.Target{}, err
+		return t, fmt.Errorf("etcd get site %s: %w", name, err)
 	}
-	cred, err := s.SiteCredentials(ctx, name)
-	if err != nil {
-		return cheops.Target{}, err
+	site, cred := resp.Responses[0].GetResponseRange().Kvs, resp.Responses[1].GetResponseRange().Kvs
+	if len(site) == 0 {
+		return t, fmt.Errorf("site %s: %w", name, ErrNotFound)
 	}
-	return cheops.Target{Site: site, Credentials: cred}, nil
+	if err := json.Unmarshal(site[0].Value, &t.Site); err != nil {
+		return t, fmt.Errorf("decode site %s: %w", name, err)
+	}
+	if len(cred) > 0 {
+		if err := json.Unmarshal(cred[0].Value, &t.Credentials); err != nil {
+			return t, fmt.Errorf("decode credentials of site %s: %w", name, err)
+		}
+	}
+	return t, nil
 }
 
 // SiteResources lists the IDs of resources with a replica on the site.
