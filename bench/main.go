@@ -24,6 +24,7 @@ type config struct {
 	duration    time.Duration
 	apiservers  int
 	profile     bool
+	keep        bool
 }
 
 func main() {
@@ -38,6 +39,7 @@ func main() {
 	flag.DurationVar(&c.duration, "duration", 30*time.Second, "length of the throughput run")
 	flag.IntVar(&c.apiservers, "apiservers", 3, "kube-apiservers the 100 sites are spread over")
 	flag.BoolVar(&c.profile, "profile", true, "capture CPU and allocation profiles of cheops during the throughput run")
+	flag.BoolVar(&c.keep, "keep", false, "keep the working folder (logs of cheops and the apiservers)")
 	flag.Parse()
 	c.samples = map[int]int{1: s1, 10: s10, 100: s100}
 	if err := run(context.Background(), c); err != nil {
@@ -51,7 +53,11 @@ func run(ctx context.Context, c config) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	if c.keep {
+		logf("working folder %s is kept", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
 	if err := os.MkdirAll(c.out, 0o755); err != nil {
 		return err
 	}

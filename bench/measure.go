@@ -138,6 +138,7 @@ func (b *bench) create(ctx context.Context, name string, n int) (string, error) 
 // cond nil), and returns when it first saw it.
 func (b *bench) waitUntil(ctx context.Context, id string, cond func(resourceView) bool) error {
 	deadline := time.Now().Add(5 * time.Minute)
+	var last []byte
 	for time.Now().Before(deadline) {
 		code, out, err := b.call(ctx, http.MethodGet, "/v1/resources/"+id, nil)
 		if err != nil {
@@ -146,6 +147,7 @@ func (b *bench) waitUntil(ctx context.Context, id string, cond func(resourceView
 		if cond == nil && code == http.StatusNotFound {
 			return nil
 		}
+		last = out
 		if cond != nil && code == http.StatusOK {
 			var v resourceView
 			if err := json.Unmarshal(out, &v); err != nil {
@@ -160,7 +162,7 @@ func (b *bench) waitUntil(ctx context.Context, id string, cond func(resourceView
 		}
 		time.Sleep(pollInterval)
 	}
-	return fmt.Errorf("resource %s: timed out", id)
+	return fmt.Errorf("resource %s: timed out; last seen: %s", id, last)
 }
 
 // pollInterval is how often the benchmark asks the API; it bounds the resolution of every figure.

@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -393,6 +394,17 @@ func (s *Store) DeleteResource(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	// The site index first, in chunks that fit a transaction: an index entry without its replica is
+	// harmless (the site is merely reported as in use), a replica without its entry is not.
+	for chunk := range slices.Chunk(reps, 2*maxTxnSites) {
+		ops := make([]clientv3.Op, 0, len(chunk))
+		for _, rep := range chunk {
+			ops = append(ops, clientv3.OpDelete(s.siteReplicaKey(rep.Site, id)))
+		}
+		if _, err := s.c.Txn(ctx).Then(ops...).Commit(); err != nil {
+			return fmt.Errorf("etcd delete site index of %s: %w", id, err)
+		}
+	}
 	ops := []clientv3.Op{
 		clientv3.OpDelete(s.resourceKey(id)),
 		clientv3.OpDelete(s.replicaPrefix(id), clientv3.WithPrefix()),
@@ -400,9 +412,6 @@ func (s *Store) DeleteResource(ctx context.Context, id string) error {
 	}
 	if r.IdempotencyKey != "" {
 		ops = append(ops, clientv3.OpDelete(s.idemKey(r.IdempotencyKey)))
-	}
-	for _, rep := range reps {
-		ops = append(ops, clientv3.OpDelete(s.siteReplicaKey(rep.Site, id)))
 	}
 	// The name may since have been taken by nobody else (names are unique), but compare anyway.
 	_, err = s.c.Txn(ctx).If(clientv3.Compare(clientv3.Value(s.nameKey(r.Name)), "=", id)).
@@ -496,9 +505,13 @@ func (s *Store) UpdateReplica(ctx context.Context, id, site string, fn func(*che
 	return cheops.Replica{}, fmt.Errorf("replica of %s on %s: too much contention", id, site)
 }
 
+// maxTxnSites bounds how many replicas one transaction touches: etcd refuses transactions of more
+// than 128 operations by default (--max-txn-ops), and each replica takes two.
+const maxTxnSites = 50
+
 // MarkPending records the replicas of a resource on sites as Pending (creating those that do not
-// exist) in one transaction, so that planning N sites costs one etcd write rather than N. When a
-// replica changed meanwhile, it falls back to one read-modify-write per site.
+// exist) in one transaction per 50 sites, so that planning N sites costs N/50 etcd writes rather
+// than N. When a replica changed meanwhile, it falls back to one read-modify-write per site.
 func (s *Store) MarkPending(ctx context.Context, id string, sites []string) error {
 	if len(sites) == 0 {
 		return nil
@@ -511,6 +524,15 @@ func (s *Store) MarkPending(ctx context.Context, id string, sites []string) erro
 	for _, kv := range resp.Kvs {
 		current[string(kv.Key)] = &mvccKV{value: kv.Value, rev: kv.ModRevision}
 	}
+	for chunk := range slices.Chunk(sites, maxTxnSites) {
+		if err := s.markPending(ctx, id, chunk, current); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) markPending(ctx context.Context, id string, sites []string, current map[string]*mvccKV) error {
 	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(s.resourceKey(id)), ">", 0)}
 	var ops []clientv3.Op
 	now := s.now()

@@ -251,3 +251,27 @@ func TestMarkPendingInOneTransaction(t *testing.T) {
 		t.Fatalf("MarkPending on a deleted resource = %v, want ErrNotFound", err)
 	}
 }
+
+// etcd refuses transactions of more than 128 operations by default; a resource on 150 sites must
+// still be planned and forgotten.
+func TestManySitesFitInTransactions(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	r := mustCreateResource(t, s, "wide", "")
+	var sites []string
+	for i := range 150 {
+		sites = append(sites, fmt.Sprintf("site-%03d", i))
+	}
+	if err := s.MarkPending(ctx, r.ID, sites); err != nil {
+		t.Fatal(err)
+	}
+	if reps, err := s.ListReplicas(ctx, r.ID); err != nil || len(reps) != 150 {
+		t.Fatalf("%d replicas, %v; want 150", len(reps), err)
+	}
+	if err := s.DeleteResource(ctx, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := s.SiteResources(ctx, "site-149"); err != nil || len(ids) != 0 {
+		t.Fatalf("site index left after delete: %v, %v", ids, err)
+	}
+}
