@@ -138,7 +138,10 @@ func temporalConfig(o TemporalOptions) (*config.Config, error) {
 		// WAL with synchronous=NORMAL: a commit is in the WAL file before it returns, so a crash of
 		// the process loses nothing; only a power loss can drop the last commits. FULL would fsync
 		// every commit, which profiles showed to be the largest CPU cost of a replication.
-		sqlCfg.ConnectAttributes = map[string]string{"mode": "rwc", "_journal_mode": "wal", "_synchronous": "1"}
+		// Keys other than the driver's own become "_pragma=key=value" in the DSN.
+		sqlCfg.ConnectAttributes = map[string]string{"mode": "rwc", "journal_mode": "wal", "synchronous": "normal", "busy_timeout": "10000"}
+		// WAL lets readers run beside the one writer.
+		sqlCfg.MaxConns, sqlCfg.MaxIdleConns = 4, 4
 		sqlCfg.DatabaseName = o.DatabaseFile
 	}
 	// An in-memory database gets its schema from the SQLite plugin; a new file needs it set up.
