@@ -194,7 +194,14 @@ func (a *Activities) ApplyReplica(ctx context.Context, in ApplyInput) (ApplyOutp
 			state = cheops.ReplicaUnreachable
 		}
 		if _, rerr := a.Store.UpdateReplica(ctx, r.ID, in.Site, func(rep *cheops.Replica) (*cheops.Event, error) {
+			// The same failure again is counted in Attempts, not logged again: a site down for a
+			// day must not grow the event log by thousands of identical lines. (Each attempt marks
+			// the replica Applying first, so the last failure is known by its message.)
+			repeated := rep.Message == err.Error()
 			rep.State, rep.Message = state, err.Error()
+			if repeated {
+				return nil, nil
+			}
 			return &cheops.Event{Type: "ApplyFailed", Site: in.Site, Generation: r.Generation,
 				Message: fmt.Sprintf("attempt %d: %v", attempt, err)}, nil
 		}); rerr != nil {
