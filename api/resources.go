@@ -118,8 +118,7 @@ func (s *server) validateScope(c echo.Context, sc cheops.Scope) error {
 		}
 	}
 	if len(unknown) > 0 {
-		p := invalid("scope.sites", "unknown sites: "+strings.Join(unknown, ", "))
-		return p
+		return invalid("scope.sites", "unknown sites: "+strings.Join(unknown, ", "))
 	}
 	return nil
 }

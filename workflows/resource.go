@@ -26,8 +26,9 @@ const (
 	QueryStatus = "status"
 )
 
-// Timing of the loop. Variables so tests can shorten them; they are read once per run.
-var (
+// Timing of the loop. Constants: a value that could differ between a run and its replay would make
+// the workflow non-deterministic.
+const (
 	// RetryInterval is how soon failed replicas are retried after their activity retries gave up.
 	RetryInterval = 30 * time.Second
 	// ResyncInterval is how often a converged resource is re-planned to catch missed requests.
