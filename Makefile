@@ -2,10 +2,12 @@
 GO        ?= go
 BIN       := bin/cheops
 E2E_TIMEOUT ?= 30m
+# How long `make unit` fuzzes the scope-lang parser.
+FUZZ_TIME ?= 15s
 # The race detector covers the packages whose tests exercise concurrency (the store's concurrent
 # writers, the workflow's fan-out); the others run without it, since instrumenting client-go or a
 # whole Temporal server would add many minutes to a cold build for code that is not ours.
-RACE_PKGS  = . ./store ./workflows
+RACE_PKGS  = . ./store ./workflows ./scope ./overrides
 PLAIN_PKGS = ./activities ./api ./cmd/... ./devstack/... ./drivers/... ./internal/... ./worker
 
 .PHONY: all build run test unit e2e lint kube-tools bench clean
@@ -24,6 +26,7 @@ test: lint unit e2e
 unit:
 	$(GO) test -race -count=1 $(RACE_PKGS)
 	$(GO) test -count=1 $(PLAIN_PKGS)
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZ_TIME) ./scope
 
 kube-tools:
 	@bash scripts/kube-tools.sh >/dev/null

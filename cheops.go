@@ -6,6 +6,8 @@ package cheops
 
 import (
 	"encoding/json"
+	"fmt"
+	"slices"
 	"time"
 )
 
@@ -37,6 +39,9 @@ type Site struct {
 	Kubernetes    *KubernetesSite   `json:"kubernetes,omitempty"`
 	Health        SiteHealth        `json:"health"`
 	HealthMessage string            `json:"healthMessage,omitempty"`
+	// ProbeFailures counts the probes failed in a row; Health turns Unreachable at a threshold.
+	ProbeFailures int        `json:"probeFailures,omitempty"`
+	ProbedAt      *time.Time `json:"probedAt,omitempty"`
 	// HasCredentials tells whether write-only credentials are stored for the site.
 	HasCredentials bool      `json:"hasCredentials"`
 	CreatedAt      time.Time `json:"createdAt"`
@@ -69,10 +74,26 @@ type Target struct {
 	Credentials Credentials
 }
 
-// Scope says where a resource must live: an explicit list of site names, or a label selector.
+// Scope says where a resource must live: an explicit list of site names, a label selector, or a
+// scope-lang expression (see package scope). Exactly one of the three is set.
 type Scope struct {
 	Sites    []string `json:"sites,omitempty"`
 	Selector string   `json:"selector,omitempty"`
+	// Expression is in scope-lang: "paris & berlin", "paris | berlin", "(paris | lyon) & region=de".
+	Expression string `json:"expression,omitempty"`
+}
+
+// Equal reports whether two scopes select the same way.
+func (s Scope) Equal(o Scope) bool {
+	return slices.Equal(s.Sites, o.Sites) && s.Selector == o.Selector && s.Expression == o.Expression
+}
+
+// Override changes the manifest sent to some sites: Patch, a JSON merge patch (RFC 7386), is applied
+// to the manifest on the site named by Site, or on every site whose labels match Selector.
+type Override struct {
+	Site     string          `json:"site,omitempty"`
+	Selector string          `json:"selector,omitempty"`
+	Patch    json.RawMessage `json:"patch"`
 }
 
 // Consistency is how a resource reacts when some sites cannot apply a generation.
@@ -89,10 +110,62 @@ type Policy struct {
 	Consistency Consistency `json:"consistency,omitempty"`
 	// MaxParallel bounds how many sites are applied at once (default DefaultMaxParallel).
 	MaxParallel int `json:"maxParallel,omitempty"`
+	// Timeout bounds, in transactional mode, how long a generation may take on a site before every
+	// site is rolled back (default DefaultTimeout).
+	Timeout Duration `json:"timeout,omitempty"`
+	// RetryInitial and RetryMax shape, in eventual mode, the capped exponential backoff between
+	// rounds that retry failed or unreachable sites (defaults DefaultRetryInitial, DefaultRetryMax).
+	RetryInitial Duration `json:"retryInitial,omitempty"`
+	RetryMax     Duration `json:"retryMax,omitempty"`
 }
 
-// DefaultMaxParallel is the fan-out bound when a policy names none.
-const DefaultMaxParallel = 20
+// Policy defaults, applied when a field is zero.
+const (
+	DefaultMaxParallel  = 20
+	DefaultTimeout      = Duration(5 * time.Minute)
+	DefaultRetryInitial = Duration(5 * time.Second)
+	DefaultRetryMax     = Duration(5 * time.Minute)
+)
+
+// WithDefaults returns the policy with every zero field set to its default.
+func (p Policy) WithDefaults() Policy {
+	if p.Consistency == "" {
+		p.Consistency = Eventual
+	}
+	if p.MaxParallel <= 0 {
+		p.MaxParallel = DefaultMaxParallel
+	}
+	if p.Timeout <= 0 {
+		p.Timeout = DefaultTimeout
+	}
+	if p.RetryInitial <= 0 {
+		p.RetryInitial = DefaultRetryInitial
+	}
+	if p.RetryMax <= 0 {
+		p.RetryMax = DefaultRetryMax
+	}
+	return p
+}
+
+// Duration is a time.Duration written in JSON as Go duration text ("30s", "5m").
+type Duration time.Duration
+
+// MarshalJSON writes the duration as text.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads duration text such as "90s".
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("a duration is a string such as \"30s\"")
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
 
 // Resource is what a user declares once: a template and where it must live.
 type Resource struct {
@@ -101,7 +174,9 @@ type Resource struct {
 	Driver   DriverName      `json:"driver"`
 	Manifest json.RawMessage `json:"manifest"`
 	Scope    Scope           `json:"scope"`
-	Policy   Policy          `json:"policy"`
+	// Overrides adapt the manifest per site, in order.
+	Overrides []Override `json:"overrides,omitempty"`
+	Policy    Policy     `json:"policy"`
 	// Generation increases with every change of manifest, scope or policy.
 	Generation int64     `json:"generation"`
 	CreatedAt  time.Time `json:"createdAt"`
@@ -109,6 +184,10 @@ type Resource struct {
 	// Deletion is set once a delete was accepted; the resource's workflow then removes the replicas
 	// and forgets the resource.
 	Deletion *Deletion `json:"deletion,omitempty"`
+	// Paused is set while an operator has paused the resource: nothing is applied until resumed.
+	Paused bool `json:"paused,omitempty"`
+	// Rollback is set when a transactional generation was rolled back.
+	Rollback *Rollback `json:"rollback,omitempty"`
 	// IdempotencyKey is the key of the POST that created the resource, if any.
 	IdempotencyKey string `json:"-"`
 }
@@ -118,6 +197,31 @@ type Deletion struct {
 	RequestedAt time.Time `json:"requestedAt"`
 	// Orphan leaves the replicas on their sites and only forgets them.
 	Orphan bool `json:"orphan"`
+}
+
+// Rollback records a transactional generation that could not be applied everywhere and was undone.
+type Rollback struct {
+	Generation int64 `json:"generation"`
+	// Reasons says, per site, why the generation could not be applied there.
+	Reasons map[string]string `json:"reasons"`
+	// Done is set once every site is back to the previous generation.
+	Done bool      `json:"done"`
+	At   time.Time `json:"at"`
+}
+
+// RolledBack reports whether the resource's current generation was rolled back.
+func (r Resource) RolledBack() bool {
+	return r.Rollback != nil && r.Rollback.Generation == r.Generation
+}
+
+// Snapshot is a generation of a resource as it stood once applied on every site in scope, kept so a
+// later transactional generation can be rolled back to it.
+type Snapshot struct {
+	Generation int64           `json:"generation"`
+	Manifest   json.RawMessage `json:"manifest"`
+	Overrides  []Override      `json:"overrides,omitempty"`
+	// Sites held the snapshot's replicas.
+	Sites []string `json:"sites"`
 }
 
 // ReplicaState is the state of one resource on one site.
@@ -152,11 +256,15 @@ type Replica struct {
 	Object             *ObjectRef `json:"object,omitempty"`
 	ObservedGeneration int64      `json:"observedGeneration"`
 	// AppliedHash is a digest of what was last applied, so a replay of the same apply is a no-op.
-	AppliedHash string    `json:"appliedHash,omitempty"`
-	Message     string    `json:"message,omitempty"`
-	Attempts    int       `json:"attempts"`
-	CreatedAt   time.Time `json:"createdAt"`
-	UpdatedAt   time.Time `json:"updatedAt"`
+	AppliedHash string `json:"appliedHash,omitempty"`
+	// Overrides names the overrides applied to this site's manifest ("overrides[0]", …).
+	Overrides []string `json:"overrides,omitempty"`
+	Message   string   `json:"message,omitempty"`
+	// FailedGeneration is the generation the site rejected, while State is Failed.
+	FailedGeneration int64     `json:"failedGeneration,omitempty"`
+	Attempts         int       `json:"attempts"`
+	CreatedAt        time.Time `json:"createdAt"`
+	UpdatedAt        time.Time `json:"updatedAt"`
 }
 
 // ResourceState is the state of a resource aggregated over its replicas.
@@ -179,24 +287,31 @@ func Aggregate(r Resource, replicas []Replica) ResourceState {
 	if r.Deletion != nil {
 		return ResourceDeleting
 	}
+	if r.RolledBack() && r.Rollback.Done {
+		return ResourceRolledBack
+	}
 	if len(replicas) == 0 {
 		return ResourcePending
 	}
-	var ready, failed int
+	var ready, failed, unreachable int
 	for _, rep := range replicas {
 		switch {
 		case rep.State == ReplicaReady && rep.ObservedGeneration == r.Generation:
 			ready++
-		case rep.State == ReplicaFailed || rep.State == ReplicaUnreachable:
+		case rep.State == ReplicaFailed:
 			failed++
+		case rep.State == ReplicaUnreachable:
+			unreachable++
 		}
 	}
+	// Failed means no site can take this generation; a site that is only unreachable may still
+	// converge when it returns, so it degrades the resource rather than failing it.
 	switch {
 	case ready == len(replicas):
 		return ResourceReady
 	case failed == len(replicas):
 		return ResourceFailed
-	case failed > 0:
+	case failed+unreachable > 0:
 		return ResourceDegraded
 	default:
 		return ResourceProgressing

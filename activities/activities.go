@@ -9,13 +9,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"go.temporal.io/sdk/activity"
-	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/cheops-io/cheops"
+	"github.com/cheops-io/cheops/overrides"
 	"github.com/cheops-io/cheops/store"
 )
 
@@ -25,124 +24,13 @@ type Activities struct {
 	Drivers map[cheops.DriverName]cheops.Driver
 }
 
-// PlanInput asks what a resource's workflow should do next.
-type PlanInput struct {
-	ResourceID string
-	// Resync re-applies every replica in scope, converged or not.
-	Resync bool
-}
-
-// Plan is the level-triggered comparison of what is declared with what is recorded.
-type Plan struct {
-	// Exists is false once the resource is forgotten.
-	Exists      bool
-	Name        string
-	Generation  int64
-	Deleting    bool
-	Orphan      bool
-	MaxParallel int
-	// Sites are the sites in scope, sorted.
-	Sites []string
-	// Apply are the sites in scope whose replica is not Ready at Generation.
-	Apply []string
-	// Remove are the sites holding a replica that must go (out of scope, or all of them when deleting).
-	Remove []string
-	// Missing are sites the scope names that do not exist.
-	Missing []string
-}
-
-// PlanResource reads the resource, resolves its scope and compares it with the replicas, marking
-// replicas that must be (re)applied as Pending.
-func (a *Activities) PlanResource(ctx context.Context, in PlanInput) (Plan, error) {
-	r, err := a.Store.GetResource(ctx, in.ResourceID)
-	if errors.Is(err, store.ErrNotFound) {
-		return Plan{}, nil
-	}
-	if err != nil {
-		return Plan{}, err
-	}
-	reps, err := a.Store.ListReplicas(ctx, r.ID)
-	if err != nil {
-		return Plan{}, err
-	}
-	p := Plan{Exists: true, Name: r.Name, Generation: r.Generation, MaxParallel: r.Policy.MaxParallel}
-	if p.MaxParallel <= 0 {
-		p.MaxParallel = cheops.DefaultMaxParallel
-	}
-	if r.Deletion != nil {
-		p.Deleting, p.Orphan = true, r.Deletion.Orphan
-		for _, rep := range reps {
-			p.Remove = append(p.Remove, rep.Site)
-		}
-		return p, nil
-	}
-	sites, err := a.Store.ListSites(ctx)
-	if err != nil {
-		return Plan{}, err
-	}
-	p.Sites, p.Missing, err = ResolveScope(r.Scope, sites)
-	if err != nil {
-		return Plan{}, asTemporalError(cheops.Classify(cheops.Permanent, err))
-	}
-	byName := map[string]cheops.Replica{}
-	for _, rep := range reps {
-		byName[rep.Site] = rep
-		if !slices.Contains(p.Sites, rep.Site) {
-			p.Remove = append(p.Remove, rep.Site)
-		}
-	}
-	var owed []string
-	for _, site := range p.Sites {
-		rep, ok := byName[site]
-		if !in.Resync && ok && rep.State == cheops.ReplicaReady && rep.ObservedGeneration == r.Generation {
-			continue
-		}
-		p.Apply = append(p.Apply, site)
-		if !ok || rep.State == cheops.ReplicaReady {
-			owed = append(owed, site)
-		}
-	}
-	// Record the owed replicas as Pending, so the API shows every site in scope from the start.
-	if err := a.Store.MarkPending(ctx, r.ID, owed); err != nil {
-		return Plan{}, err
-	}
-	return p, nil
-}
-
-// ResolveScope returns the names of the sites a scope selects, sorted, and the names it lists that
-// do not exist.
-func ResolveScope(scope cheops.Scope, sites []cheops.Site) (selected, missing []string, err error) {
-	known := map[string]bool{}
-	for _, s := range sites {
-		known[s.Name] = true
-	}
-	for _, name := range scope.Sites {
-		if known[name] {
-			selected = append(selected, name)
-		} else {
-			missing = append(missing, name)
-		}
-	}
-	if scope.Selector != "" {
-		sel, err := labels.Parse(scope.Selector)
-		if err != nil {
-			return nil, nil, fmt.Errorf("scope.selector: %w", err)
-		}
-		for _, s := range sites {
-			if sel.Matches(labels.Set(s.Labels)) {
-				selected = append(selected, s.Name)
-			}
-		}
-	}
-	slices.Sort(selected)
-	return slices.Compact(selected), missing, nil
-}
-
 // ApplyInput names one replica to converge.
 type ApplyInput struct {
 	ResourceID string
 	Site       string
 	Generation int64
+	// Force applies even when the record says the site already has this generation, to repair drift.
+	Force bool
 }
 
 // ApplyOutput reports the converged replica.
@@ -167,10 +55,29 @@ func (a *Activities) ApplyReplica(ctx context.Context, in ApplyInput) (ApplyOutp
 	if r.Deletion != nil {
 		return ApplyOutput{Skipped: true}, nil
 	}
-	hash := manifestHash(r)
+	return a.applyAndRecord(ctx, r, in.Site, "Applied", "", in.Force)
+}
+
+// applyAndRecord makes r's manifest at r's generation true on a site and records the replica, with
+// an event of type evType once it is done. message, when set, is kept on the Ready replica.
+// force applies even when the record says the site is already done.
+func (a *Activities) applyAndRecord(ctx context.Context, r cheops.Resource, site, evType, message string, force bool) (ApplyOutput, error) {
 	attempt := int(activity.GetInfo(ctx).Attempt)
-	rep, err := a.Store.UpdateReplica(ctx, r.ID, in.Site, func(rep *cheops.Replica) (*cheops.Event, error) {
-		if rep.State == cheops.ReplicaReady && rep.ObservedGeneration == r.Generation && rep.AppliedHash == hash {
+	t, d, err := a.target(ctx, r.Driver, site)
+	var manifest []byte
+	var applied []string
+	if err == nil {
+		manifest, applied, err = overrides.Apply(r, t.Site)
+	}
+	if err != nil {
+		return ApplyOutput{}, a.recordFailure(ctx, r, site, attempt, err)
+	}
+	hash := digest(manifest)
+	done := func(rep *cheops.Replica) bool {
+		return !force && rep.State == cheops.ReplicaReady && rep.ObservedGeneration == r.Generation && rep.AppliedHash == hash
+	}
+	rep, err := a.Store.UpdateReplica(ctx, r.ID, site, func(rep *cheops.Replica) (*cheops.Event, error) {
+		if done(rep) {
 			return nil, store.ErrSkip
 		}
 		rep.State = cheops.ReplicaApplying
@@ -180,45 +87,35 @@ func (a *Activities) ApplyReplica(ctx context.Context, in ApplyInput) (ApplyOutp
 	if err != nil {
 		return ApplyOutput{}, err
 	}
-	if rep.State == cheops.ReplicaReady && rep.ObservedGeneration == r.Generation && rep.AppliedHash == hash {
+	if done(&rep) {
 		return ApplyOutput{LocalID: rep.LocalID, Generation: r.Generation}, nil
 	}
-	res, err := a.applyOnSite(ctx, r, in.Site, rep.Object)
-	if err != nil {
-		class := cheops.ClassOf(err)
-		state := cheops.ReplicaApplying
-		switch class {
-		case cheops.Permanent:
-			state = cheops.ReplicaFailed
-		case cheops.Unreachable:
-			state = cheops.ReplicaUnreachable
-		}
-		if _, rerr := a.Store.UpdateReplica(ctx, r.ID, in.Site, func(rep *cheops.Replica) (*cheops.Event, error) {
-			// The same failure again is counted in Attempts, not logged again: a site down for a
-			// day must not grow the event log by thousands of identical lines. (Each attempt marks
-			// the replica Applying first, so the last failure is known by its message.)
-			repeated := rep.Message == err.Error()
-			rep.State, rep.Message = state, err.Error()
-			if repeated {
-				return nil, nil
-			}
-			return &cheops.Event{Type: "ApplyFailed", Site: in.Site, Generation: r.Generation,
-				Message: fmt.Sprintf("attempt %d: %v", attempt, err)}, nil
-		}); rerr != nil {
-			return ApplyOutput{}, errors.Join(err, rerr)
-		}
-		return ApplyOutput{}, asTemporalError(err)
+	var res cheops.ApplyResult
+	err = heartbeating(ctx, func(ctx context.Context) error {
+		var err error
+		res, err = d.Apply(ctx, t, cheops.ApplyRequest{ResourceID: r.ID, ResourceName: r.Name, Generation: r.Generation, Manifest: manifest})
+		return err
+	})
+	if err == nil && rep.Object != nil && *rep.Object != res.Object {
+		// The manifest now names another object: the one applied before is no longer ours to keep.
+		err = heartbeating(ctx, func(ctx context.Context) error { return d.Delete(ctx, t, *rep.Object) })
 	}
-	_, err = a.Store.UpdateReplica(ctx, r.ID, in.Site, func(rep *cheops.Replica) (*cheops.Event, error) {
+	if err != nil {
+		return ApplyOutput{}, a.recordFailure(ctx, r, site, attempt, err)
+	}
+	_, err = a.Store.UpdateReplica(ctx, r.ID, site, func(rep *cheops.Replica) (*cheops.Event, error) {
 		rep.State = cheops.ReplicaReady
-		rep.LocalID, rep.Object = res.LocalID, &res.Object
-		rep.ObservedGeneration, rep.AppliedHash, rep.Message = r.Generation, hash, ""
-		return &cheops.Event{Type: "Applied", Site: in.Site, Generation: r.Generation,
-			Message: "local ID " + res.LocalID}, nil
+		rep.LocalID, rep.Object, rep.Overrides = res.LocalID, &res.Object, applied
+		rep.ObservedGeneration, rep.AppliedHash, rep.Message, rep.FailedGeneration = r.Generation, hash, message, 0
+		msg := "local ID " + res.LocalID
+		if message != "" {
+			msg = message + "; " + msg
+		}
+		return &cheops.Event{Type: evType, Site: site, Generation: r.Generation, Message: msg}, nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		// The resource was forgotten while we applied: the object we just made must not outlive it.
-		return ApplyOutput{Skipped: true}, a.deleteOnSite(ctx, r.Driver, in.Site, res.Object)
+		return ApplyOutput{Skipped: true}, a.deleteOnSite(ctx, r.Driver, site, res.Object)
 	}
 	if err != nil {
 		return ApplyOutput{}, err
@@ -226,27 +123,35 @@ func (a *Activities) ApplyReplica(ctx context.Context, in ApplyInput) (ApplyOutp
 	return ApplyOutput{LocalID: res.LocalID, Generation: r.Generation}, nil
 }
 
-func (a *Activities) applyOnSite(ctx context.Context, r cheops.Resource, siteName string, previous *cheops.ObjectRef) (cheops.ApplyResult, error) {
-	t, d, err := a.target(ctx, r.Driver, siteName)
-	if err != nil {
-		return cheops.ApplyResult{}, err
+// recordFailure records a failed apply on the replica, by its class, and returns the error mapped
+// for Temporal.
+func (a *Activities) recordFailure(ctx context.Context, r cheops.Resource, site string, attempt int, err error) error {
+	class := cheops.ClassOf(err)
+	state := cheops.ReplicaApplying
+	switch class {
+	case cheops.Permanent:
+		state = cheops.ReplicaFailed
+	case cheops.Unreachable:
+		state = cheops.ReplicaUnreachable
 	}
-	var res cheops.ApplyResult
-	err = heartbeating(ctx, func(ctx context.Context) error {
-		var err error
-		res, err = d.Apply(ctx, t, cheops.ApplyRequest{ResourceID: r.ID, ResourceName: r.Name, Generation: r.Generation, Manifest: r.Manifest})
-		return err
-	})
-	if err != nil {
-		return res, err
-	}
-	if previous != nil && *previous != res.Object {
-		// The manifest now names another object: the one applied before is no longer ours to keep.
-		if err := heartbeating(ctx, func(ctx context.Context) error { return d.Delete(ctx, t, *previous) }); err != nil {
-			return res, err
+	if _, rerr := a.Store.UpdateReplica(ctx, r.ID, site, func(rep *cheops.Replica) (*cheops.Event, error) {
+		// The same failure again is counted in Attempts, not logged again: a site down for a
+		// day must not grow the event log by thousands of identical lines. (Each attempt marks
+		// the replica Applying first, so the last failure is known by its message.)
+		repeated := rep.Message == err.Error()
+		rep.State, rep.Message, rep.Attempts = state, err.Error(), attempt
+		if state == cheops.ReplicaFailed {
+			rep.FailedGeneration = r.Generation
 		}
+		if repeated {
+			return nil, nil
+		}
+		return &cheops.Event{Type: "ApplyFailed", Site: site, Generation: r.Generation,
+			Message: fmt.Sprintf("attempt %d: %v", attempt, err)}, nil
+	}); rerr != nil && !errors.Is(rerr, store.ErrNotFound) {
+		return errors.Join(err, rerr)
 	}
-	return res, nil
+	return asTemporalError(err)
 }
 
 func (a *Activities) target(ctx context.Context, driver cheops.DriverName, siteName string) (cheops.Target, cheops.Driver, error) {
@@ -289,8 +194,8 @@ func heartbeating(ctx context.Context, fn func(context.Context) error) error {
 	return fn(ctx)
 }
 
-func manifestHash(r cheops.Resource) string {
-	h := sha256.Sum256(r.Manifest)
+func digest(b []byte) string {
+	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:])
 }
 

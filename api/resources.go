@@ -18,17 +18,73 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/cheops-io/cheops"
+	"github.com/cheops-io/cheops/overrides"
+	"github.com/cheops-io/cheops/scope"
 	"github.com/cheops-io/cheops/store"
 )
 
 // resourceRequest is the body of POST /v1/resources and PUT /v1/resources/{id}. On PUT, a field
 // left out keeps its value.
 type resourceRequest struct {
-	Name     string            `json:"name"`
-	Driver   cheops.DriverName `json:"driver"`
-	Manifest json.RawMessage   `json:"manifest"`
-	Scope    *cheops.Scope     `json:"scope"`
-	Policy   *cheops.Policy    `json:"policy"`
+	Name      string             `json:"name"`
+	Driver    cheops.DriverName  `json:"driver"`
+	Manifest  json.RawMessage    `json:"manifest"`
+	Scope     *cheops.Scope      `json:"scope"`
+	Overrides *[]cheops.Override `json:"overrides"`
+	Policy    *policyRequest     `json:"policy"`
+}
+
+// policyRequest is a policy as written by a user, durations as text ("90s"), so that a bad
+// duration is reported with the field it is in.
+type policyRequest struct {
+	Consistency  cheops.Consistency `json:"consistency"`
+	MaxParallel  int                `json:"maxParallel"`
+	Timeout      string             `json:"timeout"`
+	RetryInitial string             `json:"retryInitial"`
+	RetryMax     string             `json:"retryMax"`
+}
+
+func (p policyRequest) policy() (cheops.Policy, error) {
+	pol := cheops.Policy{Consistency: p.Consistency, MaxParallel: p.MaxParallel}
+	for _, f := range []struct {
+		field string
+		text  string
+		into  *cheops.Duration
+	}{{"policy.timeout", p.Timeout, &pol.Timeout}, {"policy.retryInitial", p.RetryInitial, &pol.RetryInitial}, {"policy.retryMax", p.RetryMax, &pol.RetryMax}} {
+		if f.text == "" {
+			continue
+		}
+		d, err := time.ParseDuration(f.text)
+		if err != nil {
+			return pol, invalid(f.field, `must be a duration such as "90s" or "5m"`)
+		}
+		if d < time.Second || d > 24*time.Hour {
+			return pol, invalid(f.field, "must be between 1s and 24h")
+		}
+		*f.into = cheops.Duration(d)
+	}
+	return pol, nil
+}
+
+// apply copies the optional parts of a request onto r.
+func (req resourceRequest) apply(r *cheops.Resource) error {
+	if len(req.Manifest) > 0 {
+		r.Manifest = req.Manifest
+	}
+	if req.Scope != nil {
+		r.Scope = *req.Scope
+	}
+	if req.Overrides != nil {
+		r.Overrides = *req.Overrides
+	}
+	if req.Policy != nil {
+		pol, err := req.Policy.policy()
+		if err != nil {
+			return err
+		}
+		r.Policy = pol
+	}
+	return nil
 }
 
 // resourceView is a resource as the API shows it: the declaration, its aggregated state, and per site
@@ -69,30 +125,78 @@ func (s *server) validateResource(c echo.Context, r *cheops.Resource) error {
 		return invalid("manifest", "is not valid JSON")
 	}
 	r.Manifest = compact.Bytes()
-	if err := s.validateScope(c, r.Scope); err != nil {
+	sites, err := s.Store.ListSites(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	if err := validateScope(r.Scope, sites); err != nil {
+		return err
+	}
+	if err := validateOverrides(r, d, sites); err != nil {
 		return err
 	}
 	switch r.Policy.Consistency {
 	case "":
 		r.Policy.Consistency = cheops.Eventual
-	case cheops.Eventual:
-	case cheops.Transactional:
-		return invalid("policy.consistency", "transactional mode is not available yet; use eventual")
+	case cheops.Eventual, cheops.Transactional:
 	default:
 		return invalid("policy.consistency", "must be eventual or transactional")
 	}
 	if r.Policy.MaxParallel < 0 || r.Policy.MaxParallel > 1000 {
 		return invalid("policy.maxParallel", "must be between 0 (default) and 1000")
 	}
+	if r.Policy.RetryInitial > 0 && r.Policy.RetryMax > 0 && r.Policy.RetryInitial > r.Policy.RetryMax {
+		return invalid("policy.retryInitial", "must not exceed policy.retryMax")
+	}
 	return nil
 }
 
-func (s *server) validateScope(c echo.Context, sc cheops.Scope) error {
-	if len(sc.Sites) == 0 && sc.Selector == "" {
-		return invalid("scope", "name sites or a selector")
+// validateOverrides checks each override's target and patch, and that the manifest it produces is
+// still valid for the driver.
+func validateOverrides(r *cheops.Resource, d cheops.Driver, sites []cheops.Site) error {
+	known := map[string]bool{}
+	for _, st := range sites {
+		known[st.Name] = true
 	}
-	if len(sc.Sites) > 0 && sc.Selector != "" {
-		return invalid("scope", "give either sites or a selector, not both")
+	for i, o := range r.Overrides {
+		field := fmt.Sprintf("overrides[%d]", i)
+		switch {
+		case (o.Site == "") == (o.Selector == ""):
+			return invalid(field, "name either a site or a selector")
+		case o.Site != "" && !known[o.Site]:
+			return invalid(field+".site", "unknown site "+o.Site)
+		case o.Selector != "":
+			if _, err := labels.Parse(o.Selector); err != nil {
+				return invalid(field+".selector", err.Error())
+			}
+		}
+		var patch map[string]any
+		if len(o.Patch) == 0 || json.Unmarshal(o.Patch, &patch) != nil {
+			return invalid(field+".patch", "must be a JSON object (a JSON merge patch, RFC 7386)")
+		}
+		var compact bytes.Buffer
+		_ = json.Compact(&compact, o.Patch)
+		r.Overrides[i].Patch = compact.Bytes()
+		patched, _, err := overrides.Apply(cheops.Resource{Manifest: r.Manifest, Overrides: r.Overrides[i : i+1]}, cheops.Site{Name: o.Site})
+		if err == nil && o.Selector == "" {
+			err = d.Validate(patched)
+		}
+		if err != nil {
+			return invalid(field+".patch", "gives an invalid manifest: "+err.Error())
+		}
+	}
+	return nil
+}
+
+func validateScope(sc cheops.Scope, sites []cheops.Site) error {
+	forms := 0
+	for _, set := range []bool{len(sc.Sites) > 0, sc.Selector != "", sc.Expression != ""} {
+		if set {
+			forms++
+		}
+	}
+	if forms != 1 {
+		return invalid("scope", "give exactly one of sites, selector or expression")
 	}
 	if sc.Selector != "" {
 		if _, err := labels.Parse(sc.Selector); err != nil {
@@ -100,13 +204,25 @@ func (s *server) validateScope(c echo.Context, sc cheops.Scope) error {
 		}
 		return nil
 	}
-	sites, err := s.Store.ListSites(c.Request().Context())
-	if err != nil {
-		return err
-	}
 	known := map[string]bool{}
 	for _, st := range sites {
 		known[st.Name] = true
+	}
+	if sc.Expression != "" {
+		x, err := scope.Parse(sc.Expression)
+		if err != nil {
+			return invalid("scope.expression", err.Error())
+		}
+		var unknown []string
+		for _, name := range scope.Names(x) {
+			if !known[name] && !slices.Contains(unknown, name) {
+				unknown = append(unknown, name)
+			}
+		}
+		if len(unknown) > 0 {
+			return invalid("scope.expression", "unknown sites: "+strings.Join(unknown, ", "))
+		}
+		return nil
 	}
 	var unknown []string
 	for i, name := range sc.Sites {
@@ -128,13 +244,10 @@ func (s *server) createResource(c echo.Context) error {
 	if err := decode(c, &req); err != nil {
 		return err
 	}
-	r := cheops.Resource{ID: uuid.NewString(), Name: req.Name, Driver: req.Driver, Manifest: req.Manifest,
+	r := cheops.Resource{ID: uuid.NewString(), Name: req.Name, Driver: req.Driver,
 		IdempotencyKey: c.Request().Header.Get("Idempotency-Key")}
-	if req.Scope != nil {
-		r.Scope = *req.Scope
-	}
-	if req.Policy != nil {
-		r.Policy = *req.Policy
+	if err := req.apply(&r); err != nil {
+		return err
 	}
 	if len(r.IdempotencyKey) > 255 {
 		return invalid("Idempotency-Key", "must be at most 255 characters")
@@ -174,21 +287,57 @@ func (s *server) createResource(c echo.Context) error {
 
 // lookup finds a resource by ID, or by name when the parameter is not a UUID.
 func (s *server) lookup(c echo.Context) (cheops.Resource, error) {
+	return s.lookupID(c, c.Param("id"))
+}
+
+// lookupID finds a resource by its ID or its name.
+func (s *server) lookupID(c echo.Context, id string) (cheops.Resource, error) {
 	ctx := c.Request().Context()
-	id := c.Param("id")
+	given := id
 	if _, err := uuid.Parse(id); err != nil {
 		if id, err = s.Store.ResourceIDByName(ctx, id); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
-				return cheops.Resource{}, problem(http.StatusNotFound, "resource "+c.Param("id")+" does not exist")
+				return cheops.Resource{}, problem(http.StatusNotFound, "resource "+given+" does not exist")
 			}
 			return cheops.Resource{}, err
 		}
 	}
 	r, err := s.Store.GetResource(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return r, problem(http.StatusNotFound, "resource "+c.Param("id")+" does not exist")
+		return r, problem(http.StatusNotFound, "resource "+given+" does not exist")
 	}
 	return r, err
+}
+
+// Actions an operator may ask of a resource with POST /v1/resources/{id}:{action}; each is a signal
+// of the resource's workflow.
+var actions = []string{"pause", "resume", "retry", "resync"}
+
+// resourceAction handles POST /v1/resources/{id}:{action}.
+func (s *server) resourceAction(c echo.Context) error {
+	id, action, ok := strings.Cut(c.Param("id"), ":")
+	if !ok {
+		return problem(http.StatusMethodNotAllowed, "POST a resource action: /v1/resources/{id}:pause, :resume, :retry or :resync")
+	}
+	if !slices.Contains(actions, action) {
+		return invalid("action", fmt.Sprintf("unknown action %q; one of %s", action, strings.Join(actions, ", ")))
+	}
+	r, err := s.lookupID(c, id)
+	if err != nil {
+		return err
+	}
+	if r.Deletion != nil {
+		return problem(http.StatusConflict, "the resource is being deleted")
+	}
+	ctx := c.Request().Context()
+	if err := s.Orchestrator.Signal(ctx, r.ID, action); err != nil {
+		return fmt.Errorf("%s resource %s: %w", action, r.ID, err)
+	}
+	v, err := s.view(c, r)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusAccepted, v)
 }
 
 func (s *server) getResource(c echo.Context) error {
@@ -230,14 +379,8 @@ func (s *server) putResource(c echo.Context) error {
 		return invalid("driver", "cannot be changed")
 	}
 	next := cur
-	if len(req.Manifest) > 0 {
-		next.Manifest = req.Manifest
-	}
-	if req.Scope != nil {
-		next.Scope = *req.Scope
-	}
-	if req.Policy != nil {
-		next.Policy = *req.Policy
+	if err := req.apply(&next); err != nil {
+		return err
 	}
 	if err := s.validateResource(c, &next); err != nil {
 		return err
@@ -251,12 +394,14 @@ func (s *server) putResource(c echo.Context) error {
 		if r.Deletion != nil {
 			return problem(http.StatusConflict, "the resource is being deleted")
 		}
-		changed = !bytes.Equal(r.Manifest, next.Manifest) || !slices.Equal(r.Scope.Sites, next.Scope.Sites) ||
-			r.Scope.Selector != next.Scope.Selector || r.Policy != next.Policy
+		changed = !bytes.Equal(r.Manifest, next.Manifest) || !r.Scope.Equal(next.Scope) || r.Policy != next.Policy ||
+			!slices.EqualFunc(r.Overrides, next.Overrides, func(a, b cheops.Override) bool {
+				return a.Site == b.Site && a.Selector == b.Selector && bytes.Equal(a.Patch, b.Patch)
+			})
 		if !changed {
 			return nil
 		}
-		r.Manifest, r.Scope, r.Policy = next.Manifest, next.Scope, next.Policy
+		r.Manifest, r.Scope, r.Policy, r.Overrides = next.Manifest, next.Scope, next.Policy, next.Overrides
 		r.Generation++
 		return nil
 	})

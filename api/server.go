@@ -30,6 +30,8 @@ type Orchestrator interface {
 	Apply(ctx context.Context, resourceID string, generation int64) error
 	// Delete tells the workflow that a delete was accepted.
 	Delete(ctx context.Context, resourceID string) error
+	// Signal sends an operator signal (pause, resume, retry, resync) to the workflow.
+	Signal(ctx context.Context, resourceID, name string) error
 }
 
 // Config is what the API needs.
@@ -75,6 +77,7 @@ func New(cfg Config) *echo.Echo {
 	v1.POST("/resources", s.createResource)
 	v1.GET("/resources", s.listResources)
 	v1.GET("/resources/:id", s.getResource)
+	v1.POST("/resources/:id", s.resourceAction)
 	v1.PUT("/resources/:id", s.putResource)
 	v1.DELETE("/resources/:id", s.deleteResource)
 	v1.GET("/resources/:id/events", s.events)

@@ -15,7 +15,6 @@ import (
 	uiserver "github.com/temporalio/ui-server/v2/server"
 	uiconfig "github.com/temporalio/ui-server/v2/server/config"
 	uiserveroptions "github.com/temporalio/ui-server/v2/server/server_options"
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/server/common/cluster"
 	"go.temporal.io/server/common/config"
 	tlog "go.temporal.io/server/common/log"
@@ -24,15 +23,8 @@ import (
 	"go.temporal.io/server/temporal"
 
 	"github.com/cheops-io/cheops/internal/freeport"
+	"github.com/cheops-io/cheops/workflows"
 )
-
-// SearchAttributes are the custom search attributes cheops' workflows set, registered on the dev
-// server's namespace so runs can be filtered in the Web UI.
-var SearchAttributes = map[string]enumspb.IndexedValueType{
-	"CheopsResourceName": enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-	"CheopsState":        enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-	"CheopsSites":        enumspb.INDEXED_VALUE_TYPE_KEYWORD_LIST,
-}
 
 // TemporalOptions configure the embedded Temporal server.
 type TemporalOptions struct {
@@ -154,7 +146,7 @@ func temporalConfig(o TemporalOptions) (*config.Config, error) {
 		}
 	}
 	const clusterName = "active"
-	ns, err := sqliteschema.NewNamespaceConfig(clusterName, o.Namespace, false, SearchAttributes)
+	ns, err := sqliteschema.NewNamespaceConfig(clusterName, o.Namespace, false, workflows.SearchAttributes)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@
 //	/replicas/<id>/<site>           Replica
 //	/site-replicas/<site>/<id>      empty; which resources have a replica on a site
 //	/events/<id>/<time>-<seq>       Event, append-only
+//	/committed/<id>                 Snapshot of the last generation applied everywhere (transactional)
 package store
 
 import (
@@ -71,7 +72,8 @@ func (s *Store) replicaKey(id, site string) string { return s.replicaPrefix(id) 
 func (s *Store) siteReplicaKey(site, id string) string {
 	return s.prefix + "/site-replicas/" + site + "/" + id
 }
-func (s *Store) eventPrefix(id string) string { return s.prefix + "/events/" + id + "/" }
+func (s *Store) eventPrefix(id string) string  { return s.prefix + "/events/" + id + "/" }
+func (s *Store) committedKey(id string) string { return s.prefix + "/committed/" + id }
 
 func mustJSON(v any) string {
 	b, err := json.Marshal(v)
@@ -154,7 +156,8 @@ func (s *Store) ListSites(ctx context.Context) ([]cheops.Site, error) {
 	return sites, nil
 }
 
-// UpdateSite changes a site through fn; cred, when not nil, replaces the credentials.
+// UpdateSite changes a site through fn; cred, when not nil, replaces the credentials. When fn returns
+// ErrSkip nothing is written.
 func (s *Store) UpdateSite(ctx context.Context, name string, cred *cheops.Credentials, fn func(*cheops.Site) error) (cheops.Site, error) {
 	for range maxCASRetries {
 		var site cheops.Site
@@ -162,7 +165,9 @@ func (s *Store) UpdateSite(ctx context.Context, name string, cred *cheops.Creden
 		if err != nil {
 			return site, fmt.Errorf("site %s: %w", name, err)
 		}
-		if err := fn(&site); err != nil {
+		if err := fn(&site); errors.Is(err, ErrSkip) {
+			return site, nil
+		} else if err != nil {
 			return site, err
 		}
 		site.Name = name
@@ -356,14 +361,16 @@ func (s *Store) ListResources(ctx context.Context) ([]cheops.Resource, error) {
 }
 
 // UpdateResource changes a resource through fn, which sees the current value and may refuse with an
-// error (returned as is). The write compares the revision read.
+// error (returned as is) or leave it untouched with ErrSkip. The write compares the revision read.
 func (s *Store) UpdateResource(ctx context.Context, id string, fn func(*cheops.Resource) error) (cheops.Resource, error) {
 	for range maxCASRetries {
 		r, rev, err := s.getResource(ctx, id)
 		if err != nil {
 			return r, err
 		}
-		if err := fn(&r); err != nil {
+		if err := fn(&r); errors.Is(err, ErrSkip) {
+			return r, nil
+		} else if err != nil {
 			return r, err
 		}
 		r.ID = id
@@ -409,6 +416,7 @@ func (s *Store) DeleteResource(ctx context.Context, id string) error {
 		clientv3.OpDelete(s.resourceKey(id)),
 		clientv3.OpDelete(s.replicaPrefix(id), clientv3.WithPrefix()),
 		clientv3.OpDelete(s.eventPrefix(id), clientv3.WithPrefix()),
+		clientv3.OpDelete(s.committedKey(id)),
 	}
 	if r.IdempotencyKey != "" {
 		ops = append(ops, clientv3.OpDelete(s.idemKey(r.IdempotencyKey)))
@@ -420,6 +428,22 @@ func (s *Store) DeleteResource(ctx context.Context, id string) error {
 		return fmt.Errorf("etcd delete resource %s: %w", id, err)
 	}
 	return nil
+}
+
+// Commit records the snapshot of a generation applied on every site, the one a later transactional
+// generation rolls back to.
+func (s *Store) Commit(ctx context.Context, id string, snap cheops.Snapshot) error {
+	if _, err := s.c.Put(ctx, s.committedKey(id), mustJSON(snap)); err != nil {
+		return fmt.Errorf("etcd put snapshot of %s: %w", id, err)
+	}
+	return nil
+}
+
+// Committed returns the last committed snapshot of a resource, or ErrNotFound when none was.
+func (s *Store) Committed(ctx context.Context, id string) (cheops.Snapshot, error) {
+	var snap cheops.Snapshot
+	_, err := s.get(ctx, s.committedKey(id), &snap)
+	return snap, err
 }
 
 // ---- replicas ----
@@ -570,7 +594,7 @@ type mvccKV struct {
 	rev   int64
 }
 
-// ErrSkip, returned by an UpdateReplica callback, leaves the replica untouched.
+// ErrSkip, returned by an UpdateReplica or UpdateSite callback, leaves the record untouched.
 var ErrSkip = errors.New("skip")
 
 // DeleteReplica forgets a replica and appends ev, if not nil. Forgetting one already gone is success.

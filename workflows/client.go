@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 )
@@ -91,4 +94,54 @@ func (c *Client) Status(ctx context.Context, resourceID string) (Status, error) 
 		return st, err
 	}
 	return st, v.Get(&st)
+}
+
+// Signal sends one of the operator signals (SignalPause, SignalResume, SignalRetry, SignalResync,
+// SignalReconcile) to the resource's workflow, starting the workflow if needed.
+func (c *Client) Signal(ctx context.Context, resourceID, name string) error {
+	_, err := c.Temporal.SignalWithStartWorkflow(ctx, WorkflowID(resourceID), name, nil,
+		c.startOptions(resourceID), ResourceWorkflow, ResourceInput{ResourceID: resourceID})
+	if err != nil {
+		return fmt.Errorf("signal %s to resource %s: %w", name, resourceID, err)
+	}
+	return nil
+}
+
+// SiteHealthChanged tells a running resource workflow that a site's health changed. A workflow that
+// is not running needs no telling: it plans from the store when it starts.
+func (c *Client) SiteHealthChanged(ctx context.Context, resourceID string, change SiteHealthChange) error {
+	err := c.Temporal.SignalWorkflow(ctx, WorkflowID(resourceID), "", SignalSiteHealth, change)
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return nil
+	}
+	return err
+}
+
+// EnsureSearchAttributes registers on the namespace the search attributes the workflows set, when
+// missing. A workflow that sets an unregistered one fails its tasks, so a worker checks first.
+func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
+	resp, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+	if err != nil {
+		return fmt.Errorf("list search attributes of namespace %s: %w", namespace, err)
+	}
+	missing := map[string]enumspb.IndexedValueType{}
+	for name, typ := range SearchAttributes {
+		if _, ok := resp.GetCustomAttributes()[name]; !ok {
+			missing[name] = typ
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	_, err = c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{Namespace: namespace, SearchAttributes: missing})
+	if err != nil {
+		var names []string
+		for name := range missing {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		return fmt.Errorf("register search attributes %v on namespace %s (register them with `temporal operator search-attribute create`): %w", names, namespace, err)
+	}
+	return nil
 }

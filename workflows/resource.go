@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/cheops-io/cheops"
 	"github.com/cheops-io/cheops/activities"
 )
 
@@ -22,16 +23,26 @@ const (
 	SignalDelete = "delete"
 	// SignalReconcile asks for an immediate re-plan.
 	SignalReconcile = "reconcile"
+	// SignalPause stops applying anything until SignalResume.
+	SignalPause = "pause"
+	// SignalResume undoes SignalPause.
+	SignalResume = "resume"
+	// SignalRetry retries failed replicas now, including ones a site rejected, and a rolled-back
+	// transactional generation.
+	SignalRetry = "retry"
+	// SignalResync re-applies every replica, converged or not.
+	SignalResync = "resync"
+	// SignalSiteHealth tells the workflow a site's health changed (payload SiteHealthChange), so
+	// parked and failed replicas are retried at once instead of after their backoff.
+	SignalSiteHealth = "site-health"
 	// QueryStatus returns the workflow's live Status.
 	QueryStatus = "status"
 )
 
 // Timing of the loop. Constants: a value that could differ between a run and its replay would make
-// the workflow non-deterministic.
+// the workflow non-deterministic. Per-resource timings come from the resource's policy.
 const (
-	// RetryInterval is how soon failed replicas are retried after their activity retries gave up.
-	RetryInterval = 30 * time.Second
-	// ResyncInterval is how often a converged resource is re-planned to catch missed requests.
+	// ResyncInterval is how often a settled resource is re-planned to catch missed requests.
 	ResyncInterval = 5 * time.Minute
 	// historyLimit is the history length past which the run continues as new.
 	historyLimit = 4000
@@ -49,22 +60,40 @@ type ApplyRequest struct {
 	Generation int64
 }
 
+// SiteHealthChange is the payload of SignalSiteHealth.
+type SiteHealthChange struct {
+	Site   string
+	Health cheops.SiteHealth
+}
+
 // Status is the answer to QueryStatus.
 type Status struct {
 	ResourceID        string
 	Phase             string
+	Consistency       cheops.Consistency
+	Paused            bool
 	TargetGeneration  int64
 	AppliedGeneration int64
-	// Failed are the sites whose replica gave up on the applied generation, sorted.
+	// Failed are the sites whose replica did not converge in the last round, sorted.
 	Failed []string
+	// Parked are sites in scope that are unreachable, waiting for them to come back.
+	Parked []string
+	// Rejected are sites that rejected the target generation.
+	Rejected []string
+	// RolledBack is set when the target generation was rolled back (transactional).
+	RolledBack bool
+	// NextRoundAt is when failed sites are retried, unless a signal comes first.
+	NextRoundAt time.Time
 }
 
 // Workflow phases, as reported by QueryStatus.
 const (
-	PhasePlanning = "Planning"
-	PhaseApplying = "Applying"
-	PhaseIdle     = "Idle"
-	PhaseDeleting = "Deleting"
+	PhasePlanning    = "Planning"
+	PhaseApplying    = "Applying"
+	PhaseRollingBack = "RollingBack"
+	PhaseIdle        = "Idle"
+	PhasePaused      = "Paused"
+	PhaseDeleting    = "Deleting"
 )
 
 // WorkflowID is the ID of a resource's workflow.
@@ -72,7 +101,8 @@ func WorkflowID(resourceID string) string { return "resource-" + resourceID }
 
 var a *activities.Activities
 
-// ResourceWorkflow converges one resource, forever: plan, fan out, wait for the next change.
+// ResourceWorkflow converges one resource, forever: plan, apply (eventually or as a saga), wait for
+// the next change.
 func ResourceWorkflow(ctx workflow.Context, in ResourceInput) error {
 	if in.ResourceID == "" {
 		return temporal.NewNonRetryableApplicationError("ResourceInput.ResourceID is empty", "BadInput", nil)
@@ -83,6 +113,9 @@ func ResourceWorkflow(ctx workflow.Context, in ResourceInput) error {
 	}
 	for {
 		run.wake = false
+		if err := run.applyPauseRequest(ctx); err != nil {
+			return err
+		}
 		plan, err := run.plan(ctx)
 		if err != nil {
 			return err
@@ -93,15 +126,29 @@ func ResourceWorkflow(ctx workflow.Context, in ResourceInput) error {
 		if plan.Deleting {
 			return run.delete(ctx, plan)
 		}
-		run.converge(ctx, plan)
+		var wait time.Duration
+		switch {
+		case plan.Paused:
+			run.status.Phase = PhasePaused
+			wait = ResyncInterval
+		case plan.Consistency == cheops.Transactional:
+			wait, err = run.transact(ctx, plan)
+		default:
+			wait = run.converge(ctx, plan)
+		}
+		if err != nil {
+			return err
+		}
+		if err := run.publish(ctx, plan); err != nil {
+			return err
+		}
 		if run.mustContinueAsNew(ctx) {
 			return run.continueAsNew(ctx)
 		}
-		run.status.Phase = PhaseIdle
-		wait := ResyncInterval
-		if len(run.status.Failed) > 0 {
-			wait = RetryInterval
+		if !plan.Paused {
+			run.status.Phase = PhaseIdle
 		}
+		run.status.NextRoundAt = workflow.Now(ctx).Add(wait)
 		if _, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return run.wake }); err != nil {
 			return err
 		}
@@ -112,9 +159,15 @@ func ResourceWorkflow(ctx workflow.Context, in ResourceInput) error {
 type resourceRun struct {
 	status Status
 	// wake is set by updates and signals to end the wait early.
-	wake      bool
-	reconcile workflow.ReceiveChannel
-	del       workflow.ReceiveChannel
+	wake bool
+	// pause, when set, is an operator's pause (true) or resume (false) not yet recorded.
+	pause *bool
+	// retry and resync are operator requests for the next plan.
+	retry, resync bool
+	// failedRounds counts rounds in a row that left sites to retry; it sets the backoff.
+	failedRounds int
+	// searchState is the last CheopsState published.
+	searchState string
 }
 
 func (r *resourceRun) setup(ctx workflow.Context) error {
@@ -124,6 +177,7 @@ func (r *resourceRun) setup(ctx workflow.Context) error {
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateApply,
 		func(ctx workflow.Context, req ApplyRequest) (Status, error) {
 			r.status.TargetGeneration = max(r.status.TargetGeneration, req.Generation)
+			r.failedRounds = 0
 			r.wake = true
 			return r.status, nil
 		},
@@ -139,17 +193,53 @@ func (r *resourceRun) setup(ctx workflow.Context) error {
 	); err != nil {
 		return err
 	}
-	r.reconcile = workflow.GetSignalChannel(ctx, SignalReconcile)
-	r.del = workflow.GetSignalChannel(ctx, SignalDelete)
+	on := func(name string, handle func(c workflow.ReceiveChannel)) func(workflow.Selector) {
+		ch := workflow.GetSignalChannel(ctx, name)
+		return func(sel workflow.Selector) {
+			sel.AddReceive(ch, func(c workflow.ReceiveChannel, _ bool) { handle(c); r.wake = true })
+		}
+	}
+	discard := func(c workflow.ReceiveChannel) { c.Receive(ctx, nil) }
+	handlers := []func(workflow.Selector){
+		on(SignalReconcile, discard),
+		on(SignalDelete, discard),
+		on(SignalPause, func(c workflow.ReceiveChannel) { c.Receive(ctx, nil); paused := true; r.pause = &paused }),
+		on(SignalResume, func(c workflow.ReceiveChannel) { c.Receive(ctx, nil); paused := false; r.pause = &paused }),
+		on(SignalRetry, func(c workflow.ReceiveChannel) { c.Receive(ctx, nil); r.retry, r.failedRounds = true, 0 }),
+		on(SignalResync, func(c workflow.ReceiveChannel) { c.Receive(ctx, nil); r.resync = true }),
+		on(SignalSiteHealth, func(c workflow.ReceiveChannel) {
+			var change SiteHealthChange
+			c.Receive(ctx, &change)
+			r.failedRounds = 0
+		}),
+	}
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
 			sel := workflow.NewSelector(ctx)
-			sel.AddReceive(r.reconcile, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil); r.wake = true })
-			sel.AddReceive(r.del, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil); r.wake = true })
+			for _, add := range handlers {
+				add(sel)
+			}
 			sel.Select(ctx)
 		}
 	})
 	return nil
+}
+
+// applyPauseRequest records an operator's pause or resume in the store, where the plan reads it.
+func (r *resourceRun) applyPauseRequest(ctx workflow.Context) error {
+	if r.pause == nil {
+		return nil
+	}
+	paused := *r.pause
+	r.pause = nil
+	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, recordOptions), a.SetPaused,
+		activities.PauseInput{ResourceID: r.status.ResourceID, Paused: paused}).Get(ctx, nil)
+}
+
+// recordOptions are for activities that only write to the store: retried until they succeed.
+var recordOptions = workflow.ActivityOptions{
+	StartToCloseTimeout: 30 * time.Second,
+	RetryPolicy:         &temporal.RetryPolicy{MaximumInterval: 30 * time.Second},
 }
 
 func (r *resourceRun) plan(ctx workflow.Context) (activities.Plan, error) {
@@ -160,82 +250,61 @@ func (r *resourceRun) plan(ctx workflow.Context) (activities.Plan, error) {
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second,
-			NonRetryableErrorTypes: []string{"Permanent"},
+			NonRetryableErrorTypes: []string{string(cheops.Permanent)},
 		},
 	})
+	in := activities.PlanInput{ResourceID: r.status.ResourceID, Retry: r.retry, Resync: r.resync}
+	r.retry, r.resync = false, false
 	var plan activities.Plan
-	err := workflow.ExecuteLocalActivity(ctx, a.PlanResource, activities.PlanInput{ResourceID: r.status.ResourceID}).Get(ctx, &plan)
-	if err != nil {
+	if err := workflow.ExecuteLocalActivity(ctx, a.PlanResource, in).Get(ctx, &plan); err != nil {
 		return plan, err
 	}
 	r.status.TargetGeneration = max(r.status.TargetGeneration, plan.Generation)
+	r.status.Consistency, r.status.Paused, r.status.RolledBack = plan.Consistency, plan.Paused, plan.RolledBack
+	r.status.Parked, r.status.Rejected = plan.Parked, plan.Rejected
 	return plan, nil
 }
 
-// converge applies the planned generation to every site that needs it and removes replicas that
-// left the scope. Sites fail independently: one failing site does not hold the others back.
-func (r *resourceRun) converge(ctx workflow.Context, plan activities.Plan) {
-	r.status.Phase = PhaseApplying
-	applyCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 2 * time.Minute,
-		HeartbeatTimeout:    10 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second,
-			MaximumAttempts:        5,
-			NonRetryableErrorTypes: []string{"Permanent"},
-		},
-	})
-	errs := fanOut(ctx, plan.Apply, plan.MaxParallel, func(site string) workflow.Future {
-		return workflow.ExecuteActivity(applyCtx, a.ApplyReplica, activities.ApplyInput{
-			ResourceID: r.status.ResourceID, Site: site, Generation: plan.Generation})
-	})
-	r.status.Failed = r.status.Failed[:0]
-	markCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{MaximumInterval: 30 * time.Second},
-	})
-	for _, site := range plan.Apply {
-		if err := errs[site]; err != nil {
-			r.status.Failed = append(r.status.Failed, site)
-			_ = workflow.ExecuteActivity(markCtx, a.MarkReplicaFailed, activities.MarkInput{
-				ResourceID: r.status.ResourceID, Site: site, Message: rootMessage(err)}).Get(ctx, nil)
-		}
+// commit records the planned generation as applied everywhere, once per generation.
+func (r *resourceRun) commit(ctx workflow.Context, plan activities.Plan) error {
+	if r.status.AppliedGeneration == plan.Generation {
+		return nil
 	}
-	r.removeReplicas(ctx, plan.Remove, false, plan.MaxParallel)
-	if len(r.status.Failed) == 0 {
-		r.status.AppliedGeneration = plan.Generation
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, recordOptions), a.CommitGeneration,
+		activities.CommitInput{ResourceID: r.status.ResourceID, Generation: plan.Generation, Sites: plan.Sites}).Get(ctx, nil)
+	if err != nil {
+		return err
 	}
-}
-
-// removeReplicas deletes (or orphans) replicas until each is gone: deletion retries without limit,
-// since a replica forgotten while its object remains would leak it.
-func (r *resourceRun) removeReplicas(ctx workflow.Context, sites []string, orphan bool, parallel int) map[string]error {
-	delCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 2 * time.Minute,
-		HeartbeatTimeout:    10 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
-		},
-	})
-	return fanOut(ctx, sites, parallel, func(site string) workflow.Future {
-		return workflow.ExecuteActivity(delCtx, a.DeleteReplica, activities.DeleteInput{
-			ResourceID: r.status.ResourceID, Site: site, Orphan: orphan})
-	})
+	r.status.AppliedGeneration = plan.Generation
+	return nil
 }
 
 func (r *resourceRun) delete(ctx workflow.Context, plan activities.Plan) error {
 	r.status.Phase = PhaseDeleting
-	errs := r.removeReplicas(ctx, plan.Remove, plan.Orphan, plan.MaxParallel)
+	errs := r.removeReplicas(ctx, plan.Remove, plan.Orphan, plan.MaxParallel, untilDone)
 	for _, site := range plan.Remove {
 		if err := errs[site]; err != nil {
 			return fmt.Errorf("delete replica on site %s: %w", site, err)
 		}
 	}
-	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{MaximumInterval: 30 * time.Second},
-	})
+	ctx = workflow.WithActivityOptions(ctx, recordOptions)
 	return workflow.ExecuteActivity(ctx, a.ForgetResource, r.status.ResourceID).Get(ctx, nil)
+}
+
+// untilDone retries a step that must not be abandoned (a deletion, a compensation) without limit.
+var untilDone = &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute}
+
+// removeReplicas deletes (or orphans) replicas on sites, with the given retry policy.
+func (r *resourceRun) removeReplicas(ctx workflow.Context, sites []string, orphan bool, parallel int, retry *temporal.RetryPolicy) map[string]error {
+	delCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Minute,
+		HeartbeatTimeout:    10 * time.Second,
+		RetryPolicy:         retry,
+	})
+	return fanOut(ctx, sites, parallel, func(site string) workflow.Future {
+		return workflow.ExecuteActivity(delCtx, a.DeleteReplica, activities.DeleteInput{
+			ResourceID: r.status.ResourceID, Site: site, Orphan: orphan})
+	})
 }
 
 func (r *resourceRun) mustContinueAsNew(ctx workflow.Context) bool {
@@ -244,8 +313,8 @@ func (r *resourceRun) mustContinueAsNew(ctx workflow.Context) bool {
 }
 
 func (r *resourceRun) continueAsNew(ctx workflow.Context) error {
-	// Let running update handlers finish; pending signals need no carrying over, since the next run
-	// re-plans from the store, which is where every accepted request is recorded.
+	// Let running update handlers finish. Pending signals need no carrying over: the next run
+	// re-plans from the store, where every accepted request and every pause is recorded.
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 		return err
 	}
@@ -273,6 +342,16 @@ func fanOut(ctx workflow.Context, sites []string, parallel int, start func(site 
 		sel.Select(ctx)
 	}
 	return errs
+}
+
+// errorClass returns the class an activity failure carries (see activities.asTemporalError), or ""
+// when it carries none (a timeout, a worker lost).
+func errorClass(err error) cheops.ErrorClass {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return cheops.ErrorClass(appErr.Type())
+	}
+	return ""
 }
 
 // rootMessage returns the driver's own words from an activity failure.

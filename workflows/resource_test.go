@@ -40,8 +40,7 @@ func TestFanOutIsolatesAPermanentFailure(t *testing.T) {
 			}
 			return activities.ApplyOutput{LocalID: "uid-" + in.Site, Generation: in.Generation}, nil
 		})
-	env.OnActivity(a.MarkReplicaFailed, mock.Anything, activities.MarkInput{ResourceID: "r1", Site: "b", Message: "admission denied"}).Return(nil).Once()
-	// After the retry interval the workflow re-plans; the resource is then gone.
+	// After the resync interval the workflow re-plans; the resource is then gone.
 	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(activities.Plan{}, nil).Once()
 	var failed []string
 	env.RegisterDelayedCallback(func() {
@@ -88,6 +87,7 @@ func TestFanOutIsBounded(t *testing.T) {
 			return activities.ApplyOutput{}, nil
 		})
 	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(activities.Plan{}, nil).Once()
+	env.OnActivity(a.CommitGeneration, mock.Anything, mock.Anything).Return(nil).Once()
 	env.ExecuteWorkflow(ResourceWorkflow, ResourceInput{ResourceID: "r1"})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
@@ -106,6 +106,7 @@ func TestApplyUpdateWakesAndRefusesStaleGenerations(t *testing.T) {
 	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(gen1, nil).Once()
 	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(gen2, nil).Once()
 	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(activities.Plan{}, nil).Once()
+	env.OnActivity(a.CommitGeneration, mock.Anything, mock.Anything).Return(nil)
 	var applied []int64
 	env.OnActivity(a.ApplyReplica, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.ApplyInput) (activities.ApplyOutput, error) {
@@ -185,6 +186,7 @@ func TestContinuesAsNewWhenHistoryGrows(t *testing.T) {
 	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(
 		activities.Plan{Exists: true, Generation: 3, MaxParallel: 4, Sites: sites, Apply: sites}, nil).Once()
 	env.OnActivity(a.ApplyReplica, mock.Anything, mock.Anything).Return(activities.ApplyOutput{Generation: 3}, nil)
+	env.OnActivity(a.CommitGeneration, mock.Anything, activities.CommitInput{ResourceID: "r1", Generation: 3, Sites: sites}).Return(nil).Once()
 	env.ExecuteWorkflow(ResourceWorkflow, ResourceInput{ResourceID: "r1"})
 	var can *workflow.ContinueAsNewError
 	if err := env.GetWorkflowError(); !errors.As(err, &can) {

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -126,16 +128,19 @@ type siteView struct {
 	Labels     map[string]string `json:"labels,omitempty"`
 	Kubernetes map[string]string `json:"kubernetes,omitempty"`
 	Health     string            `json:"health"`
-	CreatedAt  time.Time         `json:"createdAt"`
+	// HealthMessage says why a site is Unreachable.
+	HealthMessage string    `json:"healthMessage"`
+	CreatedAt     time.Time `json:"createdAt"`
 }
 
 type replicaView struct {
-	Site               string `json:"site"`
-	State              string `json:"state"`
-	LocalID            string `json:"localID"`
-	ObservedGeneration int64  `json:"observedGeneration"`
-	Message            string `json:"message"`
-	Attempts           int    `json:"attempts"`
+	Site               string   `json:"site"`
+	State              string   `json:"state"`
+	LocalID            string   `json:"localID"`
+	ObservedGeneration int64    `json:"observedGeneration"`
+	Message            string   `json:"message"`
+	Attempts           int      `json:"attempts"`
+	Overrides          []string `json:"overrides"`
 }
 
 type resourceView struct {
@@ -146,7 +151,16 @@ type resourceView struct {
 	State      string          `json:"state"`
 	Manifest   json.RawMessage `json:"manifest"`
 	Scope      json.RawMessage `json:"scope"`
-	Replicas   []replicaView   `json:"replicas"`
+	Policy     struct {
+		Consistency string `json:"consistency"`
+	} `json:"policy"`
+	Paused   bool `json:"paused"`
+	Rollback *struct {
+		Generation int64             `json:"generation"`
+		Reasons    map[string]string `json:"reasons"`
+		Done       bool              `json:"done"`
+	} `json:"rollback"`
+	Replicas []replicaView `json:"replicas"`
 }
 
 func labelsString(l map[string]string) string {
@@ -216,9 +230,9 @@ func newSiteCmd(f *clientFlags) *cobra.Command {
 				return err
 			}
 			return f.print(cmd, out, func(w *tabwriter.Writer) {
-				fmt.Fprintln(w, "NAME\tDRIVER\tHEALTH\tLABELS")
+				fmt.Fprintln(w, "NAME\tDRIVER\tHEALTH\tLABELS\tMESSAGE")
 				for _, s := range out.Items {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", s.Name, s.Driver, s.Health, labelsString(s.Labels))
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", s.Name, s.Driver, s.Health, labelsString(s.Labels), s.HealthMessage)
 				}
 			})
 		},
@@ -263,11 +277,11 @@ func newSiteCmd(f *clientFlags) *cobra.Command {
 // ---- apply ----
 
 func newApplyCmd(f *clientFlags) *cobra.Command {
-	var file, name, sites, selector string
+	var file, name, sites, selector, expr, consistency, policyTimeout string
 	var wait bool
 	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "apply -f FILE (--sites a,b | --selector SEL)",
+		Use:   "apply -f FILE (--sites a,b | --selector SEL | --scope EXPR)",
 		Short: "Create or update a resource from a manifest (YAML or JSON)",
 		Long: `Create a resource from a Kubernetes manifest, or update it when a resource of that name exists.
 The name defaults to the manifest's metadata.name. --wait shows per-site progress until every
@@ -299,13 +313,24 @@ replica is Ready, or a replica fails.`,
 				name = m.Metadata.Name
 			}
 			body := map[string]any{"name": name, "driver": "kubernetes", "manifest": json.RawMessage(manifest)}
+			given := 0
+			for _, v := range []string{sites, selector, expr} {
+				if v != "" {
+					given++
+				}
+			}
 			switch {
-			case sites != "" && selector != "":
-				return usageError{errors.New("give --sites or --selector, not both")}
+			case given > 1:
+				return usageError{errors.New("give one of --sites, --selector or --scope")}
 			case sites != "":
 				body["scope"] = map[string]any{"sites": strings.Split(sites, ",")}
 			case selector != "":
 				body["scope"] = map[string]any{"selector": selector}
+			case expr != "":
+				body["scope"] = map[string]any{"expression": expr}
+			}
+			if consistency != "" || policyTimeout != "" {
+				body["policy"] = map[string]any{"consistency": consistency, "timeout": policyTimeout}
 			}
 			ctx := cmd.Context()
 			var r resourceView
@@ -316,7 +341,7 @@ replica is Ready, or a replica fails.`,
 				err = f.call(ctx, http.MethodPut, "/v1/resources/"+r.ID, http.Header{"If-Match": {fmt.Sprint(r.Generation)}}, body, &r)
 			case errors.As(err, &ae) && ae.Status == http.StatusNotFound:
 				if body["scope"] == nil {
-					return usageError{errors.New("a new resource needs --sites or --selector")}
+					return usageError{errors.New("a new resource needs --sites, --selector or --scope")}
 				}
 				err = f.call(ctx, http.MethodPost, "/v1/resources", http.Header{"Idempotency-Key": {uuid.NewString()}}, body, &r)
 			}
@@ -336,6 +361,9 @@ replica is Ready, or a replica fails.`,
 	cmd.Flags().StringVar(&name, "name", "", "resource name (default: the manifest's metadata.name)")
 	cmd.Flags().StringVar(&sites, "sites", "", "comma-separated site names")
 	cmd.Flags().StringVar(&selector, "selector", "", "label selector of sites, e.g. region=eu-west")
+	cmd.Flags().StringVar(&expr, "scope", "", `scope-lang expression, e.g. "paris & berlin", "paris | berlin", "(paris | lyon) & region=de"`)
+	cmd.Flags().StringVar(&consistency, "consistency", "", "eventual (default) or transactional (all sites or none)")
+	cmd.Flags().StringVar(&policyTimeout, "policy-timeout", "", "transactional: how long a site may take before every site is rolled back (default 5m)")
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until every replica is Ready, showing progress")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long --wait waits")
 	return cmd
@@ -367,7 +395,7 @@ func (f *clientFlags) wait(cmd *cobra.Command, id string, timeout time.Duration,
 		switch {
 		case err == nil && done(r):
 			return r, nil
-		case r.State == "Failed" || r.State == "Degraded":
+		case r.State == "Failed" || r.State == "Degraded" || r.State == "RolledBack":
 			return r, fmt.Errorf("resource %s is %s", r.Name, r.State)
 		case ctx.Err() != nil:
 			return r, fmt.Errorf("still %s after %s", r.State, timeout)
@@ -380,10 +408,24 @@ var errNotFound = errors.New("not found")
 
 func (f *clientFlags) printResource(cmd *cobra.Command, r resourceView) error {
 	return f.print(cmd, r, func(w *tabwriter.Writer) {
-		fmt.Fprintf(w, "ID:\t%s\nName:\t%s\nGeneration:\t%d\nState:\t%s\n\n", r.ID, r.Name, r.Generation, r.State)
-		fmt.Fprintln(w, "SITE\tSTATE\tLOCAL ID\tGENERATION\tATTEMPTS\tMESSAGE")
+		fmt.Fprintf(w, "ID:\t%s\nName:\t%s\nGeneration:\t%d\nConsistency:\t%s\nState:\t%s\n", r.ID, r.Name, r.Generation, r.Policy.Consistency, r.State)
+		if r.Paused {
+			fmt.Fprintln(w, "Paused:\tyes (cheops resume "+r.Name+")")
+		}
+		if rb := r.Rollback; rb != nil && rb.Generation == r.Generation {
+			progress := "in progress"
+			if rb.Done {
+				progress = "done"
+			}
+			fmt.Fprintf(w, "Rollback:\tgeneration %d, %s\n", rb.Generation, progress)
+			for _, site := range slices.Sorted(maps.Keys(rb.Reasons)) {
+				fmt.Fprintf(w, "  %s:\t%s\n", site, rb.Reasons[site])
+			}
+		}
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "SITE\tSTATE\tLOCAL ID\tGENERATION\tATTEMPTS\tOVERRIDES\tMESSAGE")
 		for _, rep := range r.Replicas {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%s\n", rep.Site, rep.State, rep.LocalID, rep.ObservedGeneration, rep.Attempts, rep.Message)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", rep.Site, rep.State, rep.LocalID, rep.ObservedGeneration, rep.Attempts, strings.Join(rep.Overrides, ","), rep.Message)
 		}
 	})
 }
@@ -473,6 +515,30 @@ func newDeleteCmd(f *clientFlags) *cobra.Command {
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the resource is gone")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long --wait waits")
 	return cmd
+}
+
+// newActionCmds returns the operator controls: each sends its signal to the resource's workflow.
+func newActionCmds(f *clientFlags) []*cobra.Command {
+	var cmds []*cobra.Command
+	for _, a := range []struct{ name, short string }{
+		{"pause", "Pause a resource: nothing is applied until it is resumed"},
+		{"resume", "Resume a paused resource; what changed meanwhile is applied"},
+		{"retry", "Retry failed replicas now, including ones a site rejected, and a rolled-back generation"},
+		{"resync", "Re-apply every replica of a resource, converged or not"},
+	} {
+		cmds = append(cmds, &cobra.Command{
+			Use: a.name + " ID|NAME", Short: a.short, Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				var r resourceView
+				if err := f.call(cmd.Context(), http.MethodPost, "/v1/resources/"+url.PathEscape(args[0])+":"+a.name, nil, nil, &r); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s sent to resource %s\n", a.name, r.Name)
+				return nil
+			},
+		})
+	}
+	return cmds
 }
 
 func newEventsCmd(f *clientFlags) *cobra.Command {

@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
+	"github.com/cheops-io/cheops/worker"
 	"github.com/cheops-io/cheops/workflows"
 )
 
@@ -138,4 +140,43 @@ func tlsConfig(what, cert, key, ca, serverName string) (*tls.Config, error) {
 		cfg.RootCAs = pool
 	}
 	return cfg, nil
+}
+
+// workerConfig is the settings of a worker, in `cheops worker` and `cheops dev`.
+type workerConfig struct {
+	SweepInterval time.Duration
+	Health        worker.HealthConfig
+}
+
+func (c *workerConfig) register(fs *pflag.FlagSet) {
+	fs.DurationVar(&c.SweepInterval, "sweep-interval", envDuration("CHEOPS_SWEEP_INTERVAL", 30*time.Second), "how often to make sure every resource has a workflow (CHEOPS_SWEEP_INTERVAL)")
+	fs.DurationVar(&c.Health.Interval, "probe-interval", envDuration("CHEOPS_PROBE_INTERVAL", 10*time.Second), "how often each site's health is probed (CHEOPS_PROBE_INTERVAL)")
+	fs.IntVar(&c.Health.Failures, "probe-failures", envInt("CHEOPS_PROBE_FAILURES", 3), "probes failed in a row before a site is Unreachable; one success makes it Ready (CHEOPS_PROBE_FAILURES)")
+	fs.DurationVar(&c.Health.Timeout, "probe-timeout", envDuration("CHEOPS_PROBE_TIMEOUT", 5*time.Second), "how long one probe may take (CHEOPS_PROBE_TIMEOUT)")
+}
+
+func (c *workerConfig) validate() error {
+	var errs []error
+	if c.SweepInterval <= 0 {
+		errs = append(errs, fmt.Errorf("--sweep-interval: must be positive, not %s", c.SweepInterval))
+	}
+	if c.Health.Interval <= 0 {
+		errs = append(errs, fmt.Errorf("--probe-interval: must be positive, not %s", c.Health.Interval))
+	}
+	if c.Health.Failures < 1 {
+		errs = append(errs, fmt.Errorf("--probe-failures: must be at least 1, not %d", c.Health.Failures))
+	}
+	if c.Health.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("--probe-timeout: must be positive, not %s", c.Health.Timeout))
+	}
+	return errors.Join(errs...)
+}
+
+func envDuration(key string, def time.Duration) time.Duration {
+	if v, ok := os.LookupEnv(key); ok {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+	}
+	return def
 }

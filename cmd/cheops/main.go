@@ -30,14 +30,14 @@ func newRoot() *cobra.Command {
 		Long: `cheops keeps one declared resource replicated across many sites and every copy converged.
 
 Run everything locally with 'cheops dev', then talk to it with the client commands
-(site, apply, get, list, delete, events). Environment variables named in each flag's
+(site, apply, get, list, delete, events, pause, resume, retry, resync). Environment variables named in each flag's
 help are read when the flag is not given.`,
 		SilenceUsage: true,
 	}
 	root.AddCommand(newDevCmd(), newServerCmd(), newWorkerCmd())
 	client := &clientFlags{}
-	for _, c := range []*cobra.Command{newSiteCmd(client), newApplyCmd(client), newGetCmd(client),
-		newListCmd(client), newDeleteCmd(client), newEventsCmd(client)} {
+	for _, c := range append([]*cobra.Command{newSiteCmd(client), newApplyCmd(client), newGetCmd(client),
+		newListCmd(client), newDeleteCmd(client), newEventsCmd(client)}, newActionCmds(client)...) {
 		client.register(c)
 		root.AddCommand(c)
 	}

@@ -90,14 +90,20 @@ func serveAPI(ctx context.Context, addr string, s *store.Store, tc client.Client
 	}
 }
 
-// runWorker runs the Temporal worker and the resource sweeper until ctx ends.
-func runWorker(ctx context.Context, tc client.Client, s *store.Store, taskQueue string, sweep time.Duration, log *slog.Logger) error {
-	w := worker.New(tc, taskQueue, &activities.Activities{Store: s, Drivers: drivers()})
+// runWorker runs the Temporal worker, the resource sweeper and the site prober until ctx ends.
+func runWorker(ctx context.Context, tc client.Client, s *store.Store, tcfg temporalConfig, wcfg workerConfig, log *slog.Logger) error {
+	if err := workflows.EnsureSearchAttributes(ctx, tc, tcfg.Namespace); err != nil {
+		return err
+	}
+	w := worker.New(tc, tcfg.TaskQueue, &activities.Activities{Store: s, Drivers: drivers()})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
-	log.Info("worker polling", "taskQueue", taskQueue)
-	go worker.Sweep(ctx, s, &workflows.Client{Temporal: tc, TaskQueue: taskQueue}, sweep, log)
+	log.Info("worker polling", "taskQueue", tcfg.TaskQueue)
+	wc := &workflows.Client{Temporal: tc, TaskQueue: tcfg.TaskQueue}
+	go worker.Sweep(ctx, s, wc, wcfg.SweepInterval, log)
+	prober := &worker.Prober{Store: s, Drivers: drivers(), Workflows: wc, Config: wcfg.Health, Log: log}
+	go prober.Run(ctx)
 	<-ctx.Done()
 	w.Stop()
 	return nil
@@ -110,16 +116,16 @@ func signalContext() (context.Context, context.CancelFunc) {
 // ---- cheops dev ----
 
 type devConfig struct {
-	DataDir       string
-	Listen        string
-	TemporalPort  int
-	UIPort        int
-	EtcdClient    string
-	EtcdPeer      string
-	Worker        bool
-	SweepInterval time.Duration
-	LogLevel      string
-	PprofAddr     string
+	DataDir      string
+	Listen       string
+	TemporalPort int
+	UIPort       int
+	EtcdClient   string
+	EtcdPeer     string
+	Worker       bool
+	WorkerConfig workerConfig
+	LogLevel     string
+	PprofAddr    string
 }
 
 func newDevCmd() *cobra.Command {
@@ -141,7 +147,7 @@ replicas and running workflows all come back.`,
 	fs.StringVar(&c.EtcdClient, "etcd-client-addr", envOr("CHEOPS_ETCD_CLIENT_ADDR", "127.0.0.1:2379"), "embedded etcd client address (CHEOPS_ETCD_CLIENT_ADDR)")
 	fs.StringVar(&c.EtcdPeer, "etcd-peer-addr", envOr("CHEOPS_ETCD_PEER_ADDR", "127.0.0.1:2380"), "embedded etcd peer address (CHEOPS_ETCD_PEER_ADDR)")
 	fs.BoolVar(&c.Worker, "worker", envOr("CHEOPS_DEV_WORKER", "true") == "true", "run a worker in this process (CHEOPS_DEV_WORKER); false leaves it to 'cheops worker'")
-	fs.DurationVar(&c.SweepInterval, "sweep-interval", 30*time.Second, "how often the worker makes sure every resource has a workflow")
+	c.WorkerConfig.register(fs)
 	fs.StringVar(&c.LogLevel, "log-level", envOr("CHEOPS_LOG_LEVEL", "info"), "debug, info, warn or error (CHEOPS_LOG_LEVEL)")
 	registerPprof(fs, &c.PprofAddr)
 	return cmd
@@ -159,6 +165,9 @@ func envInt(key string, def int) int {
 func runDev(c devConfig) error {
 	log, err := newLogger(c.LogLevel)
 	if err != nil {
+		return err
+	}
+	if err := c.WorkerConfig.validate(); err != nil {
 		return err
 	}
 	if c.TemporalPort <= 0 || c.TemporalPort > 65535 {
@@ -207,7 +216,7 @@ func runDev(c devConfig) error {
 	errc := make(chan error, 2)
 	go func() { errc <- serveAPI(ctx, c.Listen, s, tc, tcfg.TaskQueue, log) }()
 	if c.Worker {
-		go func() { errc <- runWorker(ctx, tc, s, tcfg.TaskQueue, c.SweepInterval, log) }()
+		go func() { errc <- runWorker(ctx, tc, s, tcfg, c.WorkerConfig, log) }()
 	}
 	select {
 	case err := <-errc:
@@ -247,21 +256,24 @@ func newWorkerCmd() *cobra.Command {
 	var tcfg temporalConfig
 	var ecfg etcdConfig
 	var level, pprofAddr string
-	var sweep time.Duration
+	var wcfg workerConfig
 	cmd := &cobra.Command{
 		Use:   "worker",
-		Short: "Run the Temporal worker (workflows and activities) against an external Temporal and etcd",
+		Short: "Run the Temporal worker (workflows and activities), the sweeper and the site prober against an external Temporal and etcd",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := wcfg.validate(); err != nil {
+				return err
+			}
 			return runExternal(tcfg, ecfg, level, pprofAddr, func(ctx context.Context, tc client.Client, s *store.Store, log *slog.Logger) error {
-				return runWorker(ctx, tc, s, tcfg.TaskQueue, sweep, log)
+				return runWorker(ctx, tc, s, tcfg, wcfg, log)
 			})
 		},
 	}
 	tcfg.register(cmd.Flags())
 	ecfg.register(cmd.Flags())
 	cmd.Flags().StringVar(&level, "log-level", envOr("CHEOPS_LOG_LEVEL", "info"), "debug, info, warn or error (CHEOPS_LOG_LEVEL)")
-	cmd.Flags().DurationVar(&sweep, "sweep-interval", 30*time.Second, "how often to make sure every resource has a workflow")
+	wcfg.register(cmd.Flags())
 	registerPprof(cmd.Flags(), &pprofAddr)
 	return cmd
 }

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -33,18 +32,8 @@ func countLabelled(t *testing.T, i int, id string) (int, []string) {
 
 func appliedEvents(t *testing.T, id string) map[string]int {
 	t.Helper()
-	code, out := call(http.MethodGet, "/v1/resources/"+id+"/events", nil, nil)
-	if code != http.StatusOK {
-		t.Fatalf("events: %d %s", code, out)
-	}
-	var evs struct {
-		Items []cheops.Event `json:"items"`
-	}
-	if err := json.Unmarshal(out, &evs); err != nil {
-		t.Fatal(err)
-	}
 	n := map[string]int{}
-	for _, e := range evs.Items {
+	for _, e := range events(t, id) {
 		if e.Type == "Applied" {
 			n[e.Site]++
 		}

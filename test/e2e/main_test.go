@@ -153,14 +153,33 @@ type resource struct {
 	Name       string `json:"name"`
 	Generation int64  `json:"generation"`
 	State      string `json:"state"`
-	Replicas   []struct {
-		Site               string `json:"site"`
-		State              string `json:"state"`
-		LocalID            string `json:"localID"`
-		ObservedGeneration int64  `json:"observedGeneration"`
-		Message            string `json:"message"`
-		Attempts           int    `json:"attempts"`
-	} `json:"replicas"`
+	Paused     bool   `json:"paused"`
+	Rollback   *struct {
+		Generation int64             `json:"generation"`
+		Reasons    map[string]string `json:"reasons"`
+		Done       bool              `json:"done"`
+	} `json:"rollback"`
+	Replicas []replica `json:"replicas"`
+}
+
+type replica struct {
+	Site               string   `json:"site"`
+	State              string   `json:"state"`
+	LocalID            string   `json:"localID"`
+	ObservedGeneration int64    `json:"observedGeneration"`
+	Message            string   `json:"message"`
+	Attempts           int      `json:"attempts"`
+	Overrides          []string `json:"overrides"`
+}
+
+// replica returns the resource's replica on a site, if any.
+func (r resource) replica(site string) (replica, bool) {
+	for _, rep := range r.Replicas {
+		if rep.Site == site {
+			return rep, true
+		}
+	}
+	return replica{}, false
 }
 
 func (r resource) localIDs() map[string]string {

@@ -181,8 +181,10 @@ func (c *Cheops) StartDev() error {
 
 // StartWorker starts a `cheops worker` process against the dev stack.
 func (c *Cheops) StartWorker() error {
+	// Probes every second, Unreachable after two failures: fault tests see health change quickly.
 	args := []string{"worker", "--temporal-address", c.TemporalAddr, "--etcd-endpoints", c.EtcdEndpoint,
-		"--sweep-interval", "2s", "--log-level", c.logLevel}
+		"--sweep-interval", "2s", "--probe-interval", "1s", "--probe-failures", "2", "--probe-timeout", "1s",
+		"--log-level", c.logLevel}
 	if c.WorkerPprof != "" {
 		args = append(args, "--pprof-addr", c.WorkerPprof)
 	}

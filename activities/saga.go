@@ -1,0 +1,197 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/cheops-io/cheops"
+	"github.com/cheops-io/cheops/store"
+)
+
+// CommitInput records a generation that is now applied on every site in scope.
+type CommitInput struct {
+	ResourceID string
+	Generation int64
+	Sites      []string
+}
+
+// CommitGeneration snapshots the resource's current generation as the one later transactional
+// generations roll back to. A generation that has since been superseded is not committed.
+func (a *Activities) CommitGeneration(ctx context.Context, in CommitInput) error {
+	r, err := a.Store.GetResource(ctx, in.ResourceID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if r.Generation != in.Generation {
+		return nil
+	}
+	if err := a.Store.Commit(ctx, r.ID, cheops.Snapshot{Generation: r.Generation, Manifest: r.Manifest, Overrides: r.Overrides, Sites: in.Sites}); err != nil {
+		return err
+	}
+	if !r.RolledBack() {
+		return nil
+	}
+	// A retried generation that went through is no longer rolled back.
+	_, err = a.Store.UpdateResource(ctx, r.ID, func(r *cheops.Resource) error {
+		if !r.RolledBack() || r.Generation != in.Generation {
+			return store.ErrSkip
+		}
+		r.Rollback = nil
+		return nil
+	})
+	return ignoreNotFound(err)
+}
+
+// CompensateInput names one site of a transactional generation to bring back.
+type CompensateInput struct {
+	ResourceID string
+	Site       string
+	// Generation is the generation being rolled back.
+	Generation int64
+	// Touched is false when the site is known not to have changed: it rejected the generation or
+	// could not be reached. Then only the record is put back.
+	Touched bool
+}
+
+// CompensateReplica brings one site back to the last committed snapshot: a replica the snapshot
+// had is restored to its manifest, one it did not have is deleted. Running it again after it
+// finished changes nothing and records nothing.
+func (a *Activities) CompensateReplica(ctx context.Context, in CompensateInput) error {
+	r, err := a.Store.GetResource(ctx, in.ResourceID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	snap, err := a.Store.Committed(ctx, r.ID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	rep, err := a.Store.GetReplica(ctx, r.ID, in.Site)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // never created, or already removed by an earlier run
+	}
+	if err != nil {
+		return err
+	}
+	message := fmt.Sprintf("rollback of generation %d", in.Generation)
+	if snap.Generation > 0 && slices.Contains(snap.Sites, in.Site) {
+		message = fmt.Sprintf("rollback of generation %d to generation %d", in.Generation, snap.Generation)
+		if !in.Touched && rep.ObservedGeneration == snap.Generation && rep.Object != nil {
+			// The site kept the snapshot's generation: put the record back as it was.
+			_, err := a.Store.UpdateReplica(ctx, r.ID, in.Site, func(rep *cheops.Replica) (*cheops.Event, error) {
+				if rep.State == cheops.ReplicaReady && rep.Message == message {
+					return nil, store.ErrSkip
+				}
+				rep.State, rep.Message = cheops.ReplicaReady, message
+				return &cheops.Event{Type: "RolledBack", Site: in.Site, Generation: snap.Generation, Message: message + "; the site had not changed"}, nil
+			})
+			return err
+		}
+		old := r
+		old.Generation, old.Manifest, old.Overrides = snap.Generation, snap.Manifest, snap.Overrides
+		_, err := a.applyAndRecord(ctx, old, in.Site, "RolledBack", message, false)
+		return err
+	}
+	// The snapshot had no replica here: nothing of this generation may remain on the site.
+	if rep.Object != nil {
+		if _, err := a.Store.UpdateReplica(ctx, r.ID, in.Site, func(rep *cheops.Replica) (*cheops.Event, error) {
+			rep.State, rep.Message = cheops.ReplicaDeleting, message
+			return nil, nil
+		}); err != nil {
+			return err
+		}
+		if err := a.deleteOnSite(ctx, r.Driver, in.Site, *rep.Object); err != nil {
+			return asTemporalError(err)
+		}
+	}
+	return a.Store.DeleteReplica(ctx, r.ID, in.Site, &cheops.Event{Type: "RolledBack", Site: in.Site, Generation: in.Generation,
+		Message: message + "; removed, since the site had no earlier generation"})
+}
+
+// RollbackInput records the rollback of a transactional generation.
+type RollbackInput struct {
+	ResourceID string
+	Generation int64
+	// Reasons says, per site, why the generation could not be applied there.
+	Reasons map[string]string
+	// Done is set once every site is back.
+	Done bool
+}
+
+// RecordRollback records on the resource that a generation is being, or was, rolled back.
+func (a *Activities) RecordRollback(ctx context.Context, in RollbackInput) error {
+	changed := false
+	_, err := a.Store.UpdateResource(ctx, in.ResourceID, func(r *cheops.Resource) error {
+		if r.Generation != in.Generation {
+			return store.ErrSkip // superseded: the new generation decides
+		}
+		if r.Rollback != nil && r.Rollback.Generation == in.Generation && r.Rollback.Done == in.Done && maps.Equal(r.Rollback.Reasons, in.Reasons) {
+			return store.ErrSkip
+		}
+		r.Rollback = &cheops.Rollback{Generation: in.Generation, Reasons: in.Reasons, Done: in.Done, At: time.Now().UTC()}
+		changed = true
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) || err != nil || !changed {
+		return ignoreNotFound(err)
+	}
+	ev := cheops.Event{Type: "RollbackStarted", Generation: in.Generation, Message: reasonsText(in.Reasons)}
+	if in.Done {
+		ev.Type, ev.Message = "RolledBack", "every site is back; "+ev.Message
+	}
+	return ignoreNotFound(a.Store.AppendEvent(ctx, in.ResourceID, ev))
+}
+
+func reasonsText(reasons map[string]string) string {
+	var s string
+	for _, site := range slices.Sorted(maps.Keys(reasons)) {
+		if s != "" {
+			s += "; "
+		}
+		s += site + ": " + reasons[site]
+	}
+	return s
+}
+
+func ignoreNotFound(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// PauseInput pauses or resumes a resource.
+type PauseInput struct {
+	ResourceID string
+	Paused     bool
+}
+
+// SetPaused records that an operator paused or resumed a resource, so the API shows it and the
+// workflow finds it again after Continue-As-New or a restart.
+func (a *Activities) SetPaused(ctx context.Context, in PauseInput) error {
+	changed := false
+	_, err := a.Store.UpdateResource(ctx, in.ResourceID, func(r *cheops.Resource) error {
+		if r.Paused == in.Paused {
+			return store.ErrSkip
+		}
+		r.Paused, changed = in.Paused, true
+		return nil
+	})
+	if err != nil || !changed {
+		return ignoreNotFound(err)
+	}
+	ev := cheops.Event{Type: "Resumed", Message: "resumed by an operator"}
+	if in.Paused {
+		ev = cheops.Event{Type: "Paused", Message: "paused by an operator: nothing is applied until resumed"}
+	}
+	return ignoreNotFound(a.Store.AppendEvent(ctx, in.ResourceID, ev))
+}

@@ -1,0 +1,446 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/cheops-io/cheops"
+)
+
+// post creates a resource from a full request body.
+func post(t *testing.T, body map[string]any) resource {
+	t.Helper()
+	code, out := call(http.MethodPost, "/v1/resources", body, nil)
+	if code != http.StatusCreated {
+		t.Fatalf("create %v: %d %s", body["name"], code, out)
+	}
+	var r resource
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// put changes a resource and returns it at its new generation.
+func put(t *testing.T, id string, body map[string]any) resource {
+	t.Helper()
+	code, out := call(http.MethodPut, "/v1/resources/"+id, body, nil)
+	if code != http.StatusOK {
+		t.Fatalf("update %s: %d %s", id, code, out)
+	}
+	var r resource
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func remove(t *testing.T, id string) {
+	t.Helper()
+	call(http.MethodDelete, "/v1/resources/"+id, nil, nil)
+	waitGone(t, id)
+}
+
+func events(t *testing.T, id string) []cheops.Event {
+	t.Helper()
+	code, out := call(http.MethodGet, "/v1/resources/"+id+"/events", nil, nil)
+	if code != http.StatusOK {
+		t.Fatalf("events: %d %s", code, out)
+	}
+	var evs struct {
+		Items []cheops.Event `json:"items"`
+	}
+	if err := json.Unmarshal(out, &evs); err != nil {
+		t.Fatal(err)
+	}
+	return evs.Items
+}
+
+func countEvents(evs []cheops.Event, typ, site string) int {
+	n := 0
+	for _, e := range evs {
+		if e.Type == typ && e.Site == site {
+			n++
+		}
+	}
+	return n
+}
+
+func waitSiteHealth(t *testing.T, site, want string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	var last string
+	for time.Now().Before(deadline) {
+		code, out := call(http.MethodGet, "/v1/sites/"+site, nil, nil)
+		var s cheops.Site
+		if code == http.StatusOK && json.Unmarshal(out, &s) == nil {
+			if string(s.Health) == want {
+				return
+			}
+			last = string(s.Health) + " " + s.HealthMessage
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("site %s not %s after 1m; last %s", site, want, last)
+}
+
+// stopSite3 stops the third kube-apiserver (sites site-3 and slow-3) and makes sure it runs again
+// when the test ends, whatever happens.
+func stopSite3(t *testing.T) (restart func()) {
+	t.Helper()
+	a := env.kube.Apiservers[2]
+	a.Stop()
+	running := false
+	restart = func() {
+		if running {
+			return
+		}
+		if err := a.Start(""); err != nil {
+			t.Fatalf("restart site-3's apiserver: %v", err)
+		}
+		running = true
+	}
+	t.Cleanup(func() {
+		restart()
+		waitSiteHealth(t, "site-3", "Ready")
+	})
+	waitSiteHealth(t, "site-3", "Unreachable")
+	return restart
+}
+
+// configMapOn reads a ConfigMap from apiserver i with client-go.
+func configMapOn(t *testing.T, i int, ns, name string) (*corev1.ConfigMap, error) {
+	t.Helper()
+	cs, _, err := env.kube.Apiservers[i].Clients()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs.CoreV1().ConfigMaps(ns).Get(context.Background(), name, metav1.GetOptions{})
+}
+
+func wantValue(t *testing.T, i int, name, value, generation string) {
+	t.Helper()
+	cm, err := configMapOn(t, i, "default", name)
+	if err != nil {
+		t.Fatalf("site-%d: %v", i+1, err)
+	}
+	if cm.Data["value"] != value || cm.Annotations[cheops.AnnotationGeneration] != generation {
+		t.Fatalf("site-%d: %s has value %q at generation %s, want %q at %s", i+1, name, cm.Data["value"],
+			cm.Annotations[cheops.AnnotationGeneration], value, generation)
+	}
+}
+
+func wantAbsent(t *testing.T, i int, ns, name string) {
+	t.Helper()
+	if _, err := configMapOn(t, i, ns, name); !apierrors.IsNotFound(err) {
+		t.Fatalf("apiserver %d: %s/%s should not exist (err %v)", i+1, ns, name, err)
+	}
+}
+
+// Eventual: with site-3's apiserver down before the fan-out, the other sites become Ready and
+// site-3 Unreachable (Degraded); once it is back it converges with no user action.
+func TestEventualSiteDownThenBack(t *testing.T) {
+	restart := stopSite3(t)
+	r := post(t, map[string]any{"name": "down-eventual", "manifest": configMap("down-eventual", "v1"),
+		"scope": map[string]any{"sites": directSites}, "policy": map[string]any{"retryInitial": "1s", "retryMax": "4s"}})
+	waitFor(t, r.ID, time.Minute, "Degraded with site-3 Unreachable", func(r resource, _ int) bool {
+		r1, _ := r.replica("site-1")
+		r2, _ := r.replica("site-2")
+		r3, _ := r.replica("site-3")
+		return r.State == "Degraded" && r1.State == "Ready" && r2.State == "Ready" && r3.State == "Unreachable"
+	})
+	start := time.Now()
+	restart()
+	r = waitReady(t, r.ID, 1)
+	t.Logf("site-3 back: converged %s after its apiserver was ready again", time.Since(start).Round(time.Millisecond))
+	cm, err := configMapOn(t, 2, "default", "down-eventual")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, _ := r.replica("site-3"); string(cm.UID) != rep.LocalID {
+		t.Fatalf("site-3: UID %s, API reports %s", cm.UID, rep.LocalID)
+	}
+	remove(t, r.ID)
+}
+
+// Transactional: with site-3 down, a new generation that cannot reach it within the policy timeout
+// is rolled back on the sites that took it; a first generation that cannot leaves nothing anywhere.
+func TestTransactionalRollsBackWhenASiteIsDown(t *testing.T) {
+	policy := map[string]any{"consistency": "transactional", "timeout": "6s"}
+	r := post(t, map[string]any{"name": "txn-down", "manifest": configMap("txn-down", "v1"),
+		"scope": map[string]any{"sites": directSites}, "policy": policy})
+	waitReady(t, r.ID, 1)
+	restart := stopSite3(t)
+
+	r = put(t, r.ID, map[string]any{"manifest": configMap("txn-down", "v2")})
+	r = waitFor(t, r.ID, 2*time.Minute, "RolledBack", func(r resource, _ int) bool { return r.State == "RolledBack" })
+	if r.Rollback == nil || r.Rollback.Generation != 2 || !strings.Contains(r.Rollback.Reasons["site-3"], "timeout") {
+		t.Fatalf("rollback = %+v, want generation 2 with site-3's reason", r.Rollback)
+	}
+	for i := range 2 {
+		wantValue(t, i, "txn-down", "v1", "1")
+	}
+
+	first := post(t, map[string]any{"name": "txn-first", "manifest": configMap("txn-first", "v1"),
+		"scope": map[string]any{"sites": directSites}, "policy": policy})
+	waitFor(t, first.ID, 2*time.Minute, "RolledBack", func(r resource, _ int) bool { return r.State == "RolledBack" })
+	for i := range 2 {
+		wantAbsent(t, i, "default", "txn-first")
+	}
+
+	restart()
+	waitSiteHealth(t, "site-3", "Ready")
+	wantValue(t, 2, "txn-down", "v1", "1")
+	wantAbsent(t, 2, "default", "txn-first")
+	remove(t, r.ID)
+	remove(t, first.ID)
+}
+
+// A kind that site-3 does not serve (its CRD is on site-1 and site-2 only) fails there at once, with
+// no retry; eventual mode reports Degraded, transactional mode rolls back.
+func TestPermanentRejection(t *testing.T) {
+	crd := map[string]any{
+		"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+		"metadata": map[string]any{"name": "gadgets.faults.cheops.io"},
+		"spec": map[string]any{
+			"group": "faults.cheops.io", "scope": "Namespaced",
+			"names": map[string]any{"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
+			"versions": []any{map[string]any{"name": "v1", "served": true, "storage": true,
+				"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}},
+		},
+	}
+	rc := create(t, "gadgets-crd", crd, "site-1", "site-2")
+	waitReady(t, rc.ID, 1)
+	gadgets := schema.GroupVersionResource{Group: "faults.cheops.io", Version: "v1", Resource: "gadgets"}
+	for i := range 2 {
+		_, dyn, _ := env.kube.Apiservers[i].Clients()
+		deadline := time.Now().Add(time.Minute)
+		for {
+			if _, err := dyn.Resource(gadgets).Namespace("default").List(context.Background(), metav1.ListOptions{}); err == nil {
+				break
+			} else if time.Now().After(deadline) {
+				t.Fatalf("gadgets not served on site-%d: %v", i+1, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	gadget := func(name string) map[string]any {
+		return map[string]any{"apiVersion": "faults.cheops.io/v1", "kind": "Gadget", "metadata": map[string]any{"name": name}, "spec": map[string]any{"size": 3}}
+	}
+
+	ev := post(t, map[string]any{"name": "gadget-eventual", "manifest": gadget("gadget-eventual"),
+		"scope": map[string]any{"sites": directSites}, "policy": map[string]any{"retryInitial": "1s", "retryMax": "2s"}})
+	waitFor(t, ev.ID, time.Minute, "Degraded with site-3 Failed", func(r resource, _ int) bool {
+		r3, _ := r.replica("site-3")
+		return r.State == "Degraded" && r3.State == "Failed"
+	})
+	// Several backoff rounds pass; a rejected generation is not retried in any of them.
+	time.Sleep(5 * time.Second)
+	r, _ := get(t, ev.ID)
+	r3, _ := r.replica("site-3")
+	evs := events(t, ev.ID)
+	t.Logf("site-3 rejected the Gadget after %d attempt(s): %s", r3.Attempts, r3.Message)
+	if r3.Attempts != 1 || countEvents(evs, "ApplyFailed", "site-3") != 1 || r.State != "Degraded" {
+		t.Fatalf("site-3: %d attempts, %d ApplyFailed events, state %s; want 1, 1, Degraded", r3.Attempts, countEvents(evs, "ApplyFailed", "site-3"), r.State)
+	}
+
+	txn := post(t, map[string]any{"name": "gadget-txn", "manifest": gadget("gadget-txn"),
+		"scope": map[string]any{"sites": directSites}, "policy": map[string]any{"consistency": "transactional"}})
+	r = waitFor(t, txn.ID, time.Minute, "RolledBack", func(r resource, _ int) bool { return r.State == "RolledBack" })
+	if !strings.Contains(r.Rollback.Reasons["site-3"], "Gadget") {
+		t.Fatalf("rollback reasons = %v, want site-3's rejection", r.Rollback.Reasons)
+	}
+	for i := range 2 {
+		_, dyn, _ := env.kube.Apiservers[i].Clients()
+		if _, err := dyn.Resource(gadgets).Namespace("default").Get(context.Background(), "gadget-txn", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Fatalf("site-%d still has gadget-txn after the rollback (err %v)", i+1, err)
+		}
+	}
+	remove(t, ev.ID)
+	remove(t, txn.ID)
+	remove(t, rc.ID)
+}
+
+// "site-3 | site-1": the replica lives on site-3; when site-3 dies it fails over to site-1, and the
+// abandoned replica on site-3 is deleted once site-3 is back.
+func TestFailoverOnScopeExpression(t *testing.T) {
+	r := post(t, map[string]any{"name": "failover", "manifest": configMap("failover", "v1"),
+		"scope": map[string]any{"expression": "site-3 | site-1"}, "policy": map[string]any{"retryInitial": "1s", "retryMax": "2s"}})
+	r = waitReady(t, r.ID, 1)
+	if len(r.Replicas) != 1 || r.Replicas[0].Site != "site-3" {
+		t.Fatalf("replicas = %+v, want one on site-3", r.Replicas)
+	}
+	restart := stopSite3(t)
+	start := time.Now()
+	waitFor(t, r.ID, time.Minute, "Ready on site-1", func(r resource, _ int) bool {
+		rep, ok := r.replica("site-1")
+		return ok && rep.State == "Ready"
+	})
+	t.Logf("failed over to site-1 %s after site-3 was marked Unreachable", time.Since(start).Round(time.Millisecond))
+	wantValue(t, 0, "failover", "v1", "1")
+	restart()
+	r = waitFor(t, r.ID, time.Minute, "only on site-1", func(r resource, _ int) bool {
+		return r.State == "Ready" && len(r.Replicas) == 1 && r.Replicas[0].Site == "site-1"
+	})
+	wantAbsent(t, 2, "default", "failover")
+	remove(t, r.ID)
+}
+
+// The worker is SIGKILLed while a rollback is deleting a replica on a slow site; after a restart the
+// compensation completes, exactly once per site.
+func TestWorkerKilledMidCompensation(t *testing.T) {
+	// Namespace "comp" exists on the first and third apiservers: site-2 rejects the ConfigMap.
+	for _, i := range []int{0, 2} {
+		cs, _, _ := env.kube.Apiservers[i].Clients()
+		if _, err := cs.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "comp"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+	}
+	env.slow.SetDelay(time.Second)
+	defer env.slow.SetDelay(0)
+	cm := configMap("compensated", "v1")
+	cm["metadata"].(map[string]any)["namespace"] = "comp"
+	r := post(t, map[string]any{"name": "compensated", "manifest": cm,
+		"scope": map[string]any{"sites": []string{"site-1", "site-2", "slow-3"}}, "policy": map[string]any{"consistency": "transactional"}})
+	waitFor(t, r.ID, 2*time.Minute, "compensating slow-3", func(r resource, _ int) bool {
+		rep, _ := r.replica("slow-3")
+		return rep.State == "Deleting" && strings.HasPrefix(rep.Message, "rollback")
+	})
+	env.cheops.Worker.Kill()
+	t.Log("worker killed while slow-3's replica was being compensated")
+	env.slow.SetDelay(200 * time.Millisecond)
+	if err := env.cheops.StartWorker(); err != nil {
+		t.Fatal(err)
+	}
+	r = waitFor(t, r.ID, 2*time.Minute, "RolledBack", func(r resource, _ int) bool { return r.State == "RolledBack" })
+	if len(r.Replicas) != 0 {
+		t.Fatalf("replicas left after rolling back a first generation: %+v", r.Replicas)
+	}
+	wantAbsent(t, 0, "comp", "compensated")
+	wantAbsent(t, 2, "comp", "compensated")
+	evs := events(t, r.ID)
+	for _, site := range []string{"site-1", "site-2", "slow-3"} {
+		if n := countEvents(evs, "RolledBack", site); n != 1 {
+			t.Errorf("site %s: %d RolledBack events, want exactly 1", site, n)
+		}
+	}
+	remove(t, r.ID)
+}
+
+// Pause, update, resume: nothing is applied while paused and the update lands on resume. A per-site
+// override adds a key on site-2 only.
+func TestPauseUpdateResumeWithOverride(t *testing.T) {
+	overrides := []any{map[string]any{"site": "site-2", "patch": map[string]any{"data": map[string]any{"site": "two"}}}}
+	r := post(t, map[string]any{"name": "paused", "manifest": configMap("paused", "v1"),
+		"scope": map[string]any{"sites": []string{"site-1", "site-2"}}, "overrides": overrides})
+	r = waitReady(t, r.ID, 1)
+	if rep, _ := r.replica("site-2"); len(rep.Overrides) != 1 || rep.Overrides[0] != "overrides[0]" {
+		t.Fatalf("site-2 replica overrides = %v", rep.Overrides)
+	}
+	if cm, _ := configMapOn(t, 1, "default", "paused"); cm == nil || cm.Data["site"] != "two" {
+		t.Fatalf("site-2 ConfigMap without its override: %+v", cm)
+	}
+	if cm, _ := configMapOn(t, 0, "default", "paused"); cm == nil || cm.Data["site"] != "" {
+		t.Fatalf("site-1 ConfigMap has site-2's override: %+v", cm)
+	}
+
+	if code, out := call(http.MethodPost, "/v1/resources/paused:pause", nil, nil); code != http.StatusAccepted {
+		t.Fatalf("pause: %d %s", code, out)
+	}
+	waitFor(t, r.ID, 30*time.Second, "paused", func(r resource, _ int) bool { return r.Paused })
+	put(t, r.ID, map[string]any{"manifest": configMap("paused", "v2")})
+	time.Sleep(3 * time.Second)
+	wantValue(t, 0, "paused", "v1", "1")
+	if code, out := call(http.MethodPost, "/v1/resources/paused:resume", nil, nil); code != http.StatusAccepted {
+		t.Fatalf("resume: %d %s", code, out)
+	}
+	waitReady(t, r.ID, 2)
+	wantValue(t, 0, "paused", "v2", "2")
+	if cm, _ := configMapOn(t, 1, "default", "paused"); cm == nil || cm.Data["value"] != "v2" || cm.Data["site"] != "two" {
+		t.Fatalf("site-2 after resume: %+v", cm)
+	}
+	remove(t, r.ID)
+}
+
+// temporalCLI returns the real `temporal` CLI, installed by the project's own script.
+func temporalCLI(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("CHEOPS_TEMPORAL_CLI"); p != "" {
+		return p
+	}
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("bash", filepath.Join(root, "scripts/tools.sh"), "temporal").Output()
+	if err != nil {
+		t.Fatalf("install the temporal CLI: %v", err)
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "temporal")
+}
+
+// The README's operator commands, run with the real temporal CLI against the dev server: signal
+// pause and resume, query status, list by search attribute, and resync repairing drift.
+func TestTemporalCLIControls(t *testing.T) {
+	bin := temporalCLI(t)
+	temporal := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(bin, append(args, "--address", env.cheops.TemporalAddr, "--namespace", "default")...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("temporal %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	r := create(t, "operated", configMap("operated", "v1"), "site-1")
+	r = waitReady(t, r.ID, 1)
+	wid := "resource-" + r.ID
+
+	temporal("workflow", "signal", "--workflow-id", wid, "--name", "pause")
+	waitFor(t, r.ID, 30*time.Second, "paused", func(r resource, _ int) bool { return r.Paused })
+	if out := temporal("workflow", "query", "--workflow-id", wid, "--type", "status"); !strings.Contains(out, `"Paused": true`) && !strings.Contains(out, `"Paused":true`) {
+		t.Fatalf("status query does not say paused:\n%s", out)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out := temporal("workflow", "list", "--query", `CheopsResourceName="operated" AND CheopsState="Paused"`)
+		if strings.Contains(out, wid) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("workflow list by search attributes does not find %s:\n%s", wid, out)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	temporal("workflow", "signal", "--workflow-id", wid, "--name", "resume")
+	waitFor(t, r.ID, 30*time.Second, "resumed", func(r resource, _ int) bool { return !r.Paused })
+
+	// Drift: someone deletes the object on the site; resync puts it back.
+	cs, _, _ := env.kube.Apiservers[0].Clients()
+	if err := cs.CoreV1().ConfigMaps("default").Delete(context.Background(), "operated", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	temporal("workflow", "signal", "--workflow-id", wid, "--name", "resync")
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		if _, err := configMapOn(t, 0, "default", "operated"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("resync did not re-create the deleted ConfigMap")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	remove(t, r.ID)
+}

@@ -1,0 +1,118 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cheops-io/cheops"
+	"github.com/cheops-io/cheops/store"
+	"github.com/cheops-io/cheops/workflows"
+)
+
+// HealthConfig sets the periodic probe of sites.
+type HealthConfig struct {
+	// Interval between two probes of a site.
+	Interval time.Duration
+	// Failures is how many probes in a row must fail before a site is Unreachable; one success
+	// makes it Ready again.
+	Failures int
+	// Timeout bounds one probe.
+	Timeout time.Duration
+}
+
+// Prober probes every site, records its health in the store and tells the workflows of the
+// resources on a site when its health changes, so they retry at once instead of waiting out a backoff.
+type Prober struct {
+	Store     *store.Store
+	Drivers   map[cheops.DriverName]cheops.Driver
+	Workflows *workflows.Client
+	Config    HealthConfig
+	Log       *slog.Logger
+}
+
+// Run probes every Config.Interval until ctx ends.
+func (p *Prober) Run(ctx context.Context) {
+	for {
+		if err := p.ProbeOnce(ctx); err != nil && ctx.Err() == nil {
+			p.Log.Warn("probe sites", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(p.Config.Interval):
+		}
+	}
+}
+
+// ProbeOnce probes every site once, in parallel.
+func (p *Prober) ProbeOnce(ctx context.Context) error {
+	sites, err := p.Store.ListSites(ctx)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(sites))
+	for i, site := range sites {
+		wg.Go(func() { errs[i] = p.probe(ctx, site.Name) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (p *Prober) probe(ctx context.Context, name string) error {
+	t, err := p.Store.Target(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	d, ok := p.Drivers[t.Site.Driver]
+	if !ok {
+		return nil
+	}
+	pctx, cancel := context.WithTimeout(ctx, p.Config.Timeout)
+	probeErr := d.Probe(pctx, t)
+	cancel()
+	if ctx.Err() != nil {
+		return nil
+	}
+	var before cheops.SiteHealth
+	site, err := p.Store.UpdateSite(ctx, name, nil, func(s *cheops.Site) error {
+		before = s.Health
+		now := time.Now().UTC()
+		s.ProbedAt = &now
+		if probeErr == nil {
+			s.Health, s.HealthMessage, s.ProbeFailures = cheops.SiteReady, "", 0
+			return nil
+		}
+		s.ProbeFailures++
+		if s.ProbeFailures >= p.Config.Failures {
+			s.Health = cheops.SiteUnreachable
+			s.HealthMessage = fmt.Sprintf("%d probes failed in a row; last: %v", s.ProbeFailures, probeErr)
+		}
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil || site.Health == before {
+		return err
+	}
+	p.Log.Info("site health changed", "site", name, "from", before, "to", site.Health, "reason", site.HealthMessage)
+	ids, err := p.Store.SiteResources(ctx, name)
+	if err != nil {
+		return err
+	}
+	change := workflows.SiteHealthChange{Site: name, Health: site.Health}
+	for _, id := range ids {
+		if err := p.Workflows.SiteHealthChanged(ctx, id, change); err != nil {
+			return fmt.Errorf("tell resource %s that site %s is %s: %w", id, name, site.Health, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,80 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/cheops-io/cheops"
+	"github.com/cheops-io/cheops/devstack/etcdembed"
+	"github.com/cheops-io/cheops/store"
+)
+
+// flakyDriver answers probes with whatever err holds; the store under test is a real etcd.
+type flakyDriver struct{ err error }
+
+func (d *flakyDriver) Validate(json.RawMessage) error                     { return nil }
+func (d *flakyDriver) ValidateSite(cheops.Site, cheops.Credentials) error { return nil }
+func (d *flakyDriver) Apply(context.Context, cheops.Target, cheops.ApplyRequest) (cheops.ApplyResult, error) {
+	return cheops.ApplyResult{}, nil
+}
+func (d *flakyDriver) Observe(context.Context, cheops.Target, cheops.ObjectRef) (cheops.Observation, error) {
+	return cheops.Observation{}, nil
+}
+func (d *flakyDriver) Delete(context.Context, cheops.Target, cheops.ObjectRef) error { return nil }
+func (d *flakyDriver) Probe(context.Context, cheops.Target) error                    { return d.err }
+
+// Health turns Unreachable only after Failures probes fail in a row, and Ready after one success.
+func TestProbeHysteresis(t *testing.T) {
+	e, err := etcdembed.Start(etcdembed.Options{Dir: t.TempDir(), ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{e.Endpoint}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	s := store.New(c, "")
+	if _, err := s.CreateSite(ctx, cheops.Site{Name: "edge", Driver: cheops.DriverKubernetes}, cheops.Credentials{}); err != nil {
+		t.Fatal(err)
+	}
+	d := &flakyDriver{}
+	p := &Prober{Store: s, Drivers: map[cheops.DriverName]cheops.Driver{cheops.DriverKubernetes: d},
+		Config: HealthConfig{Interval: time.Second, Failures: 3, Timeout: time.Second}, Log: slog.Default()}
+	health := func() cheops.SiteHealth {
+		site, err := s.GetSite(ctx, "edge")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return site.Health
+	}
+	steps := []struct {
+		err  error
+		want cheops.SiteHealth
+	}{
+		{nil, cheops.SiteReady},
+		{errors.New("connection refused"), cheops.SiteReady},
+		{errors.New("connection refused"), cheops.SiteReady},
+		{errors.New("connection refused"), cheops.SiteUnreachable},
+		{errors.New("connection refused"), cheops.SiteUnreachable},
+		{nil, cheops.SiteReady},
+		{errors.New("connection refused"), cheops.SiteReady},
+	}
+	for i, step := range steps {
+		d.err = step.err
+		if err := p.ProbeOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := health(); got != step.want {
+			t.Fatalf("after probe %d (%v): %s, want %s", i+1, step.err, got, step.want)
+		}
+	}
+}

@@ -1,0 +1,217 @@
+package workflows
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/cheops-io/cheops"
+	"github.com/cheops-io/cheops/activities"
+)
+
+// An unreachable site is parked after one attempt and retried in later rounds with a backoff that
+// doubles up to the policy's cap; a site-health signal retries it at once.
+func TestUnreachableSiteBacksOffUntilItsHealthChanges(t *testing.T) {
+	env := newEnv(t)
+	plan := activities.Plan{Exists: true, Generation: 1, Consistency: cheops.Eventual, MaxParallel: 2,
+		RetryInitial: 10 * time.Second, RetryMax: 40 * time.Second, Sites: []string{"a", "down"}}
+	var mu sync.Mutex
+	var rounds []time.Duration
+	var attempts int
+	start := env.Now()
+	up := false
+	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(func(context.Context, activities.PlanInput) (activities.Plan, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		rounds = append(rounds, env.Now().Sub(start))
+		if len(rounds) == 7 {
+			return activities.Plan{}, nil // resource gone: end the test
+		}
+		p := plan
+		p.Apply = []string{"down"}
+		if len(rounds) == 1 {
+			p.Apply = []string{"a", "down"}
+		}
+		return p, nil
+	})
+	env.OnActivity(a.ApplyReplica, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ApplyInput) (activities.ApplyOutput, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if in.Site == "down" {
+			attempts++
+			if !up {
+				return activities.ApplyOutput{}, temporal.NewApplicationError("connection refused", string(cheops.Unreachable))
+			}
+		}
+		return activities.ApplyOutput{Generation: 1}, nil
+	})
+	env.OnActivity(a.CommitGeneration, mock.Anything, mock.Anything).Return(nil).Once()
+	// After four rounds (0, 10, 30, 70 s: waits of 10, 20, 40) the site comes back and says so.
+	env.RegisterDelayedCallback(func() {
+		mu.Lock()
+		up = true
+		mu.Unlock()
+		env.SignalWorkflow(SignalSiteHealth, SiteHealthChange{Site: "down", Health: cheops.SiteReady})
+	}, 80*time.Second)
+	env.ExecuteWorkflow(ResourceWorkflow, ResourceInput{ResourceID: "r1"})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	want := []time.Duration{0, 10 * time.Second, 30 * time.Second, 70 * time.Second, 80 * time.Second}
+	if len(rounds) < len(want) || !slices.Equal(rounds[:len(want)], want) {
+		t.Fatalf("rounds at %v, want %v then resyncs", rounds, want)
+	}
+	if attempts != len(rounds)-1 {
+		t.Fatalf("%d attempts on the down site in %d rounds, want one per round: none retried inside a round", attempts, len(rounds)-1)
+	}
+}
+
+// A transactional generation that one site rejects is compensated on every site: the site that
+// took it is restored, the site that rejected it only has its record put back; the rollback is
+// recorded, and nothing is committed or removed.
+func TestTransactionalRejectionRollsEverySiteBack(t *testing.T) {
+	env := newEnv(t)
+	plan := activities.Plan{Exists: true, Generation: 2, Consistency: cheops.Transactional, MaxParallel: 3,
+		Timeout: time.Minute, Sites: []string{"a", "b", "c"}, Apply: []string{"a", "b", "c"}, Remove: []string{"old"}}
+	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(plan, nil).Once()
+	var attemptsB int
+	env.OnActivity(a.ApplyReplica, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ApplyInput) (activities.ApplyOutput, error) {
+		switch in.Site {
+		case "b":
+			attemptsB++
+			return activities.ApplyOutput{}, temporal.NewNonRetryableApplicationError("no matches for kind Widget", string(cheops.Permanent), nil)
+		case "c":
+			return activities.ApplyOutput{}, temporal.NewApplicationError("connection refused", string(cheops.Unreachable))
+		}
+		return activities.ApplyOutput{Generation: 2}, nil
+	})
+	var mu sync.Mutex
+	compensated := map[string]bool{}
+	env.OnActivity(a.CompensateReplica, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CompensateInput) error {
+		mu.Lock()
+		defer mu.Unlock()
+		compensated[in.Site] = in.Touched
+		return nil
+	})
+	var records []activities.RollbackInput
+	env.OnActivity(a.RecordRollback, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.RollbackInput) error {
+		records = append(records, in)
+		return nil
+	})
+	rolledBack := plan
+	rolledBack.RolledBack, rolledBack.Apply, rolledBack.Remove = true, nil, nil
+	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(rolledBack, nil).Once()
+	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(activities.Plan{}, nil).Once()
+	env.ExecuteWorkflow(ResourceWorkflow, ResourceInput{ResourceID: "r1", AppliedGeneration: 1})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	// c is unreachable: retried within the timeout. b is rejected: once.
+	if attemptsB != 1 {
+		t.Fatalf("site b tried %d times, want 1", attemptsB)
+	}
+	want := map[string]bool{"a": true, "b": false, "c": false}
+	if len(compensated) != 3 || compensated["a"] != want["a"] || compensated["b"] || compensated["c"] {
+		t.Fatalf("compensated (site: touched) = %v, want %v", compensated, want)
+	}
+	if len(records) != 2 || records[0].Done || !records[1].Done || records[1].Reasons["b"] != "no matches for kind Widget" ||
+		records[1].Reasons["a"] != "" || records[1].Reasons["c"] == "" {
+		t.Fatalf("rollback records = %+v", records)
+	}
+	// DeleteReplica and CommitGeneration have no mock: calling either fails the test.
+}
+
+// A transactional generation every site takes removes replicas that left the scope, then commits.
+func TestTransactionalSuccessRemovesThenCommits(t *testing.T) {
+	env := newEnv(t)
+	plan := activities.Plan{Exists: true, Generation: 1, Consistency: cheops.Transactional, MaxParallel: 3,
+		Timeout: time.Minute, Sites: []string{"a", "b"}, Apply: []string{"a", "b"}, Remove: []string{"old"}}
+	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(plan, nil).Once()
+	env.OnActivity(a.ApplyReplica, mock.Anything, mock.Anything).Return(activities.ApplyOutput{Generation: 1}, nil).Twice()
+	var order []string
+	env.OnActivity(a.DeleteReplica, mock.Anything, activities.DeleteInput{ResourceID: "r1", Site: "old"}).Return(func(context.Context, activities.DeleteInput) error {
+		order = append(order, "remove")
+		return nil
+	}).Once()
+	env.OnActivity(a.CommitGeneration, mock.Anything, activities.CommitInput{ResourceID: "r1", Generation: 1, Sites: []string{"a", "b"}}).Return(func(context.Context, activities.CommitInput) error {
+		order = append(order, "commit")
+		return nil
+	}).Once()
+	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(activities.Plan{}, nil).Once()
+	env.ExecuteWorkflow(ResourceWorkflow, ResourceInput{ResourceID: "r1"})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(order, []string{"remove", "commit"}) {
+		t.Fatalf("order = %v, want remove then commit", order)
+	}
+}
+
+// Pause is recorded and stops applying; an update while paused applies nothing; resume applies it.
+func TestPauseUpdateResume(t *testing.T) {
+	env := newEnv(t)
+	var mu sync.Mutex
+	paused, generation := false, int64(1)
+	var applied []int64
+	env.OnActivity(a.SetPaused, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.PauseInput) error {
+		mu.Lock()
+		defer mu.Unlock()
+		paused = in.Paused
+		return nil
+	}).Twice()
+	plans := 0
+	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(func(context.Context, activities.PlanInput) (activities.Plan, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		plans++
+		if len(applied) == 2 {
+			return activities.Plan{}, nil
+		}
+		return activities.Plan{Exists: true, Generation: generation, Consistency: cheops.Eventual, Paused: paused,
+			MaxParallel: 1, Sites: []string{"a"}, Apply: []string{"a"}}, nil
+	})
+	env.OnActivity(a.ApplyReplica, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ApplyInput) (activities.ApplyOutput, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		applied = append(applied, in.Generation)
+		return activities.ApplyOutput{Generation: in.Generation}, nil
+	})
+	env.OnActivity(a.CommitGeneration, mock.Anything, mock.Anything).Return(nil)
+	var appliedWhilePaused []int64
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalPause, nil) }, time.Minute)
+	env.RegisterDelayedCallback(func() {
+		mu.Lock()
+		generation = 2
+		mu.Unlock()
+		env.SignalWorkflow(SignalReconcile, nil)
+	}, 2*time.Minute)
+	env.RegisterDelayedCallback(func() {
+		mu.Lock()
+		appliedWhilePaused = slices.Clone(applied)
+		mu.Unlock()
+		env.SignalWorkflow(SignalResume, nil)
+	}, 3*time.Minute)
+	env.ExecuteWorkflow(ResourceWorkflow, ResourceInput{ResourceID: "r1"})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(appliedWhilePaused, []int64{1}) || !slices.Equal(applied, []int64{1, 2}) {
+		t.Fatalf("applied %v before resume and %v in all; want [1] then [1 2]", appliedWhilePaused, applied)
+	}
+}
+
+func TestBackoffIsCapped(t *testing.T) {
+	var got []time.Duration
+	for n := 1; n <= 6; n++ {
+		got = append(got, backoff(5*time.Second, 30*time.Second, n))
+	}
+	want := []time.Duration{5 * time.Second, 10 * time.Second, 20 * time.Second, 30 * time.Second, 30 * time.Second, 30 * time.Second}
+	if !slices.Equal(got, want) {
+		t.Fatalf("backoff = %v, want %v", got, want)
+	}
+}

@@ -1,0 +1,65 @@
+package workflows
+
+import (
+	"slices"
+	"strings"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/cheops-io/cheops"
+	"github.com/cheops-io/cheops/activities"
+)
+
+// Search attributes every resource workflow sets, so runs can be found in the Web UI and with
+// `temporal workflow list --query 'CheopsState="Degraded"'`. They must be registered on the namespace
+// (the dev server does it; see SearchAttributes).
+var (
+	SearchResourceName = temporal.NewSearchAttributeKeyKeyword("CheopsResourceName")
+	SearchState        = temporal.NewSearchAttributeKeyKeyword("CheopsState")
+	SearchConsistency  = temporal.NewSearchAttributeKeyKeyword("CheopsConsistency")
+	SearchSites        = temporal.NewSearchAttributeKeyKeywordList("CheopsSites")
+)
+
+// SearchAttributes lists the search attributes above with their types, for registration.
+var SearchAttributes = map[string]enumspb.IndexedValueType{
+	SearchResourceName.GetName(): enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+	SearchState.GetName():        enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+	SearchConsistency.GetName():  enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+	SearchSites.GetName():        enumspb.INDEXED_VALUE_TYPE_KEYWORD_LIST,
+}
+
+// searchStateOf is the workflow's summary of the resource for CheopsState.
+func (r *resourceRun) searchStateOf() string {
+	switch {
+	case r.status.Paused:
+		return "Paused"
+	case r.status.RolledBack:
+		return string(cheops.ResourceRolledBack)
+	case len(r.status.Failed) > 0 || len(r.status.Parked) > 0 || len(r.status.Rejected) > 0:
+		return string(cheops.ResourceDegraded)
+	default:
+		return string(cheops.ResourceReady)
+	}
+}
+
+// publish upserts the search attributes when they changed since the last round; each upsert is an
+// event in the history, so an unchanged round writes none.
+func (r *resourceRun) publish(ctx workflow.Context, plan activities.Plan) error {
+	key := strings.Join(append([]string{r.searchStateOf(), plan.Name, string(plan.Consistency)}, plan.Sites...), "\x00")
+	if key == r.searchState {
+		return nil
+	}
+	r.searchState = key
+	sites := slices.Clone(plan.Sites)
+	if sites == nil {
+		sites = []string{}
+	}
+	return workflow.UpsertTypedSearchAttributes(ctx,
+		SearchResourceName.ValueSet(plan.Name),
+		SearchState.ValueSet(r.searchStateOf()),
+		SearchConsistency.ValueSet(string(plan.Consistency)),
+		SearchSites.ValueSet(sites),
+	)
+}
