@@ -30,8 +30,8 @@ func newRoot() *cobra.Command {
 		Long: `cheops keeps one declared resource replicated across many sites and every copy converged.
 
 Run everything locally with 'cheops dev', then talk to it with the client commands
-(site, apply, get, list, delete, events, pause, resume, retry, resync). Environment variables named in each flag's
-help are read when the flag is not given.`,
+(site, apply, get, list, delete, events, pause, resume, retry, resync). Environment
+variables named in each flag's help are read when the flag is not given.`,
 		SilenceUsage: true,
 	}
 	root.AddCommand(newDevCmd(), newServerCmd(), newWorkerCmd())
