@@ -444,3 +444,33 @@ func TestTemporalCLIControls(t *testing.T) {
 	}
 	remove(t, r.ID)
 }
+
+// Transactional, with the site dying in the middle of the fan-out: slow-3 (behind a slowing proxy)
+// is being updated when its apiserver stops. Its outcome is unknown, so its compensation waits for
+// it to return; then every site is back at generation 1.
+func TestTransactionalSiteDiesDuringFanOut(t *testing.T) {
+	r := post(t, map[string]any{"name": "txn-midway", "manifest": configMap("txn-midway", "v1"),
+		"scope": map[string]any{"sites": []string{"site-1", "slow-3"}}, "policy": map[string]any{"consistency": "transactional", "timeout": "5s"}})
+	waitReady(t, r.ID, 1)
+	env.slow.SetDelay(time.Second)
+	defer env.slow.SetDelay(0)
+	put(t, r.ID, map[string]any{"manifest": configMap("txn-midway", "v2")})
+	waitFor(t, r.ID, time.Minute, "slow-3 Applying generation 2", func(r resource, _ int) bool {
+		rep, _ := r.replica("slow-3")
+		return rep.State == "Applying"
+	})
+	restart := stopSite3(t)
+	r = waitFor(t, r.ID, time.Minute, "rolling back", func(r resource, _ int) bool { return r.Rollback != nil && r.Rollback.Generation == 2 })
+	if r.State == "RolledBack" {
+		t.Fatalf("rolled back while slow-3, whose outcome is unknown, is still down: %+v", r)
+	}
+	env.slow.SetDelay(100 * time.Millisecond)
+	restart()
+	r = waitFor(t, r.ID, 2*time.Minute, "RolledBack", func(r resource, _ int) bool { return r.State == "RolledBack" })
+	wantValue(t, 0, "txn-midway", "v1", "1")
+	cm, err := configMapOn(t, 2, "slow", "txn-midway")
+	if err != nil || cm.Data["value"] != "v1" || cm.Annotations[cheops.AnnotationGeneration] != "1" {
+		t.Fatalf("slow-3 after the rollback: %+v, %v; want v1 at generation 1", cm, err)
+	}
+	remove(t, r.ID)
+}
