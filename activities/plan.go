@@ -40,6 +40,10 @@ type Plan struct {
 	RetryMax     time.Duration
 	// RolledBack is set when the current transactional generation was rolled back.
 	RolledBack bool
+	// Unfinished, with RolledBack, lists the sites of a rollback that was recorded as started but not
+	// as done (its workflow was ended by hand midway), with the reasons recorded then.
+	Unfinished      []string
+	RollbackReasons map[string]string
 	// Resync asks the apply to run even on replicas recorded as converged.
 	Resync bool
 	// Sites are the sites in scope, sorted.
@@ -100,6 +104,12 @@ func (a *Activities) PlanResource(ctx context.Context, in PlanInput) (Plan, erro
 	}
 	if p.RolledBack && !in.Retry {
 		// A rolled-back generation stays rolled back until a new one is declared or a retry is asked.
+		if !r.Rollback.Done {
+			for _, rep := range reps {
+				p.Unfinished = append(p.Unfinished, rep.Site)
+			}
+			p.RollbackReasons = r.Rollback.Reasons
+		}
 		return p, nil
 	}
 	for _, rep := range reps {

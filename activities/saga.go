@@ -19,8 +19,10 @@ type CommitInput struct {
 	Sites      []string
 }
 
-// CommitGeneration snapshots the resource's current generation as the one later transactional
-// generations roll back to. A generation that has since been superseded is not committed.
+// CommitGeneration snapshots a generation as the one later transactional generations roll back to,
+// once every site in in.Sites records it as Ready. A newer generation may have been declared since
+// (the snapshot comes from that generation's recorded spec); a site that already took the newer one
+// means the generation is not committed, and the next round commits the newer one.
 func (a *Activities) CommitGeneration(ctx context.Context, in CommitInput) error {
 	r, err := a.Store.GetResource(ctx, in.ResourceID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -29,10 +31,34 @@ func (a *Activities) CommitGeneration(ctx context.Context, in CommitInput) error
 	if err != nil {
 		return err
 	}
-	if r.Generation != in.Generation {
+	reps, err := a.Store.ListReplicas(ctx, r.ID)
+	if err != nil {
+		return err
+	}
+	ready := 0
+	for _, rep := range reps {
+		if slices.Contains(in.Sites, rep.Site) && rep.State == cheops.ReplicaReady && rep.ObservedGeneration == in.Generation {
+			ready++
+		}
+	}
+	if ready != len(in.Sites) {
 		return nil
 	}
-	if err := a.Store.Commit(ctx, r.ID, cheops.Snapshot{Generation: r.Generation, Manifest: r.Manifest, Overrides: r.Overrides, Sites: in.Sites}); err != nil {
+	snap, err := a.Store.Spec(ctx, r.ID, in.Generation)
+	if errors.Is(err, store.ErrNotFound) && r.Generation == in.Generation {
+		snap, err = cheops.Snapshot{Generation: r.Generation, Manifest: r.Manifest, Overrides: r.Overrides}, nil
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // committed already, or recorded before specs were kept
+	}
+	if err != nil {
+		return err
+	}
+	if cur, err := a.Store.Committed(ctx, r.ID); err == nil && cur.Generation >= snap.Generation {
+		return nil
+	}
+	snap.Sites = in.Sites
+	if err := a.Store.Commit(ctx, r.ID, snap); err != nil {
 		return err
 	}
 	if !r.RolledBack() {

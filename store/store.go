@@ -12,6 +12,7 @@
 //	/replicas/<id>/<site>           Replica
 //	/site-replicas/<site>/<id>      empty; which resources have a replica on a site
 //	/events/<id>/<time>-<seq>       Event, append-only
+//	/specs/<id>/<generation>        Snapshot of each generation not yet committed (manifest, overrides)
 //	/committed/<id>                 Snapshot of the last generation applied everywhere (transactional)
 package store
 
@@ -74,6 +75,15 @@ func (s *Store) siteReplicaKey(site, id string) string {
 }
 func (s *Store) eventPrefix(id string) string  { return s.prefix + "/events/" + id + "/" }
 func (s *Store) committedKey(id string) string { return s.prefix + "/committed/" + id }
+func (s *Store) specPrefix(id string) string   { return s.prefix + "/specs/" + id + "/" }
+func (s *Store) specKey(id string, gen int64) string {
+	return fmt.Sprintf("%s%020d", s.specPrefix(id), gen)
+}
+
+// specOp records what a generation declares, so it can be committed after a newer one was declared.
+func (s *Store) specOp(r cheops.Resource) clientv3.Op {
+	return clientv3.OpPut(s.specKey(r.ID, r.Generation), mustJSON(cheops.Snapshot{Generation: r.Generation, Manifest: r.Manifest, Overrides: r.Overrides}))
+}
 
 func mustJSON(v any) string {
 	b, err := json.Marshal(v)
@@ -282,6 +292,7 @@ func (s *Store) CreateResource(ctx context.Context, r cheops.Resource) (res cheo
 	ops := []clientv3.Op{
 		clientv3.OpPut(s.resourceKey(r.ID), mustJSON(storedResource{r, r.IdempotencyKey})),
 		clientv3.OpPut(s.nameKey(r.Name), r.ID),
+		s.specOp(r),
 	}
 	if r.IdempotencyKey != "" {
 		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(s.idemKey(r.IdempotencyKey)), "=", 0))
@@ -368,6 +379,7 @@ func (s *Store) UpdateResource(ctx context.Context, id string, fn func(*cheops.R
 		if err != nil {
 			return r, err
 		}
+		before := r.Generation
 		if err := fn(&r); errors.Is(err, ErrSkip) {
 			return r, nil
 		} else if err != nil {
@@ -375,8 +387,11 @@ func (s *Store) UpdateResource(ctx context.Context, id string, fn func(*cheops.R
 		}
 		r.ID = id
 		r.UpdatedAt = s.now()
-		ok, err := s.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(s.resourceKey(id)), "=", rev)},
-			clientv3.OpPut(s.resourceKey(id), mustJSON(storedResource{r, r.IdempotencyKey})))
+		ops := []clientv3.Op{clientv3.OpPut(s.resourceKey(id), mustJSON(storedResource{r, r.IdempotencyKey}))}
+		if r.Generation != before {
+			ops = append(ops, s.specOp(r))
+		}
+		ok, err := s.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(s.resourceKey(id)), "=", rev)}, ops...)
 		if err != nil {
 			return r, err
 		}
@@ -417,6 +432,7 @@ func (s *Store) DeleteResource(ctx context.Context, id string) error {
 		clientv3.OpDelete(s.replicaPrefix(id), clientv3.WithPrefix()),
 		clientv3.OpDelete(s.eventPrefix(id), clientv3.WithPrefix()),
 		clientv3.OpDelete(s.committedKey(id)),
+		clientv3.OpDelete(s.specPrefix(id), clientv3.WithPrefix()),
 	}
 	if r.IdempotencyKey != "" {
 		ops = append(ops, clientv3.OpDelete(s.idemKey(r.IdempotencyKey)))
@@ -430,10 +446,21 @@ func (s *Store) DeleteResource(ctx context.Context, id string) error {
 	return nil
 }
 
+// Spec returns what a generation of a resource declared, while it is not yet committed.
+func (s *Store) Spec(ctx context.Context, id string, gen int64) (cheops.Snapshot, error) {
+	var snap cheops.Snapshot
+	_, err := s.get(ctx, s.specKey(id, gen), &snap)
+	return snap, err
+}
+
 // Commit records the snapshot of a generation applied on every site, the one a later transactional
-// generation rolls back to.
+// generation rolls back to, and forgets the specs of that generation and older ones.
 func (s *Store) Commit(ctx context.Context, id string, snap cheops.Snapshot) error {
-	if _, err := s.c.Put(ctx, s.committedKey(id), mustJSON(snap)); err != nil {
+	_, err := s.c.Txn(ctx).Then(
+		clientv3.OpPut(s.committedKey(id), mustJSON(snap)),
+		clientv3.OpDelete(s.specPrefix(id), clientv3.WithRange(s.specKey(id, snap.Generation+1))),
+	).Commit()
+	if err != nil {
 		return fmt.Errorf("etcd put snapshot of %s: %w", id, err)
 	}
 	return nil

@@ -275,3 +275,40 @@ func TestManySitesFitInTransactions(t *testing.T) {
 		t.Fatalf("site index left after delete: %v, %v", ids, err)
 	}
 }
+
+// Every generation's spec is kept until it is committed, so a generation can be committed after a
+// newer one was declared; committing forgets it and the older ones.
+func TestSpecsAreKeptUntilCommitted(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	r, _, err := s.CreateResource(ctx, cheops.Resource{ID: "spec-1", Name: "spec-1", Driver: cheops.DriverKubernetes, Manifest: json.RawMessage(`{"v":1}`), Generation: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateResource(ctx, r.ID, func(r *cheops.Resource) error {
+		r.Manifest, r.Generation = json.RawMessage(`{"v":2}`), 2
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateResource(ctx, r.ID, func(r *cheops.Resource) error { r.Paused = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	one, err := s.Spec(ctx, r.ID, 1)
+	if err != nil || string(one.Manifest) != `{"v":1}` {
+		t.Fatalf("spec 1 = %+v, %v", one, err)
+	}
+	one.Sites = []string{"a"}
+	if err := s.Commit(ctx, r.ID, one); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Spec(ctx, r.ID, 1); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("spec 1 after its commit: %v, want not found", err)
+	}
+	if two, err := s.Spec(ctx, r.ID, 2); err != nil || string(two.Manifest) != `{"v":2}` {
+		t.Fatalf("spec 2 = %+v, %v", two, err)
+	}
+	if c, err := s.Committed(ctx, r.ID); err != nil || c.Generation != 1 || len(c.Sites) != 1 {
+		t.Fatalf("committed = %+v, %v", c, err)
+	}
+}

@@ -215,3 +215,30 @@ func TestBackoffIsCapped(t *testing.T) {
 		t.Fatalf("backoff = %v, want %v", got, want)
 	}
 }
+
+// A rollback recorded as started but not done (its run was ended midway) is finished by the next
+// run, on every site holding a replica, as sites whose outcome is unknown.
+func TestUnfinishedRollbackIsFinished(t *testing.T) {
+	env := newEnv(t)
+	reasons := map[string]string{"b": "rejected"}
+	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(activities.Plan{Exists: true, Generation: 2,
+		Consistency: cheops.Transactional, MaxParallel: 2, RolledBack: true, Unfinished: []string{"a", "b"}, RollbackReasons: reasons}, nil).Once()
+	var mu sync.Mutex
+	var compensated []activities.CompensateInput
+	env.OnActivity(a.CompensateReplica, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CompensateInput) error {
+		mu.Lock()
+		defer mu.Unlock()
+		compensated = append(compensated, in)
+		return nil
+	})
+	env.OnActivity(a.RecordRollback, mock.Anything, activities.RollbackInput{ResourceID: "r1", Generation: 2, Reasons: reasons, Done: false}).Return(nil).Once()
+	env.OnActivity(a.RecordRollback, mock.Anything, activities.RollbackInput{ResourceID: "r1", Generation: 2, Reasons: reasons, Done: true}).Return(nil).Once()
+	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(activities.Plan{}, nil).Once()
+	env.ExecuteWorkflow(ResourceWorkflow, ResourceInput{ResourceID: "r1"})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if len(compensated) != 2 || !compensated[0].Touched || !compensated[1].Touched {
+		t.Fatalf("compensations = %+v, want a and b, both as touched", compensated)
+	}
+}

@@ -20,6 +20,12 @@ import (
 func (r *resourceRun) transact(ctx workflow.Context, plan activities.Plan) (time.Duration, error) {
 	r.status.Failed = nil
 	if plan.RolledBack {
+		if len(plan.Unfinished) > 0 {
+			// A rollback that an earlier run started and never finished: finish it, putting back
+			// every site whose outcome is now unknown.
+			plan.Apply = plan.Unfinished
+			return ResyncInterval, r.rollBack(ctx, plan, map[string]error{}, plan.RollbackReasons)
+		}
 		// Rolled back earlier; it stays so until a new generation or a retry signal.
 		return ResyncInterval, nil
 	}

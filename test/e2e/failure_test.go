@@ -474,3 +474,35 @@ func TestTransactionalSiteDiesDuringFanOut(t *testing.T) {
 	}
 	remove(t, r.ID)
 }
+
+// Eventual, with the site dying in the middle of the fan-out: site-1 becomes Ready without waiting
+// for slow-3, and slow-3 converges once its apiserver is back, with no action.
+func TestEventualSiteDiesDuringFanOut(t *testing.T) {
+	env.slow.SetDelay(time.Second)
+	defer env.slow.SetDelay(0)
+	r := post(t, map[string]any{"name": "ev-midway", "manifest": configMap("ev-midway", "v1"),
+		"scope": map[string]any{"sites": []string{"site-1", "slow-3"}}, "policy": map[string]any{"retryInitial": "1s", "retryMax": "4s"}})
+	waitFor(t, r.ID, time.Minute, "slow-3 Applying", func(r resource, _ int) bool {
+		rep, _ := r.replica("slow-3")
+		return rep.State == "Applying"
+	})
+	restart := stopSite3(t)
+	waitFor(t, r.ID, time.Minute, "site-1 Ready while slow-3 is down", func(r resource, _ int) bool {
+		r1, _ := r.replica("site-1")
+		r3, _ := r.replica("slow-3")
+		return r1.State == "Ready" && r3.State != "Ready"
+	})
+	env.slow.SetDelay(100 * time.Millisecond)
+	start := time.Now()
+	restart()
+	r = waitReady(t, r.ID, 1)
+	t.Logf("slow-3 converged %s after its apiserver was ready again", time.Since(start).Round(time.Millisecond))
+	cm, err := configMapOn(t, 2, "slow", "ev-midway")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, _ := r.replica("slow-3"); string(cm.UID) != rep.LocalID {
+		t.Fatalf("slow-3: UID %s, API reports %s", cm.UID, rep.LocalID)
+	}
+	remove(t, r.ID)
+}
