@@ -6,12 +6,10 @@ import (
 	"errors"
 	"testing"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/cheops-io/cheops"
-	"github.com/cheops-io/cheops/devstack/etcdembed"
-	"github.com/cheops-io/cheops/store"
+	"github.com/cheops-io/cheops/internal/etcdtest"
 )
 
 // downDriver stands in for a site that refuses connections; the store is a real etcd.
@@ -31,19 +29,8 @@ func (d *downDriver) Probe(context.Context, cheops.Target) error                
 
 // Repeated identical failures mark the replica Unreachable once and log one event, not one per attempt.
 func TestRepeatedFailureIsLoggedOnce(t *testing.T) {
-	dir := t.TempDir()
-	e, err := etcdembed.Start(etcdembed.Options{Dir: dir, ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	c, err := clientv3.New(clientv3.Config{Endpoints: []string{e.Endpoint}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	ctx := context.Background()
-	s := store.New(c, "")
+	s := etcdtest.Store(t)
 	if _, err := s.CreateSite(ctx, cheops.Site{Name: "down", Driver: cheops.DriverKubernetes}, cheops.Credentials{}); err != nil {
 		t.Fatal(err)
 	}

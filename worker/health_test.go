@@ -8,11 +8,8 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/cheops-io/cheops"
-	"github.com/cheops-io/cheops/devstack/etcdembed"
-	"github.com/cheops-io/cheops/store"
+	"github.com/cheops-io/cheops/internal/etcdtest"
 )
 
 // flakyDriver answers probes with whatever err holds; the store under test is a real etcd.
@@ -31,18 +28,8 @@ func (d *flakyDriver) Probe(context.Context, cheops.Target) error               
 
 // Health turns Unreachable only after Failures probes fail in a row, and Ready after one success.
 func TestProbeHysteresis(t *testing.T) {
-	e, err := etcdembed.Start(etcdembed.Options{Dir: t.TempDir(), ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	c, err := clientv3.New(clientv3.Config{Endpoints: []string{e.Endpoint}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	ctx := context.Background()
-	s := store.New(c, "")
+	s := etcdtest.Store(t)
 	if _, err := s.CreateSite(ctx, cheops.Site{Name: "edge", Driver: cheops.DriverKubernetes}, cheops.Credentials{}); err != nil {
 		t.Fatal(err)
 	}

@@ -211,17 +211,7 @@ func TestTransactionalRollsBackWhenASiteIsDown(t *testing.T) {
 // A kind that site-3 does not serve (its CRD is on site-1 and site-2 only) fails there at once, with
 // no retry; eventual mode reports Degraded, transactional mode rolls back.
 func TestPermanentRejection(t *testing.T) {
-	crd := map[string]any{
-		"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-		"metadata": map[string]any{"name": "gadgets.faults.cheops.io"},
-		"spec": map[string]any{
-			"group": "faults.cheops.io", "scope": "Namespaced",
-			"names": map[string]any{"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
-			"versions": []any{map[string]any{"name": "v1", "served": true, "storage": true,
-				"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}},
-		},
-	}
-	rc := create(t, "gadgets-crd", crd, "site-1", "site-2")
+	rc := create(t, "gadgets-crd", crdManifest("faults.cheops.io", "gadget", "Gadget"), "site-1", "site-2")
 	waitReady(t, rc.ID, 1)
 	gadgets := schema.GroupVersionResource{Group: "faults.cheops.io", Version: "v1", Resource: "gadgets"}
 	for i := range 2 {

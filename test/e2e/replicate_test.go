@@ -28,6 +28,22 @@ func configMap(name, value string) map[string]any {
 		"metadata": map[string]any{"name": name}, "data": map[string]any{"value": value}}
 }
 
+// crdManifest is a namespaced CustomResourceDefinition of kind in group, served as v1, whose objects
+// may hold any fields.
+func crdManifest(group, singular, kind string) map[string]any {
+	return map[string]any{
+		"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+		"metadata": map[string]any{"name": singular + "s." + group},
+		"spec": map[string]any{
+			"group": group, "scope": "Namespaced",
+			"names": map[string]any{"plural": singular + "s", "singular": singular, "kind": kind},
+			"versions": []any{map[string]any{"name": "v1", "served": true, "storage": true,
+				"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object",
+					"x-kubernetes-preserve-unknown-fields": true}}}},
+		},
+	}
+}
+
 // getOn reads an object from one apiserver with client-go.
 func getOn(t *testing.T, a *harness.Apiserver, gvr schema.GroupVersionResource, ns, name string) (*unstructured.Unstructured, error) {
 	t.Helper()
@@ -73,18 +89,7 @@ func checkReplicas(t *testing.T, r resource, gvr schema.GroupVersionResource, ns
 // Replicates a CRD, a namespaced custom resource of it, a ConfigMap and a Deployment to three real
 // apiservers; updates the ConfigMap; deletes it; orphan-deletes the Deployment.
 func TestReplicateUpdateDeleteAcrossThreeSites(t *testing.T) {
-	crd := map[string]any{
-		"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-		"metadata": map[string]any{"name": "widgets.example.com"},
-		"spec": map[string]any{
-			"group": "example.com", "scope": "Namespaced",
-			"names": map[string]any{"plural": "widgets", "singular": "widget", "kind": "Widget"},
-			"versions": []any{map[string]any{"name": "v1", "served": true, "storage": true,
-				"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object",
-					"x-kubernetes-preserve-unknown-fields": true}}}},
-		},
-	}
-	rc := create(t, "widgets-crd", crd, directSites...)
+	rc := create(t, "widgets-crd", crdManifest("example.com", "widget", "Widget"), directSites...)
 	rc = waitReady(t, rc.ID, 1)
 	checkReplicas(t, rc, crds, "", "widgets.example.com")
 	// The CRD must be served before its objects can be; wait for Established on each site.
