@@ -37,6 +37,7 @@ type Site struct {
 	Driver        DriverName        `json:"driver"`
 	Labels        map[string]string `json:"labels,omitempty"`
 	Kubernetes    *KubernetesSite   `json:"kubernetes,omitempty"`
+	OpenStack     *OpenStackSite    `json:"openstack,omitempty"`
 	Health        SiteHealth        `json:"health"`
 	HealthMessage string            `json:"healthMessage,omitempty"`
 	// ProbeFailures counts the probes failed in a row; Health turns Unreachable at a threshold.
@@ -58,15 +59,49 @@ type KubernetesSite struct {
 	Namespace string `json:"namespace,omitempty"`
 }
 
+// OpenStackSite is the non-secret connection settings of an OpenStack site: one region of a cloud,
+// one project in it. It authenticates with a user and password, with an application credential, or
+// with a cloud of a clouds.yaml file on the worker's host; the secrets go in Credentials.
+type OpenStackSite struct {
+	// AuthURL is Keystone's v3 endpoint ("https://keystone.example:5000/v3").
+	AuthURL string `json:"authURL,omitempty"`
+	// Region is the region of the service endpoints to use ("RegionOne").
+	Region string `json:"region,omitempty"`
+	// ProjectID, or ProjectName in ProjectDomain (a domain name, default "Default"), is the project
+	// the site's objects live in.
+	ProjectID     string `json:"projectID,omitempty"`
+	ProjectName   string `json:"projectName,omitempty"`
+	ProjectDomain string `json:"projectDomain,omitempty"`
+	// Username in UserDomain (a domain name, default "Default") authenticates with Credentials.Password.
+	Username   string `json:"username,omitempty"`
+	UserDomain string `json:"userDomain,omitempty"`
+	// ApplicationCredentialID authenticates with Credentials.ApplicationCredentialSecret.
+	ApplicationCredentialID string `json:"applicationCredentialID,omitempty"`
+	// CloudsFile and Cloud name a cloud in a clouds.yaml file on the worker's host instead; Region,
+	// when set, overrides the cloud's region.
+	CloudsFile string `json:"cloudsFile,omitempty"`
+	Cloud      string `json:"cloud,omitempty"`
+	// CAFile is a PEM bundle on the worker's host to verify the endpoints with; Insecure skips
+	// verification.
+	CAFile   string `json:"caFile,omitempty"`
+	Insecure bool   `json:"insecure,omitempty"`
+}
+
 // Credentials are the secret part of a site. They are write-only: never returned, logged, or put
 // into a workflow's input or history.
 type Credentials struct {
 	// Kubeconfig is an inline kubeconfig document.
 	Kubeconfig string `json:"kubeconfig,omitempty"`
+	// Password is an OpenStack user's password.
+	Password string `json:"password,omitempty"`
+	// ApplicationCredentialSecret is the secret of an OpenStack application credential.
+	ApplicationCredentialSecret string `json:"applicationCredentialSecret,omitempty"`
 }
 
 // Empty reports whether no credential is set.
-func (c Credentials) Empty() bool { return c.Kubeconfig == "" }
+func (c Credentials) Empty() bool {
+	return c.Kubeconfig == "" && c.Password == "" && c.ApplicationCredentialSecret == ""
+}
 
 // Target is everything a driver needs to reach one site.
 type Target struct {

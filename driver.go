@@ -20,6 +20,25 @@ type ApplyRequest struct {
 	ResourceName string
 	Generation   int64
 	Manifest     json.RawMessage
+	// References maps the name of every cheops resource the manifest refers to (see Referrer) to
+	// the local ID of that resource's replica on this site.
+	References map[string]string
+}
+
+// Reference is a field of a manifest that names another cheops resource, to be replaced on each site
+// by the local ID of that resource's replica there.
+type Reference struct {
+	// Field is the manifest field's path ("manifest.spec.networks[0]").
+	Field string
+	// Resource is the name of the cheops resource referred to.
+	Resource string
+}
+
+// Referrer is implemented by drivers whose manifests may refer to other cheops resources. The
+// activity applying a replica resolves each reference before calling Apply, and waits while the
+// resource referred to is not Ready on the site.
+type Referrer interface {
+	References(manifest json.RawMessage) ([]Reference, error)
 }
 
 // ApplyResult says which local object now backs the replica.

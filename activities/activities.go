@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -66,13 +67,22 @@ func (a *Activities) applyAndRecord(ctx context.Context, r cheops.Resource, site
 	t, d, err := a.target(ctx, r.Driver, site)
 	var manifest []byte
 	var applied []string
+	var refs map[string]string
 	if err == nil {
 		manifest, applied, err = overrides.Apply(r, t.Site)
+	}
+	if err == nil {
+		refs, err = a.resolveReferences(ctx, d, r, site, manifest)
 	}
 	if err != nil {
 		return ApplyOutput{}, a.recordFailure(ctx, r, site, attempt, err)
 	}
+	// What a replica is made of includes the local IDs its references resolve to on the site.
 	hash := digest(manifest)
+	if len(refs) > 0 {
+		b, _ := json.Marshal(refs)
+		hash = digest(append(append([]byte{}, manifest...), b...))
+	}
 	done := func(rep *cheops.Replica) bool {
 		return !force && rep.State == cheops.ReplicaReady && rep.ObservedGeneration == r.Generation && rep.AppliedHash == hash
 	}
@@ -93,7 +103,7 @@ func (a *Activities) applyAndRecord(ctx context.Context, r cheops.Resource, site
 	var res cheops.ApplyResult
 	err = heartbeating(ctx, func(ctx context.Context) error {
 		var err error
-		res, err = d.Apply(ctx, t, cheops.ApplyRequest{ResourceID: r.ID, ResourceName: r.Name, Generation: r.Generation, Manifest: manifest})
+		res, err = d.Apply(ctx, t, cheops.ApplyRequest{ResourceID: r.ID, ResourceName: r.Name, Generation: r.Generation, Manifest: manifest, References: refs})
 		return err
 	})
 	if err == nil && rep.Object != nil && *rep.Object != res.Object {

@@ -19,6 +19,18 @@ type siteRequest struct {
 	Driver     cheops.DriverName  `json:"driver"`
 	Labels     map[string]string  `json:"labels"`
 	Kubernetes *kubernetesRequest `json:"kubernetes"`
+	OpenStack  *openStackRequest  `json:"openstack"`
+}
+
+// openStackRequest is an OpenStack site's settings with its write-only secrets beside them.
+type openStackRequest struct {
+	cheops.OpenStackSite
+	Password                    string `json:"password"`
+	ApplicationCredentialSecret string `json:"applicationCredentialSecret"`
+}
+
+func (o *openStackRequest) hasSecret() bool {
+	return o.Password != "" || o.ApplicationCredentialSecret != ""
 }
 
 type kubernetesRequest struct {
@@ -38,7 +50,7 @@ func (s *server) siteFromRequest(req siteRequest) (cheops.Site, cheops.Credentia
 		return site, cred, err
 	}
 	if req.Driver == "" {
-		return site, cred, invalid("driver", "is required (kubernetes)")
+		return site, cred, invalid("driver", "is required (kubernetes or openstack)")
 	}
 	d, ok := s.Drivers[req.Driver]
 	if !ok {
@@ -51,6 +63,20 @@ func (s *server) siteFromRequest(req siteRequest) (cheops.Site, cheops.Credentia
 		site.Kubernetes = &cheops.KubernetesSite{KubeconfigPath: req.Kubernetes.KubeconfigPath,
 			Context: req.Kubernetes.Context, Namespace: req.Kubernetes.Namespace}
 		cred.Kubeconfig = req.Kubernetes.Kubeconfig
+	}
+	if req.Driver != cheops.DriverKubernetes && req.Kubernetes != nil {
+		return site, cred, invalid("kubernetes", "is only for a kubernetes site")
+	}
+	if req.Driver == cheops.DriverOpenStack {
+		if req.OpenStack == nil {
+			return site, cred, invalid("openstack", "is required for an openstack site")
+		}
+		o := req.OpenStack.OpenStackSite
+		site.OpenStack = &o
+		cred.Password, cred.ApplicationCredentialSecret = req.OpenStack.Password, req.OpenStack.ApplicationCredentialSecret
+	}
+	if req.Driver != cheops.DriverOpenStack && req.OpenStack != nil {
+		return site, cred, invalid("openstack", "is only for an openstack site")
 	}
 	if err := d.ValidateSite(site, cred); err != nil {
 		return site, cred, fieldProblem(err, "")
@@ -138,13 +164,20 @@ func (s *server) putSite(c echo.Context) error {
 		return invalid("driver", "cannot change from "+string(cur.Driver))
 	}
 	var newCred *cheops.Credentials
-	if req.Kubernetes != nil && req.Kubernetes.Kubeconfig == "" && req.Kubernetes.KubeconfigPath == "" {
+	keep := (req.Kubernetes != nil && req.Kubernetes.Kubeconfig == "" && req.Kubernetes.KubeconfigPath == "") ||
+		(req.OpenStack != nil && !req.OpenStack.hasSecret() && req.OpenStack.CloudsFile == "")
+	if keep {
 		// Keep the stored credentials: validate as if they were sent again.
 		old, err := s.Store.SiteCredentials(ctx, name)
 		if err != nil {
 			return err
 		}
-		req.Kubernetes.Kubeconfig = old.Kubeconfig
+		if req.Kubernetes != nil {
+			req.Kubernetes.Kubeconfig = old.Kubeconfig
+		}
+		if req.OpenStack != nil {
+			req.OpenStack.Password, req.OpenStack.ApplicationCredentialSecret = old.Password, old.ApplicationCredentialSecret
+		}
 	} else {
 		newCred = &cheops.Credentials{}
 	}
@@ -156,7 +189,7 @@ func (s *server) putSite(c echo.Context) error {
 		*newCred = cred
 	}
 	updated, err := s.Store.UpdateSite(ctx, name, newCred, func(cur *cheops.Site) error {
-		cur.Labels, cur.Kubernetes = site.Labels, site.Kubernetes
+		cur.Labels, cur.Kubernetes, cur.OpenStack = site.Labels, site.Kubernetes, site.OpenStack
 		return nil
 	})
 	if err != nil {

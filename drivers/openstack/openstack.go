@@ -1,0 +1,353 @@
+// Package openstack is the cheops driver for OpenStack sites: keypairs, flavors, security groups,
+// networks with their subnets, images and servers, through gophercloud. Every object it creates
+// carries its cheops resource ID (a tag, a property or metadata, or the resource ID itself as a
+// flavor's ID; a keypair is known by its unique name), and before creating anything it looks for
+// such an object, so a retry after a crash adopts what an earlier attempt made instead of making a
+// second one. It caches one authenticated provider client per site and classifies every error it
+// returns. It knows nothing of Temporal, etcd or HTTP handlers.
+package openstack
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/flavors"
+	"github.com/gophercloud/gophercloud/v2/openstack/config/clouds"
+	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
+	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
+
+	"github.com/cheops-io/cheops"
+)
+
+// APIVersion marks the object references of OpenStack replicas.
+const APIVersion = "openstack"
+
+// computeMicroversion is the nova API version the driver speaks: 2.52 for server tags at creation,
+// 2.55 for flavor descriptions.
+const computeMicroversion = "2.55"
+
+// Driver implements cheops.Driver for OpenStack.
+type Driver struct {
+	// Timeout bounds each HTTP request to a site (default 60s); waiting for a server or an image to
+	// become ready is bounded by the caller's context instead.
+	Timeout time.Duration
+	// PollInterval is how often a server or image being built is looked at (default 1s).
+	PollInterval time.Duration
+
+	mu    sync.Mutex
+	sites map[string]*site
+}
+
+// New returns a driver with an empty client cache.
+func New() *Driver {
+	return &Driver{Timeout: 60 * time.Second, PollInterval: time.Second, sites: map[string]*site{}}
+}
+
+var (
+	_ cheops.Driver   = (*Driver)(nil)
+	_ cheops.Referrer = (*Driver)(nil)
+)
+
+// site holds the service clients of one site, sharing one provider client whose token is renewed
+// by gophercloud when it expires (AllowReauth).
+type site struct {
+	fingerprint string
+	compute     *gophercloud.ServiceClient
+	network     *gophercloud.ServiceClient
+	image       *gophercloud.ServiceClient
+	http        *http.Client
+}
+
+// client returns the cached clients of a site, authenticating when there are none or the site's
+// settings or credentials changed. A failed authentication is not cached.
+func (d *Driver) client(ctx context.Context, t cheops.Target) (*site, error) {
+	fp := fingerprint(t)
+	d.mu.Lock()
+	if s, ok := d.sites[t.Site.Name]; ok && s.fingerprint == fp {
+		d.mu.Unlock()
+		return s, nil
+	}
+	d.mu.Unlock()
+	s, err := d.connect(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	s.fingerprint = fp
+	d.mu.Lock()
+	d.sites[t.Site.Name] = s
+	d.mu.Unlock()
+	return s, nil
+}
+
+func fingerprint(t cheops.Target) string {
+	h := sha256.New()
+	b, _ := json.Marshal([]any{t.Site.OpenStack, t.Credentials.Password, t.Credentials.ApplicationCredentialSecret})
+	h.Write(b)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func (d *Driver) connect(ctx context.Context, t cheops.Target) (*site, error) {
+	opts, eo, tlsConf, err := authOptions(t)
+	if err != nil {
+		return nil, cheops.Classify(cheops.Permanent, fmt.Errorf("site %s: %w", t.Site.Name, err))
+	}
+	pc, err := openstack.NewClient(opts.IdentityEndpoint)
+	if err != nil {
+		return nil, cheops.Classify(cheops.Permanent, fmt.Errorf("site %s: auth URL: %w", t.Site.Name, err))
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.TLSClientConfig = tlsConf
+	pc.HTTPClient = http.Client{Transport: transport, Timeout: d.Timeout}
+	if err := openstack.Authenticate(ctx, pc, opts); err != nil {
+		return nil, classify(fmt.Errorf("site %s: authenticating with keystone: %w", t.Site.Name, err))
+	}
+	s := &site{http: &http.Client{Transport: transport}}
+	if s.compute, err = openstack.NewComputeV2(pc, eo); err == nil {
+		s.compute.Microversion = computeMicroversion
+		if s.network, err = openstack.NewNetworkV2(pc, eo); err == nil {
+			s.image, err = openstack.NewImageV2(pc, eo)
+		}
+	}
+	if err != nil {
+		return nil, cheops.Classify(cheops.Permanent, fmt.Errorf("site %s: service catalog: %w", t.Site.Name, err))
+	}
+	return s, nil
+}
+
+// authOptions turns a site's settings and secrets into gophercloud's options.
+func authOptions(t cheops.Target) (gophercloud.AuthOptions, gophercloud.EndpointOpts, *tls.Config, error) {
+	o := t.Site.OpenStack
+	if o == nil {
+		return gophercloud.AuthOptions{}, gophercloud.EndpointOpts{}, nil, errors.New("no openstack settings")
+	}
+	if o.CloudsFile != "" {
+		parse := []clouds.ParseOption{clouds.WithLocations(o.CloudsFile), clouds.WithCloudName(o.Cloud)}
+		if o.Region != "" {
+			parse = append(parse, clouds.WithRegion(o.Region))
+		}
+		ao, eo, tlsConf, err := clouds.Parse(parse...)
+		if err != nil {
+			return ao, eo, nil, fmt.Errorf("clouds.yaml: %w", err)
+		}
+		ao.AllowReauth = true
+		return ao, eo, tlsConf, nil
+	}
+	ao := gophercloud.AuthOptions{IdentityEndpoint: o.AuthURL, AllowReauth: true}
+	if o.ApplicationCredentialID != "" {
+		// An application credential is bound to its project: no scope may be given.
+		ao.ApplicationCredentialID = o.ApplicationCredentialID
+		ao.ApplicationCredentialSecret = t.Credentials.ApplicationCredentialSecret
+	} else {
+		ao.Username, ao.Password, ao.DomainName = o.Username, t.Credentials.Password, orDefault(o.UserDomain)
+		ao.Scope = &gophercloud.AuthScope{ProjectID: o.ProjectID}
+		if o.ProjectID == "" {
+			ao.Scope = &gophercloud.AuthScope{ProjectName: o.ProjectName, DomainName: orDefault(o.ProjectDomain)}
+		}
+	}
+	tlsConf, err := tlsConfig(o)
+	return ao, gophercloud.EndpointOpts{Region: o.Region, Availability: gophercloud.AvailabilityPublic}, tlsConf, err
+}
+
+func orDefault(domain string) string {
+	if domain == "" {
+		return "Default"
+	}
+	return domain
+}
+
+func tlsConfig(o *cheops.OpenStackSite) (*tls.Config, error) {
+	if o.CAFile == "" && !o.Insecure {
+		return nil, nil
+	}
+	c := &tls.Config{InsecureSkipVerify: o.Insecure} //nolint:gosec // the operator's explicit choice
+	if o.CAFile != "" {
+		pem, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("caFile: %w", err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("caFile %s: no PEM certificate in it", o.CAFile)
+		}
+	}
+	return c, nil
+}
+
+// ValidateSite checks an OpenStack site's settings without contacting it.
+func (d *Driver) ValidateSite(s cheops.Site, cred cheops.Credentials) error {
+	o := s.OpenStack
+	if o == nil {
+		return &cheops.FieldError{Field: "openstack", Message: "is required for an openstack site"}
+	}
+	if cred.Kubeconfig != "" {
+		return &cheops.FieldError{Field: "openstack", Message: "a kubeconfig is not an OpenStack credential"}
+	}
+	if o.CloudsFile != "" || o.Cloud != "" {
+		switch {
+		case o.CloudsFile == "":
+			return &cheops.FieldError{Field: "openstack.cloudsFile", Message: "is required with openstack.cloud"}
+		case o.Cloud == "":
+			return &cheops.FieldError{Field: "openstack.cloud", Message: "is required with openstack.cloudsFile"}
+		case o.AuthURL != "" || o.Username != "" || o.ApplicationCredentialID != "" || !cred.Empty():
+			return &cheops.FieldError{Field: "openstack.cloudsFile", Message: "takes the auth URL and credentials from the file; do not set them here too"}
+		}
+		return nil
+	}
+	if o.AuthURL == "" {
+		return &cheops.FieldError{Field: "openstack.authURL", Message: "is required (Keystone's v3 endpoint), unless cloudsFile and cloud are set"}
+	}
+	if !strings.HasPrefix(o.AuthURL, "http://") && !strings.HasPrefix(o.AuthURL, "https://") {
+		return &cheops.FieldError{Field: "openstack.authURL", Message: "must be an http or https URL"}
+	}
+	if o.Region == "" {
+		return &cheops.FieldError{Field: "openstack.region", Message: "is required"}
+	}
+	switch {
+	case o.ApplicationCredentialID != "":
+		if cred.ApplicationCredentialSecret == "" {
+			return &cheops.FieldError{Field: "openstack.applicationCredentialSecret", Message: "is required with applicationCredentialID"}
+		}
+		if o.Username != "" || cred.Password != "" {
+			return &cheops.FieldError{Field: "openstack.username", Message: "cannot be combined with an application credential"}
+		}
+	case o.Username != "":
+		if cred.Password == "" {
+			return &cheops.FieldError{Field: "openstack.password", Message: "is required with username"}
+		}
+		if o.ProjectID == "" && o.ProjectName == "" {
+			return &cheops.FieldError{Field: "openstack.projectName", Message: "is required (or projectID) with username"}
+		}
+	default:
+		return &cheops.FieldError{Field: "openstack.username", Message: "is required (or applicationCredentialID, or cloudsFile and cloud)"}
+	}
+	if o.CAFile != "" && o.Insecure {
+		return &cheops.FieldError{Field: "openstack.insecure", Message: "cannot be combined with caFile"}
+	}
+	return nil
+}
+
+// Probe checks that Keystone and the compute, network and image endpoints of the site answer.
+func (d *Driver) Probe(ctx context.Context, t cheops.Target) error {
+	s, err := d.client(ctx, t)
+	if err != nil {
+		return err
+	}
+	if _, err := flavors.ListDetail(s.compute, flavors.ListOpts{Limit: 1}).AllPages(ctx); err != nil {
+		return classify(fmt.Errorf("compute: %w", err))
+	}
+	if _, err := networks.List(s.network, networks.ListOpts{Limit: 1}).AllPages(ctx); err != nil {
+		return classify(fmt.Errorf("network: %w", err))
+	}
+	if _, err := images.List(s.image, images.ListOpts{Limit: 1}).AllPages(ctx); err != nil {
+		return classify(fmt.Errorf("image: %w", err))
+	}
+	return nil
+}
+
+// Validate checks a manifest: a known type and a spec that decodes into it and passes its checks.
+func (d *Driver) Validate(manifest json.RawMessage) error {
+	_, _, err := decode(manifest)
+	return err
+}
+
+// References lists the fields of a manifest that name other cheops resources.
+func (d *Driver) References(manifest json.RawMessage) ([]cheops.Reference, error) {
+	_, sp, err := decode(manifest)
+	if err != nil {
+		return nil, err
+	}
+	return sp.references(), nil
+}
+
+// Apply creates or updates the replica and waits until it is ready (a server ACTIVE, an image
+// active); applying the same request twice is a no-op.
+func (d *Driver) Apply(ctx context.Context, t cheops.Target, req cheops.ApplyRequest) (cheops.ApplyResult, error) {
+	typ, sp, err := decode(req.Manifest)
+	if err != nil {
+		return cheops.ApplyResult{}, cheops.Classify(cheops.Permanent, err)
+	}
+	s, err := d.client(ctx, t)
+	if err != nil {
+		return cheops.ApplyResult{}, err
+	}
+	id, err := sp.apply(ctx, d.call(s), req)
+	if err != nil {
+		return cheops.ApplyResult{}, classify(err)
+	}
+	return cheops.ApplyResult{LocalID: id, Object: cheops.ObjectRef{APIVersion: APIVersion, Kind: typ, Name: id}}, nil
+}
+
+// Observe reads the local object back.
+func (d *Driver) Observe(ctx context.Context, t cheops.Target, ref cheops.ObjectRef) (cheops.Observation, error) {
+	k, ok := kinds[ref.Kind]
+	if !ok {
+		return cheops.Observation{}, permanent("unknown OpenStack type %q", ref.Kind)
+	}
+	s, err := d.client(ctx, t)
+	if err != nil {
+		return cheops.Observation{}, err
+	}
+	exists, err := k.exists(ctx, d.call(s), ref.Name)
+	if err != nil {
+		return cheops.Observation{}, classify(err)
+	}
+	return cheops.Observation{Exists: exists, LocalID: ref.Name}, nil
+}
+
+// Delete removes the local object and waits until it is gone; an object already gone is success.
+// An object still in use (a network with ports, say) is a transient failure: what uses it is
+// usually being deleted too.
+func (d *Driver) Delete(ctx context.Context, t cheops.Target, ref cheops.ObjectRef) error {
+	k, ok := kinds[ref.Kind]
+	if !ok {
+		return permanent("unknown OpenStack type %q", ref.Kind)
+	}
+	s, err := d.client(ctx, t)
+	if err != nil {
+		return err
+	}
+	err = k.remove(ctx, d.call(s), ref.Name)
+	if notFound(err) {
+		return nil
+	}
+	if gophercloud.ResponseCodeIs(err, http.StatusConflict) {
+		return cheops.Classify(cheops.Transient, classify(err))
+	}
+	return classify(err)
+}
+
+// call is what a type's code needs: the site's clients and the driver's pacing.
+type call struct {
+	*site
+	poll time.Duration
+}
+
+func (d *Driver) call(s *site) call { return call{site: s, poll: d.PollInterval} }
+
+// wait polls check until it reports done, an error, or ctx ends.
+func (c call) wait(ctx context.Context, what string, check func() (bool, error)) error {
+	for {
+		done, err := check()
+		if err != nil || done {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return cheops.Classify(cheops.Transient, fmt.Errorf("%s: still not done: %w", what, ctx.Err()))
+		case <-time.After(c.poll):
+		}
+	}
+}
