@@ -98,7 +98,7 @@ func (a *Activities) PlanResource(ctx context.Context, in PlanInput) (Plan, erro
 		byName[rep.Site] = rep
 		held[rep.Site] = rep.Object != nil || rep.State == cheops.ReplicaReady
 	}
-	p.Sites, p.Missing, err = ResolveScope(r.Scope, sites, held)
+	p.Sites, p.Missing, err = ResolveScope(r.Scope, SitesOf(sites, r.Driver), held)
 	if err != nil {
 		return Plan{}, asTemporalError(cheops.Classify(cheops.Permanent, err))
 	}
@@ -162,6 +162,18 @@ func (a *Activities) park(ctx context.Context, r cheops.Resource, sites []string
 		}
 	}
 	return nil
+}
+
+// SitesOf returns the sites of one driver: a resource's scope only ever selects sites that can hold
+// it (a selector or expression leaves the others out; the API refuses them by name).
+func SitesOf(sites []cheops.Site, driver cheops.DriverName) []cheops.Site {
+	out := make([]cheops.Site, 0, len(sites))
+	for _, s := range sites {
+		if s.Driver == driver {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // ResolveScope returns the names of the sites a scope selects, sorted, and the names it uses that do

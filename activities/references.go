@@ -56,7 +56,7 @@ func (a *Activities) resolveReferences(ctx context.Context, d cheops.Driver, r c
 					return nil, err
 				}
 			}
-			if selected, _, serr := ResolveScope(dep.Scope, sites, nil); serr == nil && !slices.Contains(selected, site) {
+			if selected, _, serr := ResolveScope(dep.Scope, SitesOf(sites, dep.Driver), nil); serr == nil && !slices.Contains(selected, site) {
 				return nil, cheops.Classify(cheops.Permanent, fmt.Errorf("%s: resource %s has no replica on site %s: the site is not in its scope", ref.Field, ref.Resource, site))
 			}
 			return nil, cheops.Classify(cheops.Transient, fmt.Errorf("%s: waiting for resource %s to have a replica on site %s", ref.Field, ref.Resource, site))

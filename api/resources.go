@@ -129,7 +129,7 @@ func (s *server) validateResource(c echo.Context, r *cheops.Resource) error {
 	if err != nil {
 		return err
 	}
-	if err := validateScope(r.Scope, sites); err != nil {
+	if err := validateScope(r.Scope, sites, r.Driver); err != nil {
 		return err
 	}
 	if err := validateOverrides(r, d, sites); err != nil {
@@ -156,7 +156,7 @@ func (s *server) validateResource(c echo.Context, r *cheops.Resource) error {
 func validateOverrides(r *cheops.Resource, d cheops.Driver, sites []cheops.Site) error {
 	known := map[string]bool{}
 	for _, st := range sites {
-		known[st.Name] = true
+		known[st.Name] = st.Driver == r.Driver
 	}
 	for i, o := range r.Overrides {
 		field := fmt.Sprintf("overrides[%d]", i)
@@ -188,7 +188,7 @@ func validateOverrides(r *cheops.Resource, d cheops.Driver, sites []cheops.Site)
 	return nil
 }
 
-func validateScope(sc cheops.Scope, sites []cheops.Site) error {
+func validateScope(sc cheops.Scope, sites []cheops.Site, driver cheops.DriverName) error {
 	forms := 0
 	for _, set := range []bool{len(sc.Sites) > 0, sc.Selector != "", sc.Expression != ""} {
 		if set {
@@ -205,8 +205,21 @@ func validateScope(sc cheops.Scope, sites []cheops.Site) error {
 		return nil
 	}
 	known := map[string]bool{}
+	other := map[string]cheops.DriverName{}
 	for _, st := range sites {
-		known[st.Name] = true
+		if st.Driver == driver {
+			known[st.Name] = true
+		} else {
+			other[st.Name] = st.Driver
+		}
+	}
+	wrongDriver := func(field string, names []string) error {
+		for _, n := range names {
+			if d, ok := other[n]; ok {
+				return invalid(field, fmt.Sprintf("site %s is a %s site; this resource's driver is %s", n, d, driver))
+			}
+		}
+		return nil
 	}
 	if sc.Expression != "" {
 		x, err := scope.Parse(sc.Expression)
@@ -218,6 +231,9 @@ func validateScope(sc cheops.Scope, sites []cheops.Site) error {
 			if !known[name] && !slices.Contains(unknown, name) {
 				unknown = append(unknown, name)
 			}
+		}
+		if err := wrongDriver("scope.expression", unknown); err != nil {
+			return err
 		}
 		if len(unknown) > 0 {
 			return invalid("scope.expression", "unknown sites: "+strings.Join(unknown, ", "))
@@ -232,6 +248,9 @@ func validateScope(sc cheops.Scope, sites []cheops.Site) error {
 		if !known[name] {
 			unknown = append(unknown, name)
 		}
+	}
+	if err := wrongDriver("scope.sites", unknown); err != nil {
+		return err
 	}
 	if len(unknown) > 0 {
 		return invalid("scope.sites", "unknown sites: "+strings.Join(unknown, ", "))

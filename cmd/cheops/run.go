@@ -25,6 +25,7 @@ import (
 	"github.com/cheops-io/cheops/devstack"
 	"github.com/cheops-io/cheops/devstack/etcdembed"
 	"github.com/cheops-io/cheops/drivers/kubernetes"
+	"github.com/cheops-io/cheops/drivers/openstack"
 	"github.com/cheops-io/cheops/store"
 	"github.com/cheops-io/cheops/worker"
 	"github.com/cheops-io/cheops/workflows"
@@ -57,7 +58,7 @@ func (h levelFloor) WithGroup(name string) slog.Handler {
 }
 
 func drivers() map[cheops.DriverName]cheops.Driver {
-	return map[cheops.DriverName]cheops.Driver{cheops.DriverKubernetes: kubernetes.New()}
+	return map[cheops.DriverName]cheops.Driver{cheops.DriverKubernetes: kubernetes.New(), cheops.DriverOpenStack: openstack.New()}
 }
 
 // serveAPI runs the API on addr until ctx ends.

@@ -1,6 +1,7 @@
 // Package e2e runs cheops end to end against real servers: three kube-apiservers built from the Go
-// module proxy, `cheops dev` (embedded etcd and Temporal) and a separate `cheops worker` process.
-// Nothing here is a fake: each check reads the sites back with client-go.
+// module proxy, a real OpenStack (Debian's packages, two regions, brought up by scripts/openstack.sh),
+// `cheops dev` (embedded etcd and Temporal) and a separate `cheops worker` process. Nothing here is
+// a fake: each check reads the sites back with client-go or gophercloud.
 package e2e
 
 import (
@@ -24,6 +25,7 @@ import (
 // env is what every test shares; TestMain starts it once.
 var env struct {
 	kube   *harness.KubeCluster
+	os     *harness.OpenStack
 	cheops *harness.Cheops
 	slow   *harness.SlowProxy
 	api    string
@@ -57,11 +59,30 @@ func run(m *testing.M) int {
 		return 1
 	}
 	start := time.Now()
+	// OpenStack comes up (or is installed, the first time) while the apiservers start.
+	osDone := make(chan error, 1)
+	go func() {
+		var err error
+		env.os, err = harness.StartOpenStack(dir)
+		if err == nil {
+			fmt.Fprintf(os.Stderr, "e2e: OpenStack (2 regions) ready in %s\n", time.Since(start).Round(time.Millisecond))
+		}
+		osDone <- err
+	}()
+	defer func() {
+		if env.os != nil {
+			env.os.Close()
+		}
+	}()
 	if env.kube, err = harness.StartKube(dir, 3); err != nil {
+		<-osDone
 		return fail(err)
 	}
 	defer env.kube.Close()
 	fmt.Fprintf(os.Stderr, "e2e: 3 kube-apiservers ready in %s\n", time.Since(start).Round(time.Millisecond))
+	if err := <-osDone; err != nil {
+		return fail(err)
+	}
 	bin, err := harness.BuildCheops(dir)
 	if err != nil {
 		return fail(err)
@@ -79,6 +100,9 @@ func run(m *testing.M) int {
 	}
 	defer env.slow.Close()
 	if err := registerSites(); err != nil {
+		return fail(err)
+	}
+	if err := registerOpenStackSites(); err != nil {
 		return fail(err)
 	}
 	fmt.Fprintf(os.Stderr, "e2e: stack ready in %s\n", time.Since(start).Round(time.Millisecond))
