@@ -11,6 +11,7 @@
 #   scripts/openstack.sh status  list the processes `up` started and whether they run
 #
 #   CHEOPS_OPENSTACK_STATE  state dir: configs, pids, logs, env file (default /tmp/cheops-openstack)
+#   CHEOPS_OPENSTACK_REUSE  1: `up` keeps an OpenStack an earlier `up` left running (for development)
 #   CHEOPS_OPENSTACK_PORT   base port (default 15000): keystone BASE, mariadb BASE+306, rabbitmq
 #                           BASE+672, epmd BASE+369, region N: nova BASE+N*1000+774, placement +778,
 #                           neutron +696, glance +292
@@ -480,8 +481,20 @@ EOF
   echo "$STATE/env"
 }
 
+# running reports whether every process of an earlier `up` still runs.
+running() {
+  [ -e "$STATE/env" ] && [ -e "$STATE/pids/nova-compute-r2.pid" ] || return 1
+  local f
+  for f in "$STATE"/pids/*.pid; do kill -0 "$(cat "$f")" 2>/dev/null || return 1; done
+}
+
 up() {
   [ "$(id -u)" = 0 ] || die "needs root (apt-get, setpriv)"
+  if [ "${CHEOPS_OPENSTACK_REUSE:-}" = 1 ] && running; then
+    log "reusing the running OpenStack (CHEOPS_OPENSTACK_REUSE=1)"
+    echo "$STATE/env"
+    return 0
+  fi
   install_packages
   UWSGI=$(command -v uwsgi_python3 || command -v uwsgi_python311) || die "no uwsgi with its python3 plugin"
   mkdir -p "$STATE/pids" "$STATE/logs" "$STATE/etc"

@@ -28,6 +28,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/config/clouds"
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
+	"github.com/gophercloud/gophercloud/v2/pagination"
 
 	"github.com/cheops-io/cheops"
 )
@@ -68,7 +69,6 @@ type site struct {
 	compute     *gophercloud.ServiceClient
 	network     *gophercloud.ServiceClient
 	image       *gophercloud.ServiceClient
-	http        *http.Client
 }
 
 // client returns the cached clients of a site, authenticating when there are none or the site's
@@ -81,14 +81,25 @@ func (d *Driver) client(ctx context.Context, t cheops.Target) (*site, error) {
 		return s, nil
 	}
 	d.mu.Unlock()
-	s, err := d.connect(ctx, t)
+	// Authenticating may take longer than a caller's short deadline (a probe's): it goes on
+	// regardless, bounded by the driver's own timeout, so the next call finds the client ready.
+	done := make(chan struct{})
+	var s *site
+	var err error
+	go func() {
+		defer close(done)
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.Timeout)
+		defer cancel()
+		s, err = d.connect(cctx, t)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return nil, cheops.Classify(cheops.Unreachable, fmt.Errorf("site %s: authenticating with keystone: %w", t.Site.Name, ctx.Err()))
+	}
 	if err != nil {
 		return nil, err
 	}
-	s.fingerprint = fp
-	d.mu.Lock()
-	d.sites[t.Site.Name] = s
-	d.mu.Unlock()
 	return s, nil
 }
 
@@ -114,7 +125,7 @@ func (d *Driver) connect(ctx context.Context, t cheops.Target) (*site, error) {
 	if err := openstack.Authenticate(ctx, pc, opts); err != nil {
 		return nil, classify(fmt.Errorf("site %s: authenticating with keystone: %w", t.Site.Name, err))
 	}
-	s := &site{http: &http.Client{Transport: transport}}
+	s := &site{fingerprint: fingerprint(t)}
 	if s.compute, err = openstack.NewComputeV2(pc, eo); err == nil {
 		s.compute.Microversion = computeMicroversion
 		if s.network, err = openstack.NewNetworkV2(pc, eo); err == nil {
@@ -124,6 +135,9 @@ func (d *Driver) connect(ctx context.Context, t cheops.Target) (*site, error) {
 	if err != nil {
 		return nil, cheops.Classify(cheops.Permanent, fmt.Errorf("site %s: service catalog: %w", t.Site.Name, err))
 	}
+	d.mu.Lock()
+	d.sites[t.Site.Name] = s
+	d.mu.Unlock()
 	return s, nil
 }
 
@@ -245,16 +259,30 @@ func (d *Driver) Probe(ctx context.Context, t cheops.Target) error {
 	if err != nil {
 		return err
 	}
-	if _, err := flavors.ListDetail(s.compute, flavors.ListOpts{Limit: 1}).AllPages(ctx); err != nil {
-		return classify(fmt.Errorf("compute: %w", err))
+	// One page of one object from each service, at once.
+	firstPage := func(_ context.Context, _ pagination.Page) (bool, error) { return false, nil }
+	checks := map[string]pagination.Pager{
+		"compute": flavors.ListDetail(s.compute, flavors.ListOpts{Limit: 1}),
+		"network": networks.List(s.network, networks.ListOpts{Limit: 1}),
+		"image":   images.List(s.image, images.ListOpts{Limit: 1}),
 	}
-	if _, err := networks.List(s.network, networks.ListOpts{Limit: 1}).AllPages(ctx); err != nil {
-		return classify(fmt.Errorf("network: %w", err))
+	errs := make(chan error, len(checks))
+	for service, pager := range checks {
+		go func() {
+			if err := pager.EachPage(ctx, firstPage); err != nil {
+				errs <- classify(fmt.Errorf("%s: %w", service, err))
+				return
+			}
+			errs <- nil
+		}()
 	}
-	if _, err := images.List(s.image, images.ListOpts{Limit: 1}).AllPages(ctx); err != nil {
-		return classify(fmt.Errorf("image: %w", err))
+	var first error
+	for range checks {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
 	}
-	return nil
+	return first
 }
 
 // Validate checks a manifest: a known type and a spec that decodes into it and passes its checks.

@@ -59,8 +59,12 @@ func (o *OpenStack) script(verb string) (string, error) {
 	return stdout.String(), nil
 }
 
-// Close stops every process the script started.
+// Close stops every process the script started, unless CHEOPS_OPENSTACK_REUSE=1 asks to keep them
+// for the next run.
 func (o *OpenStack) Close() {
+	if os.Getenv("CHEOPS_OPENSTACK_REUSE") == "1" {
+		return
+	}
 	if _, err := o.script("down"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 	}
