@@ -28,6 +28,8 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
+
+	"github.com/cheops-io/cheops/test/harness"
 )
 
 // The OpenStack sites TestMain registers: os-1 is RegionOne with a user and password, os-2 is
@@ -485,4 +487,85 @@ func keys(m map[string]string) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// The worker is SIGKILLed after OpenStack has made an object and before the worker learns its ID:
+// the response to the create call is held by a proxy in front of the services. After a restart the
+// apply is retried, finds the object by its cheops mark, and adopts it: exactly one per region.
+func TestOpenStackWorkerKilledBetweenCreateAndRecord(t *testing.T) {
+	ctx := context.Background()
+	proxy, err := harness.NewOpenStackProxy(env.os.Env["OS_AUTH_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	e := env.os.Env
+	sites := []string{"osx-1", "osx-2"}
+	for i, name := range sites {
+		body := map[string]any{"name": name, "driver": "openstack", "openstack": map[string]any{"authURL": proxy.AuthURL,
+			"region": env.os.Regions[i], "username": e["OS_USERNAME"], "password": e["OS_PASSWORD"], "projectName": e["OS_PROJECT_NAME"]}}
+		if code, out := call(http.MethodPost, "/v1/sites", body, nil); code != http.StatusCreated {
+			t.Fatalf("register %s: %d %s", name, code, out)
+		}
+		defer call(http.MethodDelete, "/v1/sites/"+name+"?force=true", nil, nil)
+	}
+	imgURL, imgSum := imageServer(t, "crash window disk")
+	flavor := osResource(t, "cx-flavor", "compute.flavor", map[string]any{"name": "cx-flavor", "vcpus": 1, "ram": 64, "disk": 0}, nil, sites...)
+	image := osResource(t, "cx-image", "image.image", map[string]any{"name": "cx-image", "url": imgURL, "checksum": imgSum}, nil, sites...)
+	flavor, image = waitReady(t, flavor.ID, 1), waitReady(t, image.ID, 1)
+
+	crash := func(what string, match func(*http.Request) bool, declare func() resource) resource {
+		t.Helper()
+		reached := proxy.Hold(match)
+		r := declare()
+		select {
+		case msg := <-reached:
+			t.Logf("%s: OpenStack answered %s; killing the worker before it hears of it", what, msg)
+		case <-time.After(2 * time.Minute):
+			t.Fatalf("%s: no create call reached OpenStack", what)
+		}
+		env.cheops.Worker.Kill()
+		if err := env.cheops.StartWorker(); err != nil {
+			t.Fatal(err)
+		}
+		return waitReady(t, r.ID, 1)
+	}
+	isPost := func(suffix string) func(*http.Request) bool {
+		return func(r *http.Request) bool { return r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, suffix) }
+	}
+
+	// A network: neutron's mark is the description the create call sets.
+	nw := crash("network", isPost("/v2.0/networks"), func() resource {
+		return osResource(t, "cx-net", "network.network", map[string]any{"name": "cx-net", "subnets": []map[string]any{
+			{"name": "s", "cidr": "192.168.60.0/24"}}}, nil, sites...)
+	})
+	regs := regions(t)
+	for i, reg := range regs {
+		pages, err := networks.List(reg.network, networks.ListOpts{Name: "cx-net"}).AllPages(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all, _ := networks.ExtractNetworks(pages)
+		if len(all) != 1 || all[0].ID != nw.localIDs()[sites[i]] {
+			t.Errorf("%s: %d networks named cx-net (%+v), want exactly the one cheops records, %s", reg.name, len(all), all, nw.localIDs()[sites[i]])
+		}
+	}
+
+	// A server: nova's mark is the tag the create call sets.
+	vm := crash("server", isPost("/servers"), func() resource {
+		return osResource(t, "cx-vm", "compute.server", map[string]any{"name": "cx-vm", "flavor": map[string]any{"resource": "cx-flavor"},
+			"image": map[string]any{"resource": "cx-image"}, "networks": []map[string]any{{"resource": "cx-net"}}}, nil, sites...)
+	})
+	for i, reg := range regs {
+		all := serversTagged(t, reg, vm.ID)
+		if len(all) != 1 || all[0].ID != vm.localIDs()[sites[i]] || all[0].Status != "ACTIVE" {
+			t.Errorf("%s: servers for the resource %+v, want exactly the one cheops records, %s, ACTIVE", reg.name, all, vm.localIDs()[sites[i]])
+		}
+	}
+	for _, r := range []resource{vm, nw, image, flavor} {
+		call(http.MethodDelete, "/v1/resources/"+r.ID, nil, nil)
+	}
+	for _, r := range []resource{vm, nw, image, flavor} {
+		waitGone(t, r.ID)
+	}
 }
