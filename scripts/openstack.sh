@@ -153,16 +153,17 @@ start_mariadb() {
   } | sql
 }
 
-# uwsgi_ini NAME PORT WSGI-FILE [PYARGV] writes a small uwsgi config: two processes, Connection: close
-# (Go clients reuse pooled connections, which uwsgi's --http-socket closes without saying so).
+# uwsgi_ini NAME PORT WSGI-FILE [PYARGV [PROCESSES THREADS]] writes a small uwsgi config (default two
+# processes of four threads) with Connection: close (Go clients reuse pooled connections, which
+# uwsgi's --http-socket closes without saying so).
 uwsgi_ini() {
   cat >"$STATE/etc/$1-uwsgi.ini" <<EOF
 [uwsgi]
 http-socket = 127.0.0.1:$2
 wsgi-file = $3
 master = true
-processes = 2
-threads = 4
+processes = ${5:-2}
+threads = ${6:-4}
 lazy-apps = true
 die-on-term = true
 buffer-size = 65535
@@ -425,10 +426,12 @@ EOF
 
 region_start() {
   local r=$1 d="$STATE/etc/r$1"
-  uwsgi_ini "nova-api-r$r" "$(port "$r" 774)" /usr/bin/nova-api-wsgi
+  # nova-api and neutron monkey-patch with eventlet, which does not mix with uwsgi's threads (seen:
+  # every nova-api thread hung after a while): one thread per process.
+  uwsgi_ini "nova-api-r$r" "$(port "$r" 774)" /usr/bin/nova-api-wsgi "" 3 1
   uwsgi_ini "placement-r$r" "$(port "$r" 778)" /usr/bin/placement-api
   uwsgi_ini "neutron-r$r" "$(port "$r" 696)" /usr/bin/neutron-api \
-    "--config-file=$d/neutron/neutron.conf --config-file=$d/neutron/ml2_conf.ini"
+    "--config-file=$d/neutron/neutron.conf --config-file=$d/neutron/ml2_conf.ini" 3 1
   start "nova-api-r$r" nova env OS_NOVA_CONFIG_DIR="$d/nova" $UWSGI --ini "$STATE/etc/nova-api-r$r-uwsgi.ini"
   start "placement-r$r" placement env OS_PLACEMENT_CONFIG_DIR="$d/placement" $UWSGI --ini "$STATE/etc/placement-r$r-uwsgi.ini"
   start "neutron-r$r" neutron $UWSGI --ini "$STATE/etc/neutron-r$r-uwsgi.ini"

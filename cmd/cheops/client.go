@@ -178,6 +178,74 @@ func labelsString(l map[string]string) string {
 
 // ---- site ----
 
+func parseLabels(labels []string) (map[string]string, error) {
+	l := map[string]string{}
+	for _, kv := range labels {
+		key, val, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, usageError{fmt.Errorf("--label %q is not key=value", kv)}
+		}
+		l[key] = val
+	}
+	return l, nil
+}
+
+func newSiteAddOpenStackCmd(f *clientFlags) *cobra.Command {
+	var o struct {
+		authURL, region, projectID, projectName, projectDomain, username, userDomain string
+		appCredID, cloudsFile, cloud, caFile, passwordEnv, secretEnv                 string
+		insecure                                                                     bool
+		labels                                                                       []string
+	}
+	cmd := &cobra.Command{
+		Use:   "add-openstack NAME",
+		Short: "Register an OpenStack site (one region of a cloud, one project)",
+		Long: `Register an OpenStack site. Authenticate with --username and a password, with
+--application-credential-id and its secret, or with --clouds-file and --cloud (a clouds.yaml on the
+worker's host). Secrets are read from environment variables, never from flags, and stored write-only.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			l, err := parseLabels(o.labels)
+			if err != nil {
+				return err
+			}
+			spec := map[string]any{"authURL": o.authURL, "region": o.region, "projectID": o.projectID,
+				"projectName": o.projectName, "projectDomain": o.projectDomain, "username": o.username,
+				"userDomain": o.userDomain, "applicationCredentialID": o.appCredID, "cloudsFile": o.cloudsFile,
+				"cloud": o.cloud, "caFile": o.caFile, "insecure": o.insecure}
+			if o.username != "" {
+				spec["password"] = os.Getenv(o.passwordEnv)
+			}
+			if o.appCredID != "" {
+				spec["applicationCredentialSecret"] = os.Getenv(o.secretEnv)
+			}
+			var site siteView
+			if err := f.call(cmd.Context(), http.MethodPost, "/v1/sites", nil,
+				map[string]any{"name": args[0], "driver": "openstack", "labels": l, "openstack": spec}, &site); err != nil {
+				return err
+			}
+			return f.print(cmd, site, func(w *tabwriter.Writer) { fmt.Fprintf(w, "site %s registered\n", site.Name) })
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&o.authURL, "auth-url", "", "Keystone v3 URL, e.g. https://keystone.example:5000/v3")
+	fl.StringVar(&o.region, "region", "", "region of the service endpoints, e.g. RegionOne")
+	fl.StringVar(&o.projectName, "project", "", "project name")
+	fl.StringVar(&o.projectID, "project-id", "", "project ID (instead of --project)")
+	fl.StringVar(&o.projectDomain, "project-domain", "", "project's domain name (default Default)")
+	fl.StringVar(&o.username, "username", "", "user name")
+	fl.StringVar(&o.userDomain, "user-domain", "", "user's domain name (default Default)")
+	fl.StringVar(&o.passwordEnv, "password-env", "OS_PASSWORD", "environment variable holding the password")
+	fl.StringVar(&o.appCredID, "application-credential-id", "", "application credential ID")
+	fl.StringVar(&o.secretEnv, "application-credential-secret-env", "OS_APPLICATION_CREDENTIAL_SECRET", "environment variable holding the application credential's secret")
+	fl.StringVar(&o.cloudsFile, "clouds-file", "", "clouds.yaml path on the worker's host")
+	fl.StringVar(&o.cloud, "cloud", "", "cloud name in --clouds-file")
+	fl.StringVar(&o.caFile, "ca-file", "", "PEM bundle on the worker's host to verify the endpoints")
+	fl.BoolVar(&o.insecure, "insecure", false, "skip TLS verification")
+	fl.StringArrayVarP(&o.labels, "label", "l", nil, "label key=value (repeatable)")
+	return cmd
+}
+
 func newSiteCmd(f *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "site", Short: "Register, list, show and remove sites"}
 	var kubeconfig, kubeconfigPath, kctx, ns string
@@ -197,16 +265,12 @@ func newSiteCmd(f *clientFlags) *cobra.Command {
 				}
 				k["kubeconfig"] = string(b)
 			}
-			l := map[string]string{}
-			for _, kv := range labels {
-				key, val, ok := strings.Cut(kv, "=")
-				if !ok {
-					return usageError{fmt.Errorf("--label %q is not key=value", kv)}
-				}
-				l[key] = val
+			l, err := parseLabels(labels)
+			if err != nil {
+				return err
 			}
 			var site siteView
-			err := f.call(cmd.Context(), http.MethodPost, "/v1/sites", nil,
+			err = f.call(cmd.Context(), http.MethodPost, "/v1/sites", nil,
 				map[string]any{"name": args[0], "driver": "kubernetes", "labels": l, "kubernetes": k}, &site)
 			if err != nil {
 				return err
@@ -219,6 +283,8 @@ func newSiteCmd(f *clientFlags) *cobra.Command {
 	add.Flags().StringVar(&kctx, "context", "", "kubeconfig context (default: its current context)")
 	add.Flags().StringVar(&ns, "namespace", "", "namespace for objects that name none")
 	add.Flags().StringArrayVarP(&labels, "label", "l", nil, "label key=value (repeatable)")
+
+	cmd.AddCommand(newSiteAddOpenStackCmd(f))
 
 	list := &cobra.Command{
 		Use: "list", Short: "List sites", Args: cobra.NoArgs,
@@ -283,8 +349,9 @@ func newApplyCmd(f *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE (--sites a,b | --selector SEL | --scope EXPR)",
 		Short: "Create or update a resource from a manifest (YAML or JSON)",
-		Long: `Create a resource from a Kubernetes manifest, or update it when a resource of that name exists.
-The name defaults to the manifest's metadata.name. --wait shows per-site progress until every
+		Long: `Create a resource from a Kubernetes manifest, or from an OpenStack one ({type, spec}), or update
+it when a resource of that name exists. The name defaults to the manifest's metadata.name (OpenStack:
+spec.name). --wait shows per-site progress until every
 replica is Ready, or a replica fails.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -305,14 +372,23 @@ replica is Ready, or a replica fails.`,
 			if err != nil {
 				return fmt.Errorf("-f %s: not YAML or JSON: %w", file, err)
 			}
+			// A Kubernetes manifest has an apiVersion; an OpenStack one a type and a spec.
+			var m struct {
+				APIVersion string                `json:"apiVersion"`
+				Type       string                `json:"type"`
+				Metadata   struct{ Name string } `json:"metadata"`
+				Spec       struct{ Name string } `json:"spec"`
+			}
+			_ = json.Unmarshal(manifest, &m)
+			driver := "kubernetes"
+			if m.APIVersion == "" && m.Type != "" {
+				driver = "openstack"
+				m.Metadata.Name = m.Spec.Name
+			}
 			if name == "" {
-				var m struct {
-					Metadata struct{ Name string } `json:"metadata"`
-				}
-				_ = json.Unmarshal(manifest, &m)
 				name = m.Metadata.Name
 			}
-			body := map[string]any{"name": name, "driver": "kubernetes", "manifest": json.RawMessage(manifest)}
+			body := map[string]any{"name": name, "driver": driver, "manifest": json.RawMessage(manifest)}
 			given := 0
 			for _, v := range []string{sites, selector, expr} {
 				if v != "" {
@@ -358,7 +434,7 @@ replica is Ready, or a replica fails.`,
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "manifest file (YAML or JSON); - reads standard input")
-	cmd.Flags().StringVar(&name, "name", "", "resource name (default: the manifest's metadata.name)")
+	cmd.Flags().StringVar(&name, "name", "", "resource name (default: the manifest's metadata.name, or spec.name)")
 	cmd.Flags().StringVar(&sites, "sites", "", "comma-separated site names")
 	cmd.Flags().StringVar(&selector, "selector", "", "label selector of sites, e.g. region=eu-west")
 	cmd.Flags().StringVar(&expr, "scope", "", `scope-lang expression, e.g. "paris & berlin", "paris | berlin", "(paris | lyon) & region=de"`)

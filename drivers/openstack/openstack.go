@@ -16,7 +16,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -24,11 +26,7 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
-	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/flavors"
 	"github.com/gophercloud/gophercloud/v2/openstack/config/clouds"
-	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
-	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
-	"github.com/gophercloud/gophercloud/v2/pagination"
 
 	"github.com/cheops-io/cheops"
 )
@@ -253,36 +251,48 @@ func (d *Driver) ValidateSite(s cheops.Site, cred cheops.Credentials) error {
 	return nil
 }
 
-// Probe checks that Keystone and the compute, network and image endpoints of the site answer.
+// Probe checks that Keystone (by the token the site's client holds, or gets) and the compute,
+// network and image endpoints answer. It asks each endpoint for its version document, which needs
+// neither a token nor a database, so frequent probes cost the site next to nothing.
 func (d *Driver) Probe(ctx context.Context, t cheops.Target) error {
 	s, err := d.client(ctx, t)
 	if err != nil {
 		return err
 	}
-	// One page of one object from each service, at once.
-	firstPage := func(_ context.Context, _ pagination.Page) (bool, error) { return false, nil }
-	checks := map[string]pagination.Pager{
-		"compute": flavors.ListDetail(s.compute, flavors.ListOpts{Limit: 1}),
-		"network": networks.List(s.network, networks.ListOpts{Limit: 1}),
-		"image":   images.List(s.image, images.ListOpts{Limit: 1}),
-	}
-	errs := make(chan error, len(checks))
-	for service, pager := range checks {
-		go func() {
-			if err := pager.EachPage(ctx, firstPage); err != nil {
-				errs <- classify(fmt.Errorf("%s: %w", service, err))
-				return
-			}
-			errs <- nil
-		}()
+	endpoints := map[string]*gophercloud.ServiceClient{"compute": s.compute, "network": s.network, "image": s.image}
+	errs := make(chan error, len(endpoints))
+	for service, sc := range endpoints {
+		go func() { errs <- probeEndpoint(ctx, sc, service) }()
 	}
 	var first error
-	for range checks {
+	for range endpoints {
 		if err := <-errs; err != nil && first == nil {
 			first = err
 		}
 	}
 	return first
+}
+
+func probeEndpoint(ctx context.Context, sc *gophercloud.ServiceClient, service string) error {
+	u, err := url.Parse(sc.Endpoint)
+	if err != nil {
+		return cheops.Classify(cheops.Permanent, fmt.Errorf("%s endpoint %q: %w", service, sc.Endpoint, err))
+	}
+	u.Path, u.RawQuery = "/", ""
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return cheops.Classify(cheops.Permanent, err)
+	}
+	resp, err := sc.HTTPClient.Do(req)
+	if err != nil {
+		return classify(fmt.Errorf("%s: %w", service, err))
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	if resp.StatusCode >= 500 {
+		return cheops.Classify(cheops.Transient, fmt.Errorf("%s: %s answers %s", service, u, resp.Status))
+	}
+	return nil
 }
 
 // Validate checks a manifest: a known type and a spec that decodes into it and passes its checks.

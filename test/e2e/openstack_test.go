@@ -32,6 +32,13 @@ import (
 	"github.com/cheops-io/cheops/test/harness"
 )
 
+// runID makes the names of OpenStack objects unique to one run: OpenStack's databases outlive a
+// run, and keypair and flavor names are unique on a site.
+var runID = fmt.Sprintf("%06x", time.Now().UnixNano()&0xffffff)
+
+// osName is an OpenStack object name unique to this run.
+func osName(base string) string { return base + "-" + runID }
+
 // The OpenStack sites TestMain registers: os-1 is RegionOne with a user and password, os-2 is
 // RegionTwo through a clouds.yaml file on the worker's host.
 var osSites = []string{"os-1", "os-2"}
@@ -159,8 +166,8 @@ func TestOpenStackResourceTypesAcrossTwoRegions(t *testing.T) {
 	ctx := context.Background()
 	imgURL, imgSum := imageServer(t, strings.Repeat("cheops image bytes\n", 1000))
 
-	kp := osResource(t, "e2e-kp", "compute.keypair", map[string]any{"name": "e2e-kp", "publicKey": sshKey(0)}, nil, osSites...)
-	flavorSpec := map[string]any{"name": "e2e-small", "vcpus": 1, "ram": 128, "disk": 1, "extraSpecs": map[string]string{"hw:cpu_policy": "shared"}}
+	kp := osResource(t, "e2e-kp", "compute.keypair", map[string]any{"name": osName("e2e-kp"), "publicKey": sshKey(0)}, nil, osSites...)
+	flavorSpec := map[string]any{"name": osName("e2e-small"), "vcpus": 1, "ram": 128, "disk": 1, "extraSpecs": map[string]string{"hw:cpu_policy": "shared"}}
 	fl := osResource(t, "e2e-flavor", "compute.flavor", flavorSpec, nil, osSites...)
 	sgSpec := map[string]any{"name": "e2e-web", "rules": []map[string]any{
 		{"direction": "ingress", "protocol": "tcp", "portRangeMin": 80, "portRangeMax": 80, "remoteIPPrefix": "0.0.0.0/0"},
@@ -182,7 +189,7 @@ func TestOpenStackResourceTypesAcrossTwoRegions(t *testing.T) {
 	})
 	eachRegion(t, fl, func(reg region, id string) {
 		f, err := flavors.Get(ctx, reg.compute, id).Extract()
-		if err != nil || f.Name != "e2e-small" || f.VCPUs != 1 || f.RAM != 128 || f.Disk != 1 {
+		if err != nil || f.Name != osName("e2e-small") || f.VCPUs != 1 || f.RAM != 128 || f.Disk != 1 {
 			t.Errorf("%s: flavor %s: %v %+v", reg.name, id, err, f)
 		}
 		if id != fl.ID {
@@ -262,7 +269,7 @@ func TestOpenStackResourceTypesAcrossTwoRegions(t *testing.T) {
 	imgSpec["name"] = "e2e-image-renamed"
 	imgSpec["properties"] = map[string]string{"os_distro": "debian"}
 	img = waitReady(t, osUpdate(t, img, "image.image", imgSpec).ID, 2)
-	kp = osUpdate(t, kp, "compute.keypair", map[string]any{"name": "e2e-kp", "publicKey": sshKey(1)})
+	kp = osUpdate(t, kp, "compute.keypair", map[string]any{"name": osName("e2e-kp"), "publicKey": sshKey(1)})
 
 	eachRegion(t, fl, func(reg region, id string) {
 		f, _ := flavors.Get(ctx, reg.compute, id).Extract()
@@ -303,7 +310,7 @@ func TestOpenStackResourceTypesAcrossTwoRegions(t *testing.T) {
 		remove(t, r.ID)
 	}
 	for i, reg := range regions(t) {
-		if _, err := keypairs.Get(ctx, reg.compute, "e2e-kp", nil).Extract(); !gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
+		if _, err := keypairs.Get(ctx, reg.compute, osName("e2e-kp"), nil).Extract(); !gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
 			t.Errorf("%s: keypair still there: %v", reg.name, err)
 		}
 		if _, err := flavors.Get(ctx, reg.compute, fl.ID).Extract(); !gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
@@ -339,12 +346,12 @@ func serverStack(t *testing.T, prefix string, serverExtra map[string]any, imageS
 	t.Helper()
 	imgURL, imgSum := imageServer(t, "tiny disk "+prefix)
 	deps = append(deps,
-		osResource(t, prefix+"-kp", "compute.keypair", map[string]any{"name": prefix + "-kp", "publicKey": sshKey(0)}, nil, osSites...),
+		osResource(t, prefix+"-kp", "compute.keypair", map[string]any{"name": osName(prefix + "-kp"), "publicKey": sshKey(0)}, nil, osSites...),
 		osResource(t, prefix+"-sg", "network.security_group", map[string]any{"name": prefix + "-sg", "rules": []map[string]any{
 			{"direction": "ingress", "protocol": "icmp"}}}, nil, osSites...),
 		osResource(t, prefix+"-net", "network.network", map[string]any{"name": prefix + "-net", "subnets": []map[string]any{
 			{"name": "main", "cidr": "192.168.50.0/24"}}}, nil, osSites...),
-		osResource(t, prefix+"-flavor", "compute.flavor", map[string]any{"name": prefix + "-flavor", "vcpus": 1, "ram": 64, "disk": 0}, nil, osSites...),
+		osResource(t, prefix+"-flavor", "compute.flavor", map[string]any{"name": osName(prefix + "-flavor"), "vcpus": 1, "ram": 64, "disk": 0}, nil, osSites...),
 		osResource(t, prefix+"-image", "image.image", map[string]any{"name": prefix + "-image", "url": imgURL, "checksum": imgSum}, nil, imageSites...),
 	)
 	server = osResource(t, prefix+"-vm", "compute.server", map[string]any{"name": prefix + "-vm",
@@ -386,7 +393,7 @@ func TestOpenStackServerOnEachRegionsOwnNetwork(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: server %s: %v", reg.name, id, err)
 		}
-		if srv.Status != "ACTIVE" || srv.KeyName != "web-kp" || srv.Metadata["role"] != "web" || srv.Metadata["cheops_resource_id"] != vm.ID {
+		if srv.Status != "ACTIVE" || srv.KeyName != osName("web-kp") || srv.Metadata["role"] != "web" || srv.Metadata["cheops_resource_id"] != vm.ID {
 			t.Errorf("%s: server %+v", reg.name, srv)
 		}
 		pages, err := ports.List(reg.network, ports.ListOpts{DeviceID: id}).AllPages(ctx)
@@ -451,7 +458,7 @@ func TestOpenStackTransactionalServerWithImageMissingOnOneRegion(t *testing.T) {
 func TestKubernetesAndOpenStackSideBySide(t *testing.T) {
 	ctx := context.Background()
 	cm := create(t, "side-cm", configMap("side-cm", "v1"), directSites...)
-	kp := osResource(t, "side-kp", "compute.keypair", map[string]any{"name": "side-kp", "publicKey": sshKey(1)}, nil, osSites...)
+	kp := osResource(t, "side-kp", "compute.keypair", map[string]any{"name": osName("side-kp"), "publicKey": sshKey(1)}, nil, osSites...)
 	nw := osResource(t, "side-net", "network.network", map[string]any{"name": "side-net"}, nil, osSites...)
 	cm, kp, nw = waitReady(t, cm.ID, 1), waitReady(t, kp.ID, 1), waitReady(t, nw.ID, 1)
 	for i := range directSites {
@@ -471,7 +478,7 @@ func TestKubernetesAndOpenStackSideBySide(t *testing.T) {
 	}
 	// Every site matches region!=nowhere, the kube-apiservers included.
 	sel := post(t, map[string]any{"name": "side-all", "driver": "openstack", "manifest": map[string]any{"type": "compute.keypair",
-		"spec": map[string]any{"name": "side-all", "publicKey": sshKey(0)}}, "scope": map[string]any{"selector": "region!=nowhere"}})
+		"spec": map[string]any{"name": osName("side-all"), "publicKey": sshKey(0)}}, "scope": map[string]any{"selector": "region!=nowhere"}})
 	sel = waitReady(t, sel.ID, 1)
 	if got := sortedCopy(keys(sel.localIDs())); strings.Join(got, ",") != "os-1,os-2" {
 		t.Errorf("an openstack resource selecting every site landed on %v", got)
@@ -510,7 +517,7 @@ func TestOpenStackWorkerKilledBetweenCreateAndRecord(t *testing.T) {
 		defer call(http.MethodDelete, "/v1/sites/"+name+"?force=true", nil, nil)
 	}
 	imgURL, imgSum := imageServer(t, "crash window disk")
-	flavor := osResource(t, "cx-flavor", "compute.flavor", map[string]any{"name": "cx-flavor", "vcpus": 1, "ram": 64, "disk": 0}, nil, sites...)
+	flavor := osResource(t, "cx-flavor", "compute.flavor", map[string]any{"name": osName("cx-flavor"), "vcpus": 1, "ram": 64, "disk": 0}, nil, sites...)
 	image := osResource(t, "cx-image", "image.image", map[string]any{"name": "cx-image", "url": imgURL, "checksum": imgSum}, nil, sites...)
 	flavor, image = waitReady(t, flavor.ID, 1), waitReady(t, image.ID, 1)
 
@@ -536,12 +543,12 @@ func TestOpenStackWorkerKilledBetweenCreateAndRecord(t *testing.T) {
 
 	// A network: neutron's mark is the description the create call sets.
 	nw := crash("network", isPost("/v2.0/networks"), func() resource {
-		return osResource(t, "cx-net", "network.network", map[string]any{"name": "cx-net", "subnets": []map[string]any{
+		return osResource(t, "cx-net", "network.network", map[string]any{"name": osName("cx-net"), "subnets": []map[string]any{
 			{"name": "s", "cidr": "192.168.60.0/24"}}}, nil, sites...)
 	})
 	regs := regions(t)
 	for i, reg := range regs {
-		pages, err := networks.List(reg.network, networks.ListOpts{Name: "cx-net"}).AllPages(ctx)
+		pages, err := networks.List(reg.network, networks.ListOpts{Name: osName("cx-net")}).AllPages(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
