@@ -11,7 +11,7 @@ FUZZ_TIME ?= 15s
 RACE_PKGS  = . ./store ./workflows ./scope ./overrides
 PLAIN_PKGS = ./activities ./api ./cmd/... ./devstack/... ./drivers/... ./internal/... ./worker
 
-.PHONY: all build run test unit e2e lint kube-tools bench clean
+.PHONY: all build run test unit e2e lint kube-tools openstack-up openstack-down bench clean
 all: build
 
 build:
@@ -32,8 +32,15 @@ unit:
 kube-tools:
 	@bash scripts/kube-tools.sh >/dev/null
 
+## e2e: also brings up (and stops) a real two-region OpenStack through scripts/openstack.sh (root)
 e2e: kube-tools
 	$(GO) test -count=1 -timeout $(E2E_TIMEOUT) ./test/e2e/
+
+## openstack-up / openstack-down: the e2e tests' OpenStack by hand (CHEOPS_OPENSTACK_REUSE=1 keeps it between runs)
+openstack-up:
+	@bash scripts/openstack.sh up
+openstack-down:
+	@bash scripts/openstack.sh down
 
 ## bench: latency, throughput and cost against real kube-apiservers; results in bench/results
 BENCH_FLAGS ?=

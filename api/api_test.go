@@ -26,6 +26,7 @@ import (
 	"github.com/cheops-io/cheops/devstack"
 	"github.com/cheops-io/cheops/devstack/etcdembed"
 	"github.com/cheops-io/cheops/drivers/kubernetes"
+	"github.com/cheops-io/cheops/drivers/openstack"
 	"github.com/cheops-io/cheops/store"
 	"github.com/cheops-io/cheops/worker"
 	"github.com/cheops-io/cheops/workflows"
@@ -69,7 +70,7 @@ func run(m *testing.M) int {
 	}
 	defer ec.Close()
 	w := worker.New(temporal, taskQueue, &activities.Activities{Store: store.New(ec, "/api-test"),
-		Drivers: map[cheops.DriverName]cheops.Driver{cheops.DriverKubernetes: kubernetes.New()}})
+		Drivers: map[cheops.DriverName]cheops.Driver{cheops.DriverKubernetes: kubernetes.New(), cheops.DriverOpenStack: openstack.New()}})
 	if err := w.Start(); err != nil {
 		panic(err)
 	}
@@ -89,7 +90,7 @@ func newAPI(t *testing.T) *echo.Echo {
 	return api.New(api.Config{
 		Store:        s,
 		Orchestrator: &workflows.Client{Temporal: temporal, TaskQueue: taskQueue},
-		Drivers:      map[cheops.DriverName]cheops.Driver{cheops.DriverKubernetes: kubernetes.New()},
+		Drivers:      map[cheops.DriverName]cheops.Driver{cheops.DriverKubernetes: kubernetes.New(), cheops.DriverOpenStack: openstack.New()},
 		Log:          slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		BodyLimit:    64 << 10,
 	})
@@ -156,6 +157,11 @@ func TestBadInputIsAProblemNamingTheField(t *testing.T) {
 		{"unsupported driver", "POST", "/v1/sites", map[string]any{"name": "a", "driver": "vmware"}, 422, "driver"},
 		{"no kubeconfig", "POST", "/v1/sites", map[string]any{"name": "a", "driver": "kubernetes", "kubernetes": map[string]any{}}, 422, "kubernetes.kubeconfig"},
 		{"broken kubeconfig", "POST", "/v1/sites", map[string]any{"name": "a", "driver": "kubernetes", "kubernetes": map[string]any{"kubeconfig": "{" + secret}}, 422, "kubernetes.kubeconfig"},
+		{"openstack without settings", "POST", "/v1/sites", map[string]any{"name": "a", "driver": "openstack"}, 422, "openstack"},
+		{"openstack without password", "POST", "/v1/sites", map[string]any{"name": "a", "driver": "openstack", "openstack": map[string]any{"authURL": "http://k/v3", "region": "R", "username": "u", "projectName": "p"}}, 422, "openstack.password"},
+		{"kubernetes settings on openstack", "POST", "/v1/sites", map[string]any{"name": "a", "driver": "openstack", "kubernetes": map[string]any{}}, 422, "kubernetes"},
+		{"openstack unknown type", "POST", "/v1/resources", map[string]any{"name": "x", "driver": "openstack", "manifest": map[string]any{"type": "compute.volume", "spec": map[string]any{}}, "scope": map[string]any{"sites": []string{"paris"}}}, 422, "manifest.type"},
+		{"openstack bad ref", "POST", "/v1/resources", map[string]any{"name": "x", "driver": "openstack", "manifest": map[string]any{"type": "compute.server", "spec": map[string]any{"name": "s", "flavor": map[string]any{}, "image": map[string]any{"id": "i"}}}, "scope": map[string]any{"sites": []string{"paris"}}}, 422, "manifest.spec.flavor"},
 		{"bad label", "POST", "/v1/sites", map[string]any{"name": "a", "driver": "kubernetes", "labels": map[string]string{"region": "not valid!"}}, 422, "labels.region"},
 		{"wrong type", "POST", "/v1/resources", `{"name": 3}`, 422, "name"},
 		{"malformed JSON", "POST", "/v1/resources", `{"name": `, 400, ""},
@@ -267,6 +273,32 @@ func TestIdempotentCreateAndWorkflow(t *testing.T) {
 		}
 	}
 	if rec := do(t, h, http.MethodDelete, "/v1/resources/idem", nil); rec.Code != 202 {
+		t.Fatalf("delete: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// An OpenStack site's password is write-only too, and kept by a PUT that does not resend it.
+func TestOpenStackPasswordIsWriteOnly(t *testing.T) {
+	h := newAPI(t)
+	rec := do(t, h, http.MethodPost, "/v1/sites", map[string]any{"name": "ostack", "driver": "openstack",
+		"openstack": map[string]any{"authURL": "http://127.0.0.1:1/v3", "region": "RegionOne", "username": "u", "projectName": "p", "password": secret}})
+	if rec.Code != 201 || strings.Contains(rec.Body.String(), secret) || !strings.Contains(rec.Body.String(), `"hasCredentials":true`) {
+		t.Fatalf("POST: %d %s", rec.Code, rec.Body)
+	}
+	rec = do(t, h, http.MethodPut, "/v1/sites/ostack", map[string]any{"labels": map[string]string{"cloud": "x"},
+		"openstack": map[string]any{"authURL": "http://127.0.0.1:1/v3", "region": "RegionTwo", "username": "u", "projectName": "p"}})
+	if rec.Code != 200 || strings.Contains(rec.Body.String(), secret) || !strings.Contains(rec.Body.String(), `"region":"RegionTwo"`) {
+		t.Fatalf("PUT keeping the password: %d %s", rec.Code, rec.Body)
+	}
+	for _, path := range []string{"/v1/sites", "/v1/sites/ostack"} {
+		if rec := do(t, h, http.MethodGet, path, nil); strings.Contains(rec.Body.String(), secret) {
+			t.Fatalf("GET %s shows the password", path)
+		}
+	}
+	if strings.Contains(logs.String(), secret) {
+		t.Fatal("the log holds the password")
+	}
+	if rec := do(t, h, http.MethodDelete, "/v1/sites/ostack", nil); rec.Code != 204 {
 		t.Fatalf("delete: %d %s", rec.Code, rec.Body)
 	}
 }

@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
-	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"net/http"
@@ -538,7 +538,9 @@ func TestOpenStackWorkerKilledBetweenCreateAndRecord(t *testing.T) {
 		return waitReady(t, r.ID, 1)
 	}
 	isPost := func(suffix string) func(*http.Request) bool {
-		return func(r *http.Request) bool { return r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, suffix) }
+		return func(r *http.Request) bool {
+			return r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, suffix)
+		}
 	}
 
 	// A network: neutron's mark is the description the create call sets.
