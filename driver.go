@@ -34,6 +34,14 @@ type Reference struct {
 	Resource string
 }
 
+// Finder is implemented by drivers that can find, by the marks they put on objects, the object a
+// resource's apply made on a site when its identity was never recorded: the worker died, or the
+// activity timed out, between the create call and the record. Deleting or rolling back such a
+// replica then removes that object instead of leaving it behind.
+type Finder interface {
+	Find(ctx context.Context, t Target, resourceID string, manifest json.RawMessage) (*ObjectRef, error)
+}
+
 // Referrer is implemented by drivers whose manifests may refer to other cheops resources. The
 // activity applying a replica resolves each reference before calling Apply, and waits while the
 // resource referred to is not Ready on the site.

@@ -258,6 +258,11 @@ func (a *Activities) DeleteReplica(ctx context.Context, in DeleteInput) error {
 		return err
 	}
 	evType := "Orphaned"
+	if !in.Orphan && rep.Object == nil {
+		if rep.Object, err = a.findUnrecorded(ctx, r, in.Site); err != nil {
+			return asTemporalError(err)
+		}
+	}
 	if !in.Orphan && rep.Object != nil {
 		evType = "Deleted"
 		if _, err := a.Store.UpdateReplica(ctx, in.ResourceID, in.Site, func(rep *cheops.Replica) (*cheops.Event, error) {
@@ -271,6 +276,29 @@ func (a *Activities) DeleteReplica(ctx context.Context, in DeleteInput) error {
 		}
 	}
 	return a.Store.DeleteReplica(ctx, in.ResourceID, in.Site, &cheops.Event{Type: evType, Site: in.Site, Message: rep.LocalID})
+}
+
+// findUnrecorded looks on a site for an object of r that an apply made without recording it, when
+// the driver can (see cheops.Finder). A site that no longer exists has nothing to find.
+func (a *Activities) findUnrecorded(ctx context.Context, r cheops.Resource, site string) (*cheops.ObjectRef, error) {
+	t, d, err := a.target(ctx, r.Driver, site)
+	if err != nil {
+		if _, serr := a.Store.GetSite(ctx, site); errors.Is(serr, store.ErrNotFound) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	f, ok := d.(cheops.Finder)
+	if !ok {
+		return nil, nil
+	}
+	var ref *cheops.ObjectRef
+	err = heartbeating(ctx, func(ctx context.Context) error {
+		var err error
+		ref, err = f.Find(ctx, t, r.ID, r.Manifest)
+		return err
+	})
+	return ref, err
 }
 
 func (a *Activities) deleteOnSite(ctx context.Context, driver cheops.DriverName, siteName string, ref cheops.ObjectRef) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 
 	"go.temporal.io/sdk/testsuite"
@@ -58,5 +59,68 @@ func TestRepeatedFailureIsLoggedOnce(t *testing.T) {
 	}
 	if d.calls != 5 || len(evs) != 1 || evs[0].Type != "ApplyFailed" {
 		t.Fatalf("%d calls, events %+v; want 5 calls and one ApplyFailed event", d.calls, evs)
+	}
+}
+
+// lostDriver made an object on its site whose creation was never recorded; it can find it by mark.
+type lostDriver struct {
+	downDriver
+	found   *cheops.ObjectRef
+	deleted []cheops.ObjectRef
+}
+
+func (d *lostDriver) Find(context.Context, cheops.Target, string, json.RawMessage) (*cheops.ObjectRef, error) {
+	return d.found, nil
+}
+func (d *lostDriver) Delete(_ context.Context, _ cheops.Target, ref cheops.ObjectRef) error {
+	d.deleted = append(d.deleted, ref)
+	return nil
+}
+
+// A replica whose object was made but never recorded (the worker died, or the activity timed out,
+// between the create call and the record) is still removed from its site on delete and on rollback.
+func TestUnrecordedObjectIsFoundAndDeleted(t *testing.T) {
+	ctx := context.Background()
+	s := etcdtest.Store(t)
+	if _, err := s.CreateSite(ctx, cheops.Site{Name: "cloud", Driver: cheops.DriverOpenStack}, cheops.Credentials{}); err != nil {
+		t.Fatal(err)
+	}
+	lost := cheops.ObjectRef{APIVersion: "openstack", Kind: "compute.server", Name: "b3f1"}
+	d := &lostDriver{found: &lost}
+	a := &Activities{Store: s, Drivers: map[cheops.DriverName]cheops.Driver{cheops.DriverOpenStack: d}}
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	for i, run := range []func(id string) error{
+		func(id string) error {
+			_, err := env.ExecuteActivity(a.DeleteReplica, DeleteInput{ResourceID: id, Site: "cloud"})
+			return err
+		},
+		func(id string) error {
+			_, err := env.ExecuteActivity(a.CompensateReplica, CompensateInput{ResourceID: id, Site: "cloud", Generation: 1, Touched: true})
+			return err
+		},
+	} {
+		id := fmt.Sprintf("r%d", i)
+		if _, _, err := s.CreateResource(ctx, cheops.Resource{ID: id, Name: id, Driver: cheops.DriverOpenStack, Generation: 1,
+			Manifest: json.RawMessage(`{"type":"compute.server","spec":{}}`)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.UpdateReplica(ctx, id, "cloud", func(rep *cheops.Replica) (*cheops.Event, error) {
+			rep.State = cheops.ReplicaApplying
+			return nil, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		d.deleted = nil
+		if err := run(id); err != nil {
+			t.Fatal(err)
+		}
+		if len(d.deleted) != 1 || d.deleted[0] != lost {
+			t.Errorf("case %d: deleted %v, want the unrecorded %v", i, d.deleted, lost)
+		}
+		if _, err := s.GetReplica(ctx, id, "cloud"); err == nil {
+			t.Errorf("case %d: the replica record is still there", i)
+		}
 	}
 }

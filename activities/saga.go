@@ -127,7 +127,13 @@ func (a *Activities) CompensateReplica(ctx context.Context, in CompensateInput) 
 		_, err := a.applyAndRecord(ctx, old, in.Site, "RolledBack", message, false)
 		return err
 	}
-	// The snapshot had no replica here: nothing of this generation may remain on the site.
+	// The snapshot had no replica here: nothing of this generation may remain on the site, not even
+	// an object whose creation was never recorded.
+	if rep.Object == nil {
+		if rep.Object, err = a.findUnrecorded(ctx, r, in.Site); err != nil {
+			return asTemporalError(err)
+		}
+	}
 	if rep.Object != nil {
 		if _, err := a.Store.UpdateReplica(ctx, r.ID, in.Site, func(rep *cheops.Replica) (*cheops.Event, error) {
 			rep.State, rep.Message = cheops.ReplicaDeleting, message

@@ -157,3 +157,10 @@ func flavorExists(ctx context.Context, c call, id string) (bool, error) {
 func flavorRemove(ctx context.Context, c call, id string) error {
 	return flavors.Delete(ctx, c.compute, id).ExtractErr()
 }
+
+func flavorFind(ctx context.Context, c call, resourceID string, _ spec) (string, error) {
+	if ok, err := flavorExists(ctx, c, resourceID); !ok {
+		return "", err
+	}
+	return resourceID, nil
+}

@@ -223,3 +223,11 @@ func imageExists(ctx context.Context, c call, id string) (bool, error) {
 func imageRemove(ctx context.Context, c call, id string) error {
 	return images.Delete(ctx, c.image, id).ExtractErr()
 }
+
+func imageFind(ctx context.Context, c call, resourceID string, _ spec) (string, error) {
+	img, err := findImage(ctx, c, resourceID)
+	if img == nil {
+		return "", err
+	}
+	return img.ID, nil
+}

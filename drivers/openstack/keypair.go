@@ -63,3 +63,17 @@ func keypairExists(ctx context.Context, c call, name string) (bool, error) {
 func keypairRemove(ctx context.Context, c call, name string) error {
 	return keypairs.Delete(ctx, c.compute, name, nil).ExtractErr()
 }
+
+// keypairFind finds a keypair by its name, and only when it holds the declared key: a keypair of
+// that name with another key is not cheops'.
+func keypairFind(ctx context.Context, c call, _ string, sp spec) (string, error) {
+	s := sp.(*keypairSpec)
+	kp, err := keypairs.Get(ctx, c.compute, s.Name, nil).Extract()
+	if notFound(err) {
+		return "", nil
+	}
+	if err != nil || strings.TrimSpace(kp.PublicKey) != strings.TrimSpace(s.PublicKey) {
+		return "", err
+	}
+	return s.Name, nil
+}

@@ -37,20 +37,22 @@ type spec interface {
 	apply(ctx context.Context, c call, req cheops.ApplyRequest) (string, error)
 }
 
-// kind is what the driver does with an object of one type it knows only by its local ID.
+// kind is what the driver does with an object of one type it knows only by its local ID, or finds
+// by its mark ("" when there is none).
 type kind struct {
 	newSpec func() spec
 	exists  func(ctx context.Context, c call, id string) (bool, error)
 	remove  func(ctx context.Context, c call, id string) error
+	find    func(ctx context.Context, c call, resourceID string, sp spec) (string, error)
 }
 
 var kinds = map[string]kind{
-	TypeKeypair:       {func() spec { return &keypairSpec{} }, keypairExists, keypairRemove},
-	TypeFlavor:        {func() spec { return &flavorSpec{} }, flavorExists, flavorRemove},
-	TypeSecurityGroup: {func() spec { return &securityGroupSpec{} }, securityGroupExists, securityGroupRemove},
-	TypeNetwork:       {func() spec { return &networkSpec{} }, networkExists, networkRemove},
-	TypeImage:         {func() spec { return &imageSpec{} }, imageExists, imageRemove},
-	TypeServer:        {func() spec { return &serverSpec{} }, serverExists, serverRemove},
+	TypeKeypair:       {func() spec { return &keypairSpec{} }, keypairExists, keypairRemove, keypairFind},
+	TypeFlavor:        {func() spec { return &flavorSpec{} }, flavorExists, flavorRemove, flavorFind},
+	TypeSecurityGroup: {func() spec { return &securityGroupSpec{} }, securityGroupExists, securityGroupRemove, securityGroupFind},
+	TypeNetwork:       {func() spec { return &networkSpec{} }, networkExists, networkRemove, networkFind},
+	TypeImage:         {func() spec { return &imageSpec{} }, imageExists, imageRemove, imageFind},
+	TypeServer:        {func() spec { return &serverSpec{} }, serverExists, serverRemove, serverFind},
 }
 
 func typeNames() string {

@@ -66,20 +66,16 @@ func (sn subnetSpec) ipVersion() gophercloud.IPVersion {
 func (s *networkSpec) references() []cheops.Reference { return nil }
 
 func (s *networkSpec) apply(ctx context.Context, c call, req cheops.ApplyRequest) (string, error) {
-	pages, err := networks.List(c.network, networks.ListOpts{Description: tag(req.ResourceID)}).AllPages(ctx)
+	n, err := findNetwork(ctx, c, req.ResourceID)
 	if err != nil {
 		return "", err
 	}
-	found, err := networks.ExtractNetworks(pages)
-	if err != nil {
-		return "", err
-	}
-	var n *networks.Network
-	if len(found) > 0 {
-		n = &found[0]
-	} else if n, err = networks.Create(ctx, c.network, networks.CreateOpts{Name: s.Name, Description: tag(req.ResourceID),
-		AdminStateUp: s.AdminStateUp}).Extract(); err != nil {
-		return "", err
+	if n == nil {
+		n, err = networks.Create(ctx, c.network, networks.CreateOpts{Name: s.Name, Description: tag(req.ResourceID),
+			AdminStateUp: s.AdminStateUp}).Extract()
+		if err != nil {
+			return "", err
+		}
 	}
 	if err := markTag(ctx, c, "networks", n.ID, req.ResourceID, n.Tags); err != nil {
 		return "", err
@@ -162,4 +158,24 @@ func networkExists(ctx context.Context, c call, id string) (bool, error) {
 
 func networkRemove(ctx context.Context, c call, id string) error {
 	return networks.Delete(ctx, c.network, id).ExtractErr()
+}
+
+func findNetwork(ctx context.Context, c call, resourceID string) (*networks.Network, error) {
+	pages, err := networks.List(c.network, networks.ListOpts{Description: tag(resourceID)}).AllPages(ctx)
+	if err != nil {
+		return nil, err
+	}
+	found, err := networks.ExtractNetworks(pages)
+	if err != nil || len(found) == 0 {
+		return nil, err
+	}
+	return &found[0], nil
+}
+
+func networkFind(ctx context.Context, c call, resourceID string, _ spec) (string, error) {
+	n, err := findNetwork(ctx, c, resourceID)
+	if n == nil {
+		return "", err
+	}
+	return n.ID, nil
 }

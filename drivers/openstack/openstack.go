@@ -58,6 +58,7 @@ func New() *Driver {
 var (
 	_ cheops.Driver   = (*Driver)(nil)
 	_ cheops.Referrer = (*Driver)(nil)
+	_ cheops.Finder   = (*Driver)(nil)
 )
 
 // site holds the service clients of one site, sharing one provider client whose token is renewed
@@ -343,6 +344,23 @@ func (d *Driver) Observe(ctx context.Context, t cheops.Target, ref cheops.Object
 		return cheops.Observation{}, classify(err)
 	}
 	return cheops.Observation{Exists: exists, LocalID: ref.Name}, nil
+}
+
+// Find looks on the site for the object an apply of the resource made, by its mark.
+func (d *Driver) Find(ctx context.Context, t cheops.Target, resourceID string, manifest json.RawMessage) (*cheops.ObjectRef, error) {
+	typ, sp, err := decode(manifest)
+	if err != nil {
+		return nil, nil // nothing of a manifest that never validated was made
+	}
+	s, err := d.client(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	id, err := kinds[typ].find(ctx, d.call(s), resourceID, sp)
+	if err != nil || id == "" {
+		return nil, classify(err)
+	}
+	return &cheops.ObjectRef{APIVersion: APIVersion, Kind: typ, Name: id}, nil
 }
 
 // Delete removes the local object and waits until it is gone; an object already gone is success.

@@ -151,3 +151,11 @@ func securityGroupExists(ctx context.Context, c call, id string) (bool, error) {
 func securityGroupRemove(ctx context.Context, c call, id string) error {
 	return groups.Delete(ctx, c.network, id).ExtractErr()
 }
+
+func securityGroupFind(ctx context.Context, c call, resourceID string, _ spec) (string, error) {
+	g, err := findSecurityGroup(ctx, c, resourceID)
+	if g == nil {
+		return "", err
+	}
+	return g.ID, nil
+}

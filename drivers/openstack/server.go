@@ -312,3 +312,11 @@ func serverRemove(ctx context.Context, c call, id string) error {
 		return err == nil && srv.Status == "DELETED", err
 	})
 }
+
+func serverFind(ctx context.Context, c call, resourceID string, _ spec) (string, error) {
+	srv, err := findServer(ctx, c, resourceID)
+	if srv == nil {
+		return "", err
+	}
+	return srv.ID, nil
+}
