@@ -24,12 +24,14 @@ import (
 
 // env is what every test shares; TestMain starts it once.
 var env struct {
-	kube   *harness.KubeCluster
-	os     *harness.OpenStack
-	cheops *harness.Cheops
-	slow   *harness.SlowProxy
-	api    string
-	dir    string
+	kube    *harness.KubeCluster
+	os      *harness.OpenStack
+	osErr   error
+	osReady chan struct{} // closed once the OpenStack bring-up has finished, well or not
+	cheops  *harness.Cheops
+	slow    *harness.SlowProxy
+	api     string
+	dir     string
 }
 
 // Sites registered by TestMain: site-1…site-3 reach the apiservers directly; slow-3 reaches the
@@ -59,30 +61,27 @@ func run(m *testing.M) int {
 		return 1
 	}
 	start := time.Now()
-	// OpenStack comes up (or is installed, the first time) while the apiservers start.
-	osDone := make(chan error, 1)
+	// OpenStack comes up (or is installed, the first time) while the apiservers start and the
+	// Kubernetes tests run; the OpenStack tests wait for it (needOpenStack).
+	env.osReady = make(chan struct{})
 	go func() {
-		var err error
-		env.os, err = harness.StartOpenStack(dir)
-		if err == nil {
+		defer close(env.osReady)
+		env.os, env.osErr = harness.StartOpenStack(dir)
+		if env.osErr == nil {
 			fmt.Fprintf(os.Stderr, "e2e: OpenStack (2 regions) ready in %s\n", time.Since(start).Round(time.Millisecond))
 		}
-		osDone <- err
 	}()
 	defer func() {
+		<-env.osReady
 		if env.os != nil {
 			env.os.Close()
 		}
 	}()
 	if env.kube, err = harness.StartKube(dir, 3); err != nil {
-		<-osDone
 		return fail(err)
 	}
 	defer env.kube.Close()
 	fmt.Fprintf(os.Stderr, "e2e: 3 kube-apiservers ready in %s\n", time.Since(start).Round(time.Millisecond))
-	if err := <-osDone; err != nil {
-		return fail(err)
-	}
 	bin, err := harness.BuildCheops(dir)
 	if err != nil {
 		return fail(err)
@@ -100,9 +99,6 @@ func run(m *testing.M) int {
 	}
 	defer env.slow.Close()
 	if err := registerSites(); err != nil {
-		return fail(err)
-	}
-	if err := registerOpenStackSites(); err != nil {
 		return fail(err)
 	}
 	fmt.Fprintf(os.Stderr, "e2e: stack ready in %s\n", time.Since(start).Round(time.Millisecond))

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,6 +43,23 @@ func osName(base string) string { return base + "-" + runID }
 // The OpenStack sites TestMain registers: os-1 is RegionOne with a user and password, os-2 is
 // RegionTwo through a clouds.yaml file on the worker's host.
 var osSites = []string{"os-1", "os-2"}
+
+var osSitesOnce sync.Once
+
+// needOpenStack waits for TestMain's OpenStack bring-up and registers the OpenStack sites once. A
+// failed bring-up fails the test: nothing is skipped.
+func needOpenStack(t *testing.T) {
+	t.Helper()
+	<-env.osReady
+	osSitesOnce.Do(func() {
+		if env.osErr == nil {
+			env.osErr = registerOpenStackSites()
+		}
+	})
+	if env.osErr != nil {
+		t.Fatalf("OpenStack: %v", env.osErr)
+	}
+}
 
 func registerOpenStackSites() error {
 	e := env.os.Env
@@ -163,6 +181,7 @@ func eachRegion(t *testing.T, r resource, check func(reg region, localID string)
 }
 
 func TestOpenStackResourceTypesAcrossTwoRegions(t *testing.T) {
+	needOpenStack(t)
 	ctx := context.Background()
 	imgURL, imgSum := imageServer(t, strings.Repeat("cheops image bytes\n", 1000))
 
@@ -377,6 +396,7 @@ func serversTagged(t *testing.T, reg region, resourceID string) []servers.Server
 }
 
 func TestOpenStackServerOnEachRegionsOwnNetwork(t *testing.T) {
+	needOpenStack(t)
 	ctx := context.Background()
 	deps, vm := serverStack(t, "web", nil, osSites, osSites)
 	// The server was declared with its dependencies: it waits for them on each site, then boots.
@@ -432,6 +452,7 @@ func TestOpenStackServerOnEachRegionsOwnNetwork(t *testing.T) {
 }
 
 func TestOpenStackTransactionalServerWithImageMissingOnOneRegion(t *testing.T) {
+	needOpenStack(t)
 	// The image only lives on os-1, so the server can never exist on os-2: the transaction fails
 	// there, and the server already booted on os-1 is deleted.
 	policy := map[string]any{"policy": map[string]any{"consistency": "transactional", "timeout": "3m"}}
@@ -456,6 +477,7 @@ func TestOpenStackTransactionalServerWithImageMissingOnOneRegion(t *testing.T) {
 }
 
 func TestKubernetesAndOpenStackSideBySide(t *testing.T) {
+	needOpenStack(t)
 	ctx := context.Background()
 	cm := create(t, "side-cm", configMap("side-cm", "v1"), directSites...)
 	kp := osResource(t, "side-kp", "compute.keypair", map[string]any{"name": osName("side-kp"), "publicKey": sshKey(1)}, nil, osSites...)
@@ -500,6 +522,7 @@ func keys(m map[string]string) []string {
 // the response to the create call is held by a proxy in front of the services. After a restart the
 // apply is retried, finds the object by its cheops mark, and adopts it: exactly one per region.
 func TestOpenStackWorkerKilledBetweenCreateAndRecord(t *testing.T) {
+	needOpenStack(t)
 	ctx := context.Background()
 	proxy, err := harness.NewOpenStackProxy(env.os.Env["OS_AUTH_URL"])
 	if err != nil {
