@@ -23,6 +23,8 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/flavors"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/keypairs"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
+	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/applicationcredentials"
+	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/tokens"
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/security/groups"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/extensions/security/rules"
@@ -30,6 +32,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
 
+	"github.com/cheops-io/cheops/internal/freeport"
 	"github.com/cheops-io/cheops/test/harness"
 )
 
@@ -600,4 +603,69 @@ func TestOpenStackWorkerKilledBetweenCreateAndRecord(t *testing.T) {
 	for _, r := range []resource{vm, nw, image, flavor} {
 		waitGone(t, r.ID)
 	}
+}
+
+// A site that authenticates with an application credential works like one with a password.
+func TestOpenStackApplicationCredentialSite(t *testing.T) {
+	needOpenStack(t)
+	ctx := context.Background()
+	e := env.os.Env
+	pc, err := openstack.AuthenticatedClient(ctx, gophercloud.AuthOptions{IdentityEndpoint: e["OS_AUTH_URL"],
+		Username: e["OS_USERNAME"], Password: e["OS_PASSWORD"], DomainName: "Default",
+		Scope: &gophercloud.AuthScope{ProjectName: e["OS_PROJECT_NAME"], DomainName: "Default"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, err := pc.GetAuthResult().(tokens.CreateResult).ExtractUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	identity, err := openstack.NewIdentityV3(pc, gophercloud.EndpointOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ac, err := applicationcredentials.Create(ctx, identity, user.ID, applicationcredentials.CreateOpts{Name: osName("cheops-e2e")}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer applicationcredentials.Delete(ctx, identity, user.ID, ac.ID)
+	body := map[string]any{"name": "os-ac", "driver": "openstack", "openstack": map[string]any{"authURL": e["OS_AUTH_URL"],
+		"region": env.os.Regions[1], "applicationCredentialID": ac.ID, "applicationCredentialSecret": ac.Secret}}
+	if code, out := call(http.MethodPost, "/v1/sites", body, nil); code != http.StatusCreated || strings.Contains(string(out), ac.Secret) {
+		t.Fatalf("register os-ac: %d %s", code, out)
+	}
+	defer call(http.MethodDelete, "/v1/sites/os-ac?force=true", nil, nil)
+	waitSiteHealth(t, "os-ac", "Ready")
+	kp := waitReady(t, osResource(t, "ac-kp", "compute.keypair", map[string]any{"name": osName("ac-kp"), "publicKey": sshKey(0)}, nil, "os-ac").ID, 1)
+	if _, err := keypairs.Get(ctx, regions(t)[1].compute, osName("ac-kp"), nil).Extract(); err != nil {
+		t.Errorf("keypair made through the application credential: %v", err)
+	}
+	remove(t, kp.ID)
+}
+
+// Keystone refusing connections makes the site Unreachable and parks its replicas as Unreachable.
+func TestOpenStackUnreachableSite(t *testing.T) {
+	needOpenStack(t)
+	port, err := freeport.On("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := map[string]any{"name": "os-dead", "driver": "openstack", "openstack": map[string]any{
+		"authURL": fmt.Sprintf("http://127.0.0.1:%d/v3", port), "region": "RegionOne", "username": "u", "password": "p", "projectName": "p"}}
+	if code, out := call(http.MethodPost, "/v1/sites", body, nil); code != http.StatusCreated {
+		t.Fatalf("register os-dead: %d %s", code, out)
+	}
+	defer call(http.MethodDelete, "/v1/sites/os-dead?force=true", nil, nil)
+	waitSiteHealth(t, "os-dead", "Unreachable")
+	r := osResource(t, "dead-kp", "compute.keypair", map[string]any{"name": osName("dead-kp"), "publicKey": sshKey(0)}, nil, "os-1", "os-dead")
+	r = waitFor(t, r.ID, time.Minute, "Degraded with os-dead Unreachable", func(r resource, _ int) bool {
+		a, _ := r.replica("os-1")
+		b, _ := r.replica("os-dead")
+		return r.State == "Degraded" && a.State == "Ready" && b.State == "Unreachable"
+	})
+	if rep, _ := r.replica("os-dead"); !strings.Contains(rep.Message, "connection refused") {
+		t.Errorf("os-dead replica message %q, want keystone's connection refused", rep.Message)
+	}
+	call(http.MethodDelete, "/v1/sites/os-dead?force=true", nil, nil)
+	remove(t, r.ID)
 }
