@@ -663,8 +663,12 @@ func TestOpenStackUnreachableSite(t *testing.T) {
 		b, _ := r.replica("os-dead")
 		return r.State == "Degraded" && a.State == "Ready" && b.State == "Unreachable"
 	})
-	if rep, _ := r.replica("os-dead"); !strings.Contains(rep.Message, "connection refused") {
-		t.Errorf("os-dead replica message %q, want keystone's connection refused", rep.Message)
+	if rep, _ := r.replica("os-dead"); !strings.Contains(rep.Message, "unreachable") {
+		t.Errorf("os-dead replica message %q, want it parked as unreachable", rep.Message)
+	}
+	code, out := call(http.MethodGet, "/v1/sites/os-dead", nil, nil)
+	if code != http.StatusOK || !strings.Contains(string(out), "connection refused") || !strings.Contains(string(out), "Unreachable: site os-dead: authenticating with keystone") {
+		t.Errorf("os-dead: %d %s, want keystone's refusal as an Unreachable health message", code, out)
 	}
 	call(http.MethodDelete, "/v1/sites/os-dead?force=true", nil, nil)
 	remove(t, r.ID)
