@@ -1,8 +1,12 @@
 package cheops
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
+	"syscall"
 )
 
 // ErrorClass says how a failure on a site should be handled.
@@ -51,3 +55,23 @@ type FieldError struct {
 }
 
 func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+
+// IsConnectionFailure reports whether err means the site could not be reached at all: a refused or
+// unroutable connection, a name that does not resolve, a dial or a request that timed out. Drivers
+// classify such errors Unreachable.
+func IsConnectionFailure(err error) bool {
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) ||
+		errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return true
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "dial" {
+		return true
+	}
+	var urlErr *url.Error
+	return errors.As(err, &urlErr) && urlErr.Timeout()
+}

@@ -272,18 +272,9 @@ EOF
 
 # authtoken REGION SERVICE: the [keystone_authtoken] section of a service's config.
 authtoken() {
-  cat <<EOF
-[keystone_authtoken]
-www_authenticate_uri = http://127.0.0.1:$KS_PORT/v3
-auth_url = http://127.0.0.1:$KS_PORT/v3
-auth_type = password
-project_domain_name = Default
-user_domain_name = Default
-project_name = service
-username = $2
-password = $PW
-region_name = $(region_name "$1")
-EOF
+  echo "[keystone_authtoken]"
+  echo "www_authenticate_uri = http://127.0.0.1:$KS_PORT/v3"
+  service_auth "$@"
 }
 
 service_auth() { # service_auth REGION USER: a keystoneauth password section body

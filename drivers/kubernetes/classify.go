@@ -1,12 +1,6 @@
 package kubernetes
 
 import (
-	"context"
-	"errors"
-	"net"
-	"net/url"
-	"syscall"
-
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 
@@ -34,30 +28,10 @@ func classOf(err error) cheops.ErrorClass {
 	case apierrors.IsNotFound(err):
 		// A namespace that does not exist on the site: the site rejects the object.
 		return cheops.Permanent
-	case isUnreachable(err):
+	case cheops.IsConnectionFailure(err):
 		return cheops.Unreachable
 	default:
 		// Conflicts, 429, 5xx, server timeouts and anything unknown: retry.
 		return cheops.Transient
 	}
-}
-
-func isUnreachable(err error) bool {
-	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) ||
-		errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, context.DeadlineExceeded) {
-		return true
-	}
-	var dnsErr *net.DNSError
-	if errors.As(err, &dnsErr) {
-		return true
-	}
-	var opErr *net.OpError
-	if errors.As(err, &opErr) && opErr.Op == "dial" {
-		return true
-	}
-	var urlErr *url.Error
-	if errors.As(err, &urlErr) && urlErr.Timeout() {
-		return true
-	}
-	return false
 }

@@ -1,14 +1,10 @@
 package openstack
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/url"
-	"syscall"
 
 	"github.com/gophercloud/gophercloud/v2"
 
@@ -30,7 +26,7 @@ func classify(err error) error {
 		msg := fmt.Errorf("%s %s: %d %s: %s", code.Method, code.URL, code.Actual, http.StatusText(code.Actual), serviceMessage(code.Body))
 		return cheops.Classify(classOfStatus(code.Actual), msg)
 	}
-	if isUnreachable(err) {
+	if cheops.IsConnectionFailure(err) {
 		return cheops.Classify(cheops.Unreachable, err)
 	}
 	return cheops.Classify(cheops.Transient, err)
@@ -84,26 +80,6 @@ func findMessage(v any) string {
 		}
 	}
 	return ""
-}
-
-func isUnreachable(err error) bool {
-	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) ||
-		errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, context.DeadlineExceeded) {
-		return true
-	}
-	var dnsErr *net.DNSError
-	if errors.As(err, &dnsErr) {
-		return true
-	}
-	var opErr *net.OpError
-	if errors.As(err, &opErr) && opErr.Op == "dial" {
-		return true
-	}
-	var urlErr *url.Error
-	if errors.As(err, &urlErr) && urlErr.Timeout() {
-		return true
-	}
-	return false
 }
 
 // notFound reports whether err is a 404 from a service.
