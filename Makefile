@@ -2,6 +2,8 @@
 GO        ?= go
 BIN       := bin/cheops
 E2E_TIMEOUT ?= 30m
+# E2E_FLAGS, e.g. -v for per-test progress and timings.
+E2E_FLAGS ?=
 # How long `make unit` fuzzes the scope-lang parser. Minimising each new input is capped at 200 runs:
 # the default (60 s each) spends most of a short fuzz minimising instead of fuzzing.
 FUZZ_TIME ?= 15s
@@ -34,7 +36,7 @@ kube-tools:
 
 ## e2e: also brings up (and stops) a real two-region OpenStack through scripts/openstack.sh (root)
 e2e: kube-tools
-	$(GO) test -count=1 -timeout $(E2E_TIMEOUT) ./test/e2e/
+	$(GO) test -count=1 -timeout $(E2E_TIMEOUT) $(E2E_FLAGS) ./test/e2e/
 
 ## openstack-up / openstack-down: the e2e tests' OpenStack by hand (CHEOPS_OPENSTACK_REUSE=1 keeps it between runs)
 openstack-up:
