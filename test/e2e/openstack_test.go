@@ -331,6 +331,7 @@ func TestOpenStackResourceTypesAcrossTwoRegions(t *testing.T) {
 	for _, r := range []resource{kp, fl, sg, nw, img} {
 		remove(t, r.ID)
 	}
+	privateFlavorAccess(t)
 	for i, reg := range regions(t) {
 		if _, err := keypairs.Get(ctx, reg.compute, osName("e2e-kp"), nil).Extract(); !gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
 			t.Errorf("%s: keypair still there: %v", reg.name, err)
@@ -672,4 +673,53 @@ func TestOpenStackUnreachableSite(t *testing.T) {
 	}
 	call(http.MethodDelete, "/v1/sites/os-dead?force=true", nil, nil)
 	remove(t, r.ID)
+}
+
+// privateFlavorAccess: a private flavor is usable by the projects listed, and only those, on every
+// region; the list converges on update.
+func privateFlavorAccess(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	e := env.os.Env
+	pc, err := openstack.AuthenticatedClient(ctx, gophercloud.AuthOptions{IdentityEndpoint: e["OS_AUTH_URL"],
+		Username: e["OS_USERNAME"], Password: e["OS_PASSWORD"], DomainName: "Default",
+		Scope: &gophercloud.AuthScope{ProjectName: e["OS_PROJECT_NAME"], DomainName: "Default"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	project, err := pc.GetAuthResult().(tokens.CreateResult).ExtractProject()
+	if err != nil {
+		t.Fatal(err)
+	}
+	access := func(reg region, id string) []string {
+		pages, err := flavors.ListAccesses(reg.compute, id).AllPages(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all, _ := flavors.ExtractAccesses(pages)
+		var out []string
+		for _, a := range all {
+			out = append(out, a.TenantID)
+		}
+		return out
+	}
+	spec := map[string]any{"name": osName("e2e-private"), "vcpus": 2, "ram": 256, "disk": 1, "public": false, "projects": []string{project.ID}}
+	fl := waitReady(t, osResource(t, "e2e-private", "compute.flavor", spec, nil, osSites...).ID, 1)
+	eachRegion(t, fl, func(reg region, id string) {
+		f, err := flavors.Get(ctx, reg.compute, id).Extract()
+		if err != nil || f.IsPublic {
+			t.Errorf("%s: private flavor %+v %v", reg.name, f, err)
+		}
+		if got := access(reg, id); len(got) != 1 || got[0] != project.ID {
+			t.Errorf("%s: flavor access %v, want [%s]", reg.name, got, project.ID)
+		}
+	})
+	delete(spec, "projects")
+	fl = waitReady(t, osUpdate(t, fl, "compute.flavor", spec).ID, 2)
+	eachRegion(t, fl, func(reg region, id string) {
+		if got := access(reg, id); len(got) != 0 {
+			t.Errorf("%s: flavor access %v after the update, want none", reg.name, got)
+		}
+	})
+	remove(t, fl.ID)
 }
