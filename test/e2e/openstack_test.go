@@ -101,18 +101,25 @@ type region struct {
 	compute, network, image *gophercloud.ServiceClient
 }
 
-// regions returns clients for os-1's and os-2's regions.
-func regions(t *testing.T) []region {
+// adminClient is the OpenStack admin's authenticated provider client.
+func adminClient(t *testing.T) *gophercloud.ProviderClient {
 	t.Helper()
 	e := env.os.Env
-	ctx := context.Background()
-	pc, err := openstack.AuthenticatedClient(ctx, gophercloud.AuthOptions{IdentityEndpoint: e["OS_AUTH_URL"],
+	pc, err := openstack.AuthenticatedClient(context.Background(), gophercloud.AuthOptions{IdentityEndpoint: e["OS_AUTH_URL"],
 		Username: e["OS_USERNAME"], Password: e["OS_PASSWORD"], DomainName: "Default",
 		Scope: &gophercloud.AuthScope{ProjectName: e["OS_PROJECT_NAME"], DomainName: "Default"}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return pc
+}
+
+// regions returns clients for os-1's and os-2's regions.
+func regions(t *testing.T) []region {
+	t.Helper()
+	pc := adminClient(t)
 	var out []region
+	var err error
 	for _, name := range env.os.Regions {
 		eo := gophercloud.EndpointOpts{Region: name}
 		r := region{name: name}
@@ -611,12 +618,7 @@ func TestOpenStackApplicationCredentialSite(t *testing.T) {
 	needOpenStack(t)
 	ctx := context.Background()
 	e := env.os.Env
-	pc, err := openstack.AuthenticatedClient(ctx, gophercloud.AuthOptions{IdentityEndpoint: e["OS_AUTH_URL"],
-		Username: e["OS_USERNAME"], Password: e["OS_PASSWORD"], DomainName: "Default",
-		Scope: &gophercloud.AuthScope{ProjectName: e["OS_PROJECT_NAME"], DomainName: "Default"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc := adminClient(t)
 	user, err := pc.GetAuthResult().(tokens.CreateResult).ExtractUser()
 	if err != nil {
 		t.Fatal(err)
@@ -680,13 +682,7 @@ func TestOpenStackUnreachableSite(t *testing.T) {
 func privateFlavorAccess(t *testing.T) {
 	t.Helper()
 	ctx := context.Background()
-	e := env.os.Env
-	pc, err := openstack.AuthenticatedClient(ctx, gophercloud.AuthOptions{IdentityEndpoint: e["OS_AUTH_URL"],
-		Username: e["OS_USERNAME"], Password: e["OS_PASSWORD"], DomainName: "Default",
-		Scope: &gophercloud.AuthScope{ProjectName: e["OS_PROJECT_NAME"], DomainName: "Default"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc := adminClient(t)
 	project, err := pc.GetAuthResult().(tokens.CreateResult).ExtractProject()
 	if err != nil {
 		t.Fatal(err)
