@@ -9,10 +9,12 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -359,14 +361,8 @@ func TestOpenStackResourceTypesAcrossTwoRegions(t *testing.T) {
 }
 
 func sortedCopy(s []string) []string {
-	out := append([]string{}, s...)
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j] < out[i] {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
-	}
+	out := slices.Clone(s)
+	slices.Sort(out)
 	return out
 }
 
@@ -513,20 +509,12 @@ func TestKubernetesAndOpenStackSideBySide(t *testing.T) {
 	sel := post(t, map[string]any{"name": "side-all", "driver": "openstack", "manifest": map[string]any{"type": "compute.keypair",
 		"spec": map[string]any{"name": osName("side-all"), "publicKey": sshKey(0)}}, "scope": map[string]any{"selector": "region!=nowhere"}})
 	sel = waitReady(t, sel.ID, 1)
-	if got := sortedCopy(keys(sel.localIDs())); strings.Join(got, ",") != "os-1,os-2" {
+	if got := slices.Sorted(maps.Keys(sel.localIDs())); strings.Join(got, ",") != "os-1,os-2" {
 		t.Errorf("an openstack resource selecting every site landed on %v", got)
 	}
 	for _, r := range []resource{cm, kp, nw, sel} {
 		remove(t, r.ID)
 	}
-}
-
-func keys(m map[string]string) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }
 
 // The worker is SIGKILLed after OpenStack has made an object and before the worker learns its ID:
