@@ -50,6 +50,7 @@ bench: kube-tools
 	cd bench && $(GO) run . -out results $(BENCH_FLAGS)
 
 lint:
+	@bash scripts/large-files.sh
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	cd bench && $(GO) vet ./...
