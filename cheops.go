@@ -353,10 +353,42 @@ func Aggregate(r Resource, replicas []Replica) ResourceState {
 	}
 }
 
+// EventType names what an event records.
+type EventType string
+
+// Event types. Events are written in the same etcd transaction as the change they describe.
+const (
+	// EventCreated: the resource was accepted (generation 1).
+	EventCreated EventType = "Created"
+	// EventUpdated: a new generation was declared.
+	EventUpdated EventType = "Updated"
+	// EventDeleteRequested: a delete was accepted; the message says whether replicas are orphaned.
+	EventDeleteRequested EventType = "DeleteRequested"
+	// EventApplied: a site took a generation; the message names the local ID.
+	EventApplied EventType = "Applied"
+	// EventApplyFailed: an attempt to apply a generation on a site failed (a repeated identical
+	// failure is counted in the replica's attempts, not recorded again).
+	EventApplyFailed EventType = "ApplyFailed"
+	// EventParked: a site is unreachable; its replica waits for it to come back.
+	EventParked EventType = "Parked"
+	// EventDeleted: a replica's object was deleted from its site and the replica forgotten.
+	EventDeleted EventType = "Deleted"
+	// EventOrphaned: a replica was forgotten and its object left on the site.
+	EventOrphaned EventType = "Orphaned"
+	// EventRollbackStarted: a transactional generation is being rolled back; the message gives
+	// each site's reason.
+	EventRollbackStarted EventType = "RollbackStarted"
+	// EventRolledBack: a site (or, without a site, every site) is back to the committed generation.
+	EventRolledBack EventType = "RolledBack"
+	// EventPaused and EventResumed: an operator paused or resumed the resource.
+	EventPaused  EventType = "Paused"
+	EventResumed EventType = "Resumed"
+)
+
 // Event is one entry of a resource's append-only history.
 type Event struct {
 	Time       time.Time `json:"time"`
-	Type       string    `json:"type"`
+	Type       EventType `json:"type"`
 	Site       string    `json:"site,omitempty"`
 	Generation int64     `json:"generation,omitempty"`
 	Message    string    `json:"message,omitempty"`

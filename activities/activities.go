@@ -56,13 +56,13 @@ func (a *Activities) ApplyReplica(ctx context.Context, in ApplyInput) (ApplyOutp
 	if r.Deletion != nil {
 		return ApplyOutput{Skipped: true}, nil
 	}
-	return a.applyAndRecord(ctx, r, in.Site, "Applied", "", in.Force)
+	return a.applyAndRecord(ctx, r, in.Site, cheops.EventApplied, "", in.Force)
 }
 
 // applyAndRecord makes r's manifest at r's generation true on a site and records the replica, with
 // an event of type evType once it is done. message, when set, is kept on the Ready replica.
 // force applies even when the record says the site is already done.
-func (a *Activities) applyAndRecord(ctx context.Context, r cheops.Resource, site, evType, message string, force bool) (ApplyOutput, error) {
+func (a *Activities) applyAndRecord(ctx context.Context, r cheops.Resource, site string, evType cheops.EventType, message string, force bool) (ApplyOutput, error) {
 	attempt := int(activity.GetInfo(ctx).Attempt)
 	t, d, err := a.target(ctx, r.Driver, site)
 	var manifest []byte
@@ -156,7 +156,7 @@ func (a *Activities) recordFailure(ctx context.Context, r cheops.Resource, site 
 		if repeated {
 			return nil, nil
 		}
-		return &cheops.Event{Type: "ApplyFailed", Site: site, Generation: r.Generation,
+		return &cheops.Event{Type: cheops.EventApplyFailed, Site: site, Generation: r.Generation,
 			Message: fmt.Sprintf("attempt %d: %v", attempt, err)}, nil
 	}); rerr != nil && !errors.Is(rerr, store.ErrNotFound) {
 		return errors.Join(err, rerr)
@@ -257,14 +257,14 @@ func (a *Activities) DeleteReplica(ctx context.Context, in DeleteInput) error {
 	if err != nil {
 		return err
 	}
-	evType := "Orphaned"
+	evType := cheops.EventOrphaned
 	if !in.Orphan && rep.Object == nil {
 		if rep.Object, err = a.findUnrecorded(ctx, r, in.Site); err != nil {
 			return asTemporalError(err)
 		}
 	}
 	if !in.Orphan && rep.Object != nil {
-		evType = "Deleted"
+		evType = cheops.EventDeleted
 		if _, err := a.Store.UpdateReplica(ctx, in.ResourceID, in.Site, func(rep *cheops.Replica) (*cheops.Event, error) {
 			rep.State = cheops.ReplicaDeleting
 			return nil, nil

@@ -57,7 +57,7 @@ func TestRepeatedFailureIsLoggedOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.calls != 5 || len(evs) != 1 || evs[0].Type != "ApplyFailed" {
+	if d.calls != 5 || len(evs) != 2 || evs[0].Type != cheops.EventCreated || evs[1].Type != cheops.EventApplyFailed {
 		t.Fatalf("%d calls, events %+v; want 5 calls and one ApplyFailed event", d.calls, evs)
 	}
 }

@@ -155,7 +155,7 @@ func (a *Activities) park(ctx context.Context, r cheops.Resource, sites []string
 		}
 		_, err := a.Store.UpdateReplica(ctx, r.ID, site, func(rep *cheops.Replica) (*cheops.Event, error) {
 			rep.State, rep.Message = cheops.ReplicaUnreachable, "site "+site+" is unreachable; waiting for it to come back"
-			return &cheops.Event{Type: "Parked", Site: site, Generation: r.Generation, Message: rep.Message}, nil
+			return &cheops.Event{Type: cheops.EventParked, Site: site, Generation: r.Generation, Message: rep.Message}, nil
 		})
 		if err != nil {
 			return err

@@ -65,12 +65,12 @@ func (a *Activities) CommitGeneration(ctx context.Context, in CommitInput) error
 		return nil
 	}
 	// A retried generation that went through is no longer rolled back.
-	_, err = a.Store.UpdateResource(ctx, r.ID, func(r *cheops.Resource) error {
+	_, err = a.Store.UpdateResource(ctx, r.ID, func(r *cheops.Resource) (*cheops.Event, error) {
 		if !r.RolledBack() || r.Generation != in.Generation {
-			return store.ErrSkip
+			return nil, store.ErrSkip
 		}
 		r.Rollback = nil
-		return nil
+		return nil, nil
 	})
 	return ignoreNotFound(err)
 }
@@ -118,13 +118,13 @@ func (a *Activities) CompensateReplica(ctx context.Context, in CompensateInput) 
 					return nil, store.ErrSkip
 				}
 				rep.State, rep.Message = cheops.ReplicaReady, message
-				return &cheops.Event{Type: "RolledBack", Site: in.Site, Generation: snap.Generation, Message: message + "; the site had not changed"}, nil
+				return &cheops.Event{Type: cheops.EventRolledBack, Site: in.Site, Generation: snap.Generation, Message: message + "; the site had not changed"}, nil
 			})
 			return err
 		}
 		old := r
 		old.Generation, old.Manifest, old.Overrides = snap.Generation, snap.Manifest, snap.Overrides
-		_, err := a.applyAndRecord(ctx, old, in.Site, "RolledBack", message, false)
+		_, err := a.applyAndRecord(ctx, old, in.Site, cheops.EventRolledBack, message, false)
 		return err
 	}
 	// The snapshot had no replica here: nothing of this generation may remain on the site, not even
@@ -145,7 +145,7 @@ func (a *Activities) CompensateReplica(ctx context.Context, in CompensateInput) 
 			return asTemporalError(err)
 		}
 	}
-	return a.Store.DeleteReplica(ctx, r.ID, in.Site, &cheops.Event{Type: "RolledBack", Site: in.Site, Generation: in.Generation,
+	return a.Store.DeleteReplica(ctx, r.ID, in.Site, &cheops.Event{Type: cheops.EventRolledBack, Site: in.Site, Generation: in.Generation,
 		Message: message + "; removed, since the site had no earlier generation"})
 }
 
@@ -161,26 +161,21 @@ type RollbackInput struct {
 
 // RecordRollback records on the resource that a generation is being, or was, rolled back.
 func (a *Activities) RecordRollback(ctx context.Context, in RollbackInput) error {
-	changed := false
-	_, err := a.Store.UpdateResource(ctx, in.ResourceID, func(r *cheops.Resource) error {
+	_, err := a.Store.UpdateResource(ctx, in.ResourceID, func(r *cheops.Resource) (*cheops.Event, error) {
 		if r.Generation != in.Generation {
-			return store.ErrSkip // superseded: the new generation decides
+			return nil, store.ErrSkip // superseded: the new generation decides
 		}
 		if r.Rollback != nil && r.Rollback.Generation == in.Generation && r.Rollback.Done == in.Done && maps.Equal(r.Rollback.Reasons, in.Reasons) {
-			return store.ErrSkip
+			return nil, store.ErrSkip
 		}
 		r.Rollback = &cheops.Rollback{Generation: in.Generation, Reasons: in.Reasons, Done: in.Done, At: time.Now().UTC()}
-		changed = true
-		return nil
+		ev := &cheops.Event{Type: cheops.EventRollbackStarted, Generation: in.Generation, Message: reasonsText(in.Reasons)}
+		if in.Done {
+			ev.Type, ev.Message = cheops.EventRolledBack, "every site is back; "+ev.Message
+		}
+		return ev, nil
 	})
-	if errors.Is(err, store.ErrNotFound) || err != nil || !changed {
-		return ignoreNotFound(err)
-	}
-	ev := cheops.Event{Type: "RollbackStarted", Generation: in.Generation, Message: reasonsText(in.Reasons)}
-	if in.Done {
-		ev.Type, ev.Message = "RolledBack", "every site is back; "+ev.Message
-	}
-	return ignoreNotFound(a.Store.AppendEvent(ctx, in.ResourceID, ev))
+	return ignoreNotFound(err)
 }
 
 func reasonsText(reasons map[string]string) string {
@@ -210,20 +205,15 @@ type PauseInput struct {
 // SetPaused records that an operator paused or resumed a resource, so the API shows it and the
 // workflow finds it again after Continue-As-New or a restart.
 func (a *Activities) SetPaused(ctx context.Context, in PauseInput) error {
-	changed := false
-	_, err := a.Store.UpdateResource(ctx, in.ResourceID, func(r *cheops.Resource) error {
+	_, err := a.Store.UpdateResource(ctx, in.ResourceID, func(r *cheops.Resource) (*cheops.Event, error) {
 		if r.Paused == in.Paused {
-			return store.ErrSkip
+			return nil, store.ErrSkip
 		}
-		r.Paused, changed = in.Paused, true
-		return nil
+		r.Paused = in.Paused
+		if in.Paused {
+			return &cheops.Event{Type: cheops.EventPaused, Message: "paused by an operator: nothing is applied until resumed"}, nil
+		}
+		return &cheops.Event{Type: cheops.EventResumed, Message: "resumed by an operator"}, nil
 	})
-	if err != nil || !changed {
-		return ignoreNotFound(err)
-	}
-	ev := cheops.Event{Type: "Resumed", Message: "resumed by an operator"}
-	if in.Paused {
-		ev = cheops.Event{Type: "Paused", Message: "paused by an operator: nothing is applied until resumed"}
-	}
-	return ignoreNotFound(a.Store.AppendEvent(ctx, in.ResourceID, ev))
+	return ignoreNotFound(err)
 }

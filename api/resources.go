@@ -287,8 +287,6 @@ func (s *server) createResource(c echo.Context) error {
 			return invalid("Idempotency-Key", "was already used for a different request")
 		}
 		c.Response().Header().Set("Idempotent-Replayed", "true")
-	} else if err := s.Store.AppendEvent(ctx, stored.ID, cheops.Event{Type: "Created", Generation: 1}); err != nil {
-		s.Log.Warn("record event", "resource", stored.ID, "error", err)
 	}
 	// The resource is durably recorded: if the workflow cannot be started now, the worker's
 	// sweeper starts it, so the answer is still a success.
@@ -406,23 +404,23 @@ func (s *server) putResource(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	changed := false
-	updated, err := s.Store.UpdateResource(ctx, cur.ID, func(r *cheops.Resource) error {
+	updated, err := s.Store.UpdateResource(ctx, cur.ID, func(r *cheops.Resource) (*cheops.Event, error) {
 		if want >= 0 && r.Generation != want {
-			return problem(http.StatusPreconditionFailed, fmt.Sprintf("generation is %d, not %d", r.Generation, want))
+			return nil, problem(http.StatusPreconditionFailed, fmt.Sprintf("generation is %d, not %d", r.Generation, want))
 		}
 		if r.Deletion != nil {
-			return problem(http.StatusConflict, "the resource is being deleted")
+			return nil, problem(http.StatusConflict, "the resource is being deleted")
 		}
 		changed = !bytes.Equal(r.Manifest, next.Manifest) || !r.Scope.Equal(next.Scope) || r.Policy != next.Policy ||
 			!slices.EqualFunc(r.Overrides, next.Overrides, func(a, b cheops.Override) bool {
 				return a.Site == b.Site && a.Selector == b.Selector && bytes.Equal(a.Patch, b.Patch)
 			})
 		if !changed {
-			return nil
+			return nil, store.ErrSkip
 		}
 		r.Manifest, r.Scope, r.Policy, r.Overrides = next.Manifest, next.Scope, next.Policy, next.Overrides
 		r.Generation++
-		return nil
+		return &cheops.Event{Type: cheops.EventUpdated, Generation: r.Generation}, nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return problem(http.StatusNotFound, "resource "+c.Param("id")+" does not exist")
@@ -431,9 +429,6 @@ func (s *server) putResource(c echo.Context) error {
 		return err
 	}
 	if changed {
-		if err := s.Store.AppendEvent(ctx, updated.ID, cheops.Event{Type: "Updated", Generation: updated.Generation}); err != nil {
-			s.Log.Warn("record event", "resource", updated.ID, "error", err)
-		}
 		// Stored is what counts; a workflow that misses this message finds the generation at its
 		// next periodic re-plan.
 		if err := s.Orchestrator.Apply(ctx, updated.ID, updated.Generation); err != nil {
@@ -458,20 +453,18 @@ func (s *server) deleteResource(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	updated, err := s.Store.UpdateResource(ctx, cur.ID, func(r *cheops.Resource) error {
-		if r.Deletion == nil {
-			r.Deletion = &cheops.Deletion{RequestedAt: time.Now().UTC(), Orphan: orphan}
+	updated, err := s.Store.UpdateResource(ctx, cur.ID, func(r *cheops.Resource) (*cheops.Event, error) {
+		if r.Deletion != nil {
+			return nil, store.ErrSkip // accepted already: a repeated delete changes nothing
 		}
-		return nil
+		r.Deletion = &cheops.Deletion{RequestedAt: time.Now().UTC(), Orphan: orphan}
+		return &cheops.Event{Type: cheops.EventDeleteRequested, Message: "orphan=" + strconv.FormatBool(orphan)}, nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return problem(http.StatusNotFound, "resource "+c.Param("id")+" does not exist")
 	}
 	if err != nil {
 		return err
-	}
-	if err := s.Store.AppendEvent(ctx, cur.ID, cheops.Event{Type: "DeleteRequested", Message: "orphan=" + strconv.FormatBool(updated.Deletion.Orphan)}); err != nil {
-		s.Log.Warn("record event", "resource", cur.ID, "error", err)
 	}
 	if err := s.Orchestrator.Delete(ctx, cur.ID); err != nil {
 		s.Log.Warn("notify workflow of a delete", "resource", cur.ID, "error", err)

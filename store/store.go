@@ -277,8 +277,8 @@ func (s *Store) DeleteSite(ctx context.Context, name string, force bool) error {
 
 // ---- resources ----
 
-// CreateResource stores a new resource. With an idempotency key already used, it returns the
-// resource that key created and created=false.
+// CreateResource stores a new resource and its Created event in one transaction. With an
+// idempotency key already used, it returns the resource that key created and created=false.
 func (s *Store) CreateResource(ctx context.Context, r cheops.Resource) (res cheops.Resource, created bool, err error) {
 	now := s.now()
 	r.CreatedAt, r.UpdatedAt = now, now
@@ -293,6 +293,7 @@ func (s *Store) CreateResource(ctx context.Context, r cheops.Resource) (res cheo
 		clientv3.OpPut(s.resourceKey(r.ID), mustJSON(storedResource{r, r.IdempotencyKey})),
 		clientv3.OpPut(s.nameKey(r.Name), r.ID),
 		s.specOp(r),
+		s.eventOp(r.ID, cheops.Event{Type: cheops.EventCreated, Generation: r.Generation}),
 	}
 	if r.IdempotencyKey != "" {
 		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(s.idemKey(r.IdempotencyKey)), "=", 0))
@@ -372,15 +373,17 @@ func (s *Store) ListResources(ctx context.Context) ([]cheops.Resource, error) {
 }
 
 // UpdateResource changes a resource through fn, which sees the current value and may refuse with an
-// error (returned as is) or leave it untouched with ErrSkip. The write compares the revision read.
-func (s *Store) UpdateResource(ctx context.Context, id string, fn func(*cheops.Resource) error) (cheops.Resource, error) {
+// error (returned as is) or leave it untouched with ErrSkip. The event fn returns, if any, is written
+// in the same transaction as the change. The write compares the revision read.
+func (s *Store) UpdateResource(ctx context.Context, id string, fn func(*cheops.Resource) (*cheops.Event, error)) (cheops.Resource, error) {
 	for range maxCASRetries {
 		r, rev, err := s.getResource(ctx, id)
 		if err != nil {
 			return r, err
 		}
 		before := r.Generation
-		if err := fn(&r); errors.Is(err, ErrSkip) {
+		ev, err := fn(&r)
+		if errors.Is(err, ErrSkip) {
 			return r, nil
 		} else if err != nil {
 			return r, err
@@ -390,6 +393,9 @@ func (s *Store) UpdateResource(ctx context.Context, id string, fn func(*cheops.R
 		ops := []clientv3.Op{clientv3.OpPut(s.resourceKey(id), mustJSON(storedResource{r, r.IdempotencyKey}))}
 		if r.Generation != before {
 			ops = append(ops, s.specOp(r))
+		}
+		if ev != nil {
+			ops = append(ops, s.eventOp(id, *ev))
 		}
 		ok, err := s.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(s.resourceKey(id)), "=", rev)}, ops...)
 		if err != nil {
@@ -647,12 +653,6 @@ func (s *Store) eventOp(id string, ev cheops.Event) clientv3.Op {
 	// Nanosecond time plus a random suffix keeps keys ordered by time and unique across writers.
 	key := fmt.Sprintf("%s%020d-%s", s.eventPrefix(id), ev.Time.UnixNano(), randSuffix())
 	return clientv3.OpPut(key, mustJSON(ev))
-}
-
-// AppendEvent adds an event to a resource's log, if the resource exists.
-func (s *Store) AppendEvent(ctx context.Context, id string, ev cheops.Event) error {
-	_, err := s.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(s.resourceKey(id)), ">", 0)}, s.eventOp(id, ev))
-	return err
 }
 
 // Events returns a resource's events, oldest first.

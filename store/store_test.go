@@ -133,6 +133,8 @@ func TestCreateResourceIsIdempotentAndNamesAreUnique(t *testing.T) {
 }
 
 // Concurrent writers must not lose an update: each increments a counter through UpdateResource.
+// Each update's event is written with it, in one transaction: a write that lost its race and was
+// retried records its event once, so there is exactly one event per generation.
 func TestUpdateResourceLosesNoConcurrentUpdate(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t)
@@ -145,7 +147,10 @@ func TestUpdateResourceLosesNoConcurrentUpdate(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range each {
-				if _, err := s.UpdateResource(ctx, r.ID, func(r *cheops.Resource) error { r.Generation++; return nil }); err != nil {
+				if _, err := s.UpdateResource(ctx, r.ID, func(r *cheops.Resource) (*cheops.Event, error) {
+					r.Generation++
+					return &cheops.Event{Type: cheops.EventUpdated, Generation: r.Generation}, nil
+				}); err != nil {
 					errs <- err
 					return
 				}
@@ -163,6 +168,17 @@ func TestUpdateResourceLosesNoConcurrentUpdate(t *testing.T) {
 	}
 	if want := int64(1 + writers*each); got.Generation != want {
 		t.Fatalf("generation = %d, want %d", got.Generation, want)
+	}
+	evs, err := s.Events(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int64]int{}
+	for _, ev := range evs {
+		seen[ev.Generation]++
+	}
+	if len(evs) != 1+writers*each || evs[0].Type != cheops.EventCreated || len(seen) != 1+writers*each {
+		t.Fatalf("%d events over %d generations (first %q); want one per generation, %d, the first Created", len(evs), len(seen), evs[0].Type, 1+writers*each)
 	}
 }
 
@@ -184,7 +200,7 @@ func TestReplicaUpdatesAndEvents(t *testing.T) {
 		t.Fatalf("replica = %+v, %v", rep, err)
 	}
 	evs, err := s.Events(ctx, r.ID)
-	if err != nil || len(evs) != 3 || evs[0].Message != "0" || evs[2].Message != "2" {
+	if err != nil || len(evs) != 4 || evs[0].Type != cheops.EventCreated || evs[1].Message != "0" || evs[3].Message != "2" {
 		t.Fatalf("events = %+v, %v", evs, err)
 	}
 	// No replica may be recorded for a resource that is gone.
@@ -285,13 +301,13 @@ func TestSpecsAreKeptUntilCommitted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.UpdateResource(ctx, r.ID, func(r *cheops.Resource) error {
+	if _, err := s.UpdateResource(ctx, r.ID, func(r *cheops.Resource) (*cheops.Event, error) {
 		r.Manifest, r.Generation = json.RawMessage(`{"v":2}`), 2
-		return nil
+		return nil, nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.UpdateResource(ctx, r.ID, func(r *cheops.Resource) error { r.Paused = true; return nil }); err != nil {
+	if _, err := s.UpdateResource(ctx, r.ID, func(r *cheops.Resource) (*cheops.Event, error) { r.Paused = true; return nil, nil }); err != nil {
 		t.Fatal(err)
 	}
 	one, err := s.Spec(ctx, r.ID, 1)

@@ -68,7 +68,7 @@ func events(t *testing.T, id string) []cheops.Event {
 	return evs.Items
 }
 
-func countEvents(evs []cheops.Event, typ, site string) int {
+func countEvents(evs []cheops.Event, typ cheops.EventType, site string) int {
 	n := 0
 	for _, e := range evs {
 		if e.Type == typ && e.Site == site {
