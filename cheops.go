@@ -269,7 +269,6 @@ const (
 	ReplicaReady       ReplicaState = "Ready"
 	ReplicaFailed      ReplicaState = "Failed"
 	ReplicaDeleting    ReplicaState = "Deleting"
-	ReplicaDeleted     ReplicaState = "Deleted"
 	ReplicaUnreachable ReplicaState = "Unreachable"
 )
 

@@ -46,14 +46,11 @@ type ApplyOutput struct {
 // It applies what the store holds now, which is at least in.Generation: converging to the newest
 // declaration is always right, and an older generation is never re-applied over a newer one.
 func (a *Activities) ApplyReplica(ctx context.Context, in ApplyInput) (ApplyOutput, error) {
-	r, err := a.Store.GetResource(ctx, in.ResourceID)
-	if errors.Is(err, store.ErrNotFound) {
-		return ApplyOutput{Skipped: true}, nil
-	}
+	r, ok, err := a.resource(ctx, in.ResourceID)
 	if err != nil {
 		return ApplyOutput{}, err
 	}
-	if r.Deletion != nil {
+	if !ok || r.Deletion != nil {
 		return ApplyOutput{Skipped: true}, nil
 	}
 	return a.applyAndRecord(ctx, r, in.Site, cheops.EventApplied, "", in.Force)
@@ -164,6 +161,16 @@ func (a *Activities) recordFailure(ctx context.Context, r cheops.Resource, site 
 	return asTemporalError(err)
 }
 
+// resource reads a resource for an activity. ok is false when the resource is already forgotten:
+// for every activity, that leaves nothing to do.
+func (a *Activities) resource(ctx context.Context, id string) (r cheops.Resource, ok bool, err error) {
+	r, err = a.Store.GetResource(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return r, false, nil
+	}
+	return r, err == nil, err
+}
+
 func (a *Activities) target(ctx context.Context, driver cheops.DriverName, siteName string) (cheops.Target, cheops.Driver, error) {
 	t, err := a.Store.Target(ctx, siteName)
 	if errors.Is(err, store.ErrNotFound) {
@@ -243,39 +250,72 @@ type DeleteInput struct {
 // DeleteReplica removes a replica's object from its site (unless orphaned) and forgets the replica.
 // A replica or object already gone is success.
 func (a *Activities) DeleteReplica(ctx context.Context, in DeleteInput) error {
-	rep, err := a.Store.GetReplica(ctx, in.ResourceID, in.Site)
+	r, ok, err := a.resource(ctx, in.ResourceID)
+	if !ok || err != nil {
+		return err
+	}
+	ev := cheops.Event{Type: cheops.EventDeleted, Site: in.Site}
+	if in.Orphan {
+		ev.Type = cheops.EventOrphaned
+	}
+	return a.removeReplica(ctx, r, in.Site, removal{orphan: in.Orphan, event: ev})
+}
+
+// removal says how a replica leaves its site.
+type removal struct {
+	// orphan forgets the replica and leaves its object on the site.
+	orphan bool
+	// message, when set, is shown on the replica while its object is deleted.
+	message string
+	// event records the replica's removal; its message is completed with what was removed.
+	event cheops.Event
+}
+
+// removeReplica is the one way a replica leaves a site, for a delete and for a rollback alike: it
+// finds an object an apply made without recording it (see cheops.Finder), marks the replica
+// Deleting, deletes the object from the site, then forgets the replica and records the event in one
+// transaction. Running it again after it finished changes nothing.
+func (a *Activities) removeReplica(ctx context.Context, r cheops.Resource, site string, how removal) error {
+	rep, err := a.Store.GetReplica(ctx, r.ID, site)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil
+		return nil // never created, or already removed by an earlier run
 	}
 	if err != nil {
 		return err
 	}
-	r, err := a.Store.GetResource(ctx, in.ResourceID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	evType := cheops.EventOrphaned
-	if !in.Orphan && rep.Object == nil {
-		if rep.Object, err = a.findUnrecorded(ctx, r, in.Site); err != nil {
+	ev := how.event
+	if !how.orphan && rep.Object == nil {
+		if rep.Object, err = a.findUnrecorded(ctx, r, site); err != nil {
 			return asTemporalError(err)
 		}
 	}
-	if !in.Orphan && rep.Object != nil {
-		evType = cheops.EventDeleted
-		if _, err := a.Store.UpdateReplica(ctx, in.ResourceID, in.Site, func(rep *cheops.Replica) (*cheops.Event, error) {
+	what := "nothing was on the site"
+	if rep.Object != nil {
+		what = "local ID " + rep.LocalID
+		if rep.LocalID == "" {
+			what = "an object whose creation was never recorded"
+		}
+	}
+	if !how.orphan && rep.Object != nil {
+		if _, err := a.Store.UpdateReplica(ctx, r.ID, site, func(rep *cheops.Replica) (*cheops.Event, error) {
 			rep.State = cheops.ReplicaDeleting
+			if how.message != "" {
+				rep.Message = how.message
+			}
 			return nil, nil
 		}); err != nil {
 			return err
 		}
-		if err := a.deleteOnSite(ctx, r.Driver, in.Site, *rep.Object); err != nil {
+		if err := a.deleteOnSite(ctx, r.Driver, site, *rep.Object); err != nil {
 			return asTemporalError(err)
 		}
 	}
-	return a.Store.DeleteReplica(ctx, in.ResourceID, in.Site, &cheops.Event{Type: evType, Site: in.Site, Message: rep.LocalID})
+	if ev.Message == "" {
+		ev.Message = what
+	} else {
+		ev.Message += "; " + what
+	}
+	return a.Store.DeleteReplica(ctx, r.ID, site, &ev)
 }
 
 // findUnrecorded looks on a site for an object of r that an apply made without recording it, when

@@ -7,10 +7,11 @@ import (
 	"slices"
 
 	"github.com/cheops-io/cheops"
+	"github.com/cheops-io/cheops/scope"
 	"github.com/cheops-io/cheops/store"
 )
 
-// resolveReferences maps every cheops resource a manifest names (DESIGN §3.5) to the local ID of
+// resolveReferences maps every cheops resource a manifest names to the local ID of
 // its replica on site. A resource that does not exist yet, or whose replica there is not Ready, is
 // waited for (a transient error, retried with the rest); one whose scope leaves out the site, or of
 // another driver, can never be there (a permanent error).
@@ -56,7 +57,7 @@ func (a *Activities) resolveReferences(ctx context.Context, d cheops.Driver, r c
 					return nil, err
 				}
 			}
-			if selected, _, serr := ResolveScope(dep.Scope, SitesOf(sites, dep.Driver), nil); serr == nil && !slices.Contains(selected, site) {
+			if placed, serr := scope.Resolve(dep.Scope, sites, dep.Driver, nil); serr == nil && !slices.Contains(placed.Sites, site) {
 				return nil, cheops.Classify(cheops.Permanent, fmt.Errorf("%s: resource %s has no replica on site %s: the site is not in its scope", ref.Field, ref.Resource, site))
 			}
 			return nil, cheops.Classify(cheops.Transient, fmt.Errorf("%s: waiting for resource %s to have a replica on site %s", ref.Field, ref.Resource, site))

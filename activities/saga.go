@@ -24,11 +24,8 @@ type CommitInput struct {
 // (the snapshot comes from that generation's recorded spec); a site that already took the newer one
 // means the generation is not committed, and the next round commits the newer one.
 func (a *Activities) CommitGeneration(ctx context.Context, in CommitInput) error {
-	r, err := a.Store.GetResource(ctx, in.ResourceID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
+	r, ok, err := a.resource(ctx, in.ResourceID)
+	if !ok || err != nil {
 		return err
 	}
 	reps, err := a.Store.ListReplicas(ctx, r.ID)
@@ -90,11 +87,8 @@ type CompensateInput struct {
 // had is restored to its manifest, one it did not have is deleted. Running it again after it
 // finished changes nothing and records nothing.
 func (a *Activities) CompensateReplica(ctx context.Context, in CompensateInput) error {
-	r, err := a.Store.GetResource(ctx, in.ResourceID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
+	r, ok, err := a.resource(ctx, in.ResourceID)
+	if !ok || err != nil {
 		return err
 	}
 	snap, err := a.Store.Committed(ctx, r.ID)
@@ -129,24 +123,8 @@ func (a *Activities) CompensateReplica(ctx context.Context, in CompensateInput) 
 	}
 	// The snapshot had no replica here: nothing of this generation may remain on the site, not even
 	// an object whose creation was never recorded.
-	if rep.Object == nil {
-		if rep.Object, err = a.findUnrecorded(ctx, r, in.Site); err != nil {
-			return asTemporalError(err)
-		}
-	}
-	if rep.Object != nil {
-		if _, err := a.Store.UpdateReplica(ctx, r.ID, in.Site, func(rep *cheops.Replica) (*cheops.Event, error) {
-			rep.State, rep.Message = cheops.ReplicaDeleting, message
-			return nil, nil
-		}); err != nil {
-			return err
-		}
-		if err := a.deleteOnSite(ctx, r.Driver, in.Site, *rep.Object); err != nil {
-			return asTemporalError(err)
-		}
-	}
-	return a.Store.DeleteReplica(ctx, r.ID, in.Site, &cheops.Event{Type: cheops.EventRolledBack, Site: in.Site, Generation: in.Generation,
-		Message: message + "; removed, since the site had no earlier generation"})
+	return a.removeReplica(ctx, r, in.Site, removal{message: message, event: cheops.Event{Type: cheops.EventRolledBack,
+		Site: in.Site, Generation: in.Generation, Message: message + "; removed, since the site had no earlier generation"}})
 }
 
 // RollbackInput records the rollback of a transactional generation.

@@ -14,7 +14,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/cheops-io/cheops"
@@ -166,7 +165,7 @@ func validateOverrides(r *cheops.Resource, d cheops.Driver, sites []cheops.Site)
 		case o.Site != "" && !known[o.Site]:
 			return invalid(field+".site", "unknown site "+o.Site)
 		case o.Selector != "":
-			if _, err := labels.Parse(o.Selector); err != nil {
+			if _, err := scope.ParseSelector(o.Selector); err != nil {
 				return invalid(field+".selector", err.Error())
 			}
 		}
@@ -189,71 +188,8 @@ func validateOverrides(r *cheops.Resource, d cheops.Driver, sites []cheops.Site)
 }
 
 func validateScope(sc cheops.Scope, sites []cheops.Site, driver cheops.DriverName) error {
-	forms := 0
-	for _, set := range []bool{len(sc.Sites) > 0, sc.Selector != "", sc.Expression != ""} {
-		if set {
-			forms++
-		}
-	}
-	if forms != 1 {
-		return invalid("scope", "give exactly one of sites, selector or expression")
-	}
-	if sc.Selector != "" {
-		if _, err := labels.Parse(sc.Selector); err != nil {
-			return invalid("scope.selector", err.Error())
-		}
-		return nil
-	}
-	known := map[string]bool{}
-	other := map[string]cheops.DriverName{}
-	for _, st := range sites {
-		if st.Driver == driver {
-			known[st.Name] = true
-		} else {
-			other[st.Name] = st.Driver
-		}
-	}
-	wrongDriver := func(field string, names []string) error {
-		for _, n := range names {
-			if d, ok := other[n]; ok {
-				return invalid(field, fmt.Sprintf("site %s is a %s site; this resource's driver is %s", n, d, driver))
-			}
-		}
-		return nil
-	}
-	if sc.Expression != "" {
-		x, err := scope.Parse(sc.Expression)
-		if err != nil {
-			return invalid("scope.expression", err.Error())
-		}
-		var unknown []string
-		for _, name := range scope.Names(x) {
-			if !known[name] && !slices.Contains(unknown, name) {
-				unknown = append(unknown, name)
-			}
-		}
-		if err := wrongDriver("scope.expression", unknown); err != nil {
-			return err
-		}
-		if len(unknown) > 0 {
-			return invalid("scope.expression", "unknown sites: "+strings.Join(unknown, ", "))
-		}
-		return nil
-	}
-	var unknown []string
-	for i, name := range sc.Sites {
-		if errs := validation.IsDNS1123Label(name); len(errs) > 0 {
-			return invalid(fmt.Sprintf("scope.sites[%d]", i), errs[0])
-		}
-		if !known[name] {
-			unknown = append(unknown, name)
-		}
-	}
-	if err := wrongDriver("scope.sites", unknown); err != nil {
-		return err
-	}
-	if len(unknown) > 0 {
-		return invalid("scope.sites", "unknown sites: "+strings.Join(unknown, ", "))
+	if err := scope.Check(sc, sites, driver); err != nil {
+		return fieldProblem(err, "")
 	}
 	return nil
 }

@@ -6,9 +6,9 @@ import (
 	"fmt"
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
-	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/cheops-io/cheops"
+	"github.com/cheops-io/cheops/scope"
 )
 
 // Apply returns the manifest to send to a site: the resource's manifest with every override
@@ -19,11 +19,11 @@ func Apply(r cheops.Resource, site cheops.Site) ([]byte, []string, error) {
 	for i, o := range r.Overrides {
 		match := o.Site != "" && o.Site == site.Name
 		if o.Selector != "" {
-			sel, err := labels.Parse(o.Selector)
+			sel, err := scope.ParseSelector(o.Selector)
 			if err != nil {
 				return nil, nil, cheops.Classify(cheops.Permanent, fmt.Errorf("overrides[%d].selector: %w", i, err))
 			}
-			match = sel.Matches(labels.Set(site.Labels))
+			match = sel.Matches(site.Labels)
 		}
 		if !match {
 			continue

@@ -147,3 +147,49 @@ func FuzzParse(f *testing.F) {
 		Evaluate(x, sites(nil, nil), nil)
 	})
 }
+
+func TestCheckNamesTheFieldAtFault(t *testing.T) {
+	sites := []cheops.Site{{Name: "a", Driver: cheops.DriverKubernetes}, {Name: "os", Driver: cheops.DriverOpenStack}}
+	for _, tc := range []struct {
+		sc    cheops.Scope
+		field string
+	}{
+		{cheops.Scope{}, "scope"},
+		{cheops.Scope{Sites: []string{"a"}, Selector: "x=y"}, "scope"},
+		{cheops.Scope{Selector: "x==="}, "scope.selector"},
+		{cheops.Scope{Expression: "a &"}, "scope.expression"},
+		{cheops.Scope{Expression: "a | zz"}, "scope.expression"},
+		{cheops.Scope{Expression: "a | os"}, "scope.expression"},
+		{cheops.Scope{Sites: []string{"a", "Not_A_Label"}}, "scope.sites[1]"},
+		{cheops.Scope{Sites: []string{"a", "zz"}}, "scope.sites"},
+		{cheops.Scope{Sites: []string{"os"}}, "scope.sites"},
+		{cheops.Scope{Sites: []string{"a"}}, ""},
+		{cheops.Scope{Expression: "a & region=eu"}, ""},
+	} {
+		err := Check(tc.sc, sites, cheops.DriverKubernetes)
+		var fe *cheops.FieldError
+		switch {
+		case tc.field == "" && err != nil:
+			t.Errorf("%+v: %v, want no error", tc.sc, err)
+		case tc.field != "" && (!errors.As(err, &fe) || fe.Field != tc.field):
+			t.Errorf("%+v: %v, want an error on %s", tc.sc, err, tc.field)
+		}
+	}
+}
+
+func TestResolveSelectsOnlySitesOfTheDriver(t *testing.T) {
+	sites := []cheops.Site{
+		{Name: "b", Driver: cheops.DriverKubernetes, Labels: map[string]string{"region": "eu"}},
+		{Name: "a", Driver: cheops.DriverKubernetes, Labels: map[string]string{"region": "eu"}},
+		{Name: "os", Driver: cheops.DriverOpenStack, Labels: map[string]string{"region": "eu"}},
+	}
+	for _, sc := range []cheops.Scope{{Selector: "region=eu"}, {Expression: "region=eu"}, {Sites: []string{"b", "a", "os"}}} {
+		p, err := Resolve(sc, sites, cheops.DriverKubernetes, nil)
+		if err != nil || !slices.Equal(p.Sites, []string{"a", "b"}) {
+			t.Errorf("%+v: %+v, %v; want sites a, b", sc, p, err)
+		}
+	}
+	if _, err := Resolve(cheops.Scope{Selector: "x==="}, sites, cheops.DriverKubernetes, nil); err == nil {
+		t.Error("a bad selector resolved")
+	}
+}

@@ -14,7 +14,7 @@ import (
 // replicas that left the scope, and say how long to wait before the next round. Sites fail
 // independently: a failing site does not hold the others back, and is retried with capped
 // exponential backoff, or at once when its health changes.
-func (r *resourceRun) converge(ctx workflow.Context, plan activities.Plan) time.Duration {
+func (r *resourceRun) converge(ctx workflow.Context, plan cheops.Plan) time.Duration {
 	r.status.Phase = PhaseApplying
 	applyCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 2 * time.Minute,

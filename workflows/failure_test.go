@@ -18,19 +18,19 @@ import (
 // doubles up to the policy's cap; a site-health signal retries it at once.
 func TestUnreachableSiteBacksOffUntilItsHealthChanges(t *testing.T) {
 	env := newEnv(t)
-	plan := activities.Plan{Exists: true, Generation: 1, Consistency: cheops.Eventual, MaxParallel: 2,
+	plan := cheops.Plan{Exists: true, Generation: 1, Consistency: cheops.Eventual, MaxParallel: 2,
 		RetryInitial: 10 * time.Second, RetryMax: 40 * time.Second, Sites: []string{"a", "down"}}
 	var mu sync.Mutex
 	var rounds []time.Duration
 	var attempts int
 	start := env.Now()
 	up := false
-	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(func(context.Context, activities.PlanInput) (activities.Plan, error) {
+	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(func(context.Context, activities.PlanInput) (cheops.Plan, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		rounds = append(rounds, env.Now().Sub(start))
 		if len(rounds) == 7 {
-			return activities.Plan{}, nil // resource gone: end the test
+			return cheops.Plan{}, nil // resource gone: end the test
 		}
 		p := plan
 		p.Apply = []string{"down"}
@@ -76,7 +76,7 @@ func TestUnreachableSiteBacksOffUntilItsHealthChanges(t *testing.T) {
 // recorded, and nothing is committed or removed.
 func TestTransactionalRejectionRollsEverySiteBack(t *testing.T) {
 	env := newEnv(t)
-	plan := activities.Plan{Exists: true, Generation: 2, Consistency: cheops.Transactional, MaxParallel: 3,
+	plan := cheops.Plan{Exists: true, Generation: 2, Consistency: cheops.Transactional, MaxParallel: 3,
 		Timeout: time.Minute, Sites: []string{"a", "b", "c"}, Apply: []string{"a", "b", "c"}, Remove: []string{"old"}}
 	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(plan, nil).Once()
 	var attemptsB int
@@ -106,7 +106,7 @@ func TestTransactionalRejectionRollsEverySiteBack(t *testing.T) {
 	rolledBack := plan
 	rolledBack.RolledBack, rolledBack.Apply, rolledBack.Remove = true, nil, nil
 	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(rolledBack, nil).Once()
-	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(activities.Plan{}, nil).Once()
+	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(cheops.Plan{}, nil).Once()
 	env.ExecuteWorkflow(ResourceWorkflow, ResourceInput{ResourceID: "r1", AppliedGeneration: 1})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
@@ -129,7 +129,7 @@ func TestTransactionalRejectionRollsEverySiteBack(t *testing.T) {
 // A transactional generation every site takes removes replicas that left the scope, then commits.
 func TestTransactionalSuccessRemovesThenCommits(t *testing.T) {
 	env := newEnv(t)
-	plan := activities.Plan{Exists: true, Generation: 1, Consistency: cheops.Transactional, MaxParallel: 3,
+	plan := cheops.Plan{Exists: true, Generation: 1, Consistency: cheops.Transactional, MaxParallel: 3,
 		Timeout: time.Minute, Sites: []string{"a", "b"}, Apply: []string{"a", "b"}, Remove: []string{"old"}}
 	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(plan, nil).Once()
 	env.OnActivity(a.ApplyReplica, mock.Anything, mock.Anything).Return(activities.ApplyOutput{Generation: 1}, nil).Twice()
@@ -142,7 +142,7 @@ func TestTransactionalSuccessRemovesThenCommits(t *testing.T) {
 		order = append(order, "commit")
 		return nil
 	}).Once()
-	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(activities.Plan{}, nil).Once()
+	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(cheops.Plan{}, nil).Once()
 	env.ExecuteWorkflow(ResourceWorkflow, ResourceInput{ResourceID: "r1"})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
@@ -165,14 +165,14 @@ func TestPauseUpdateResume(t *testing.T) {
 		return nil
 	}).Twice()
 	plans := 0
-	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(func(context.Context, activities.PlanInput) (activities.Plan, error) {
+	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(func(context.Context, activities.PlanInput) (cheops.Plan, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		plans++
 		if len(applied) == 2 {
-			return activities.Plan{}, nil
+			return cheops.Plan{}, nil
 		}
-		return activities.Plan{Exists: true, Generation: generation, Consistency: cheops.Eventual, Paused: paused,
+		return cheops.Plan{Exists: true, Generation: generation, Consistency: cheops.Eventual, Paused: paused,
 			MaxParallel: 1, Sites: []string{"a"}, Apply: []string{"a"}}, nil
 	})
 	env.OnActivity(a.ApplyReplica, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ApplyInput) (activities.ApplyOutput, error) {
@@ -221,7 +221,7 @@ func TestBackoffIsCapped(t *testing.T) {
 func TestUnfinishedRollbackIsFinished(t *testing.T) {
 	env := newEnv(t)
 	reasons := map[string]string{"b": "rejected"}
-	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(activities.Plan{Exists: true, Generation: 2,
+	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(cheops.Plan{Exists: true, Generation: 2,
 		Consistency: cheops.Transactional, MaxParallel: 2, RolledBack: true, Unfinished: []string{"a", "b"}, RollbackReasons: reasons}, nil).Once()
 	var mu sync.Mutex
 	var compensated []activities.CompensateInput
@@ -233,7 +233,7 @@ func TestUnfinishedRollbackIsFinished(t *testing.T) {
 	})
 	env.OnActivity(a.RecordRollback, mock.Anything, activities.RollbackInput{ResourceID: "r1", Generation: 2, Reasons: reasons, Done: false}).Return(nil).Once()
 	env.OnActivity(a.RecordRollback, mock.Anything, activities.RollbackInput{ResourceID: "r1", Generation: 2, Reasons: reasons, Done: true}).Return(nil).Once()
-	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(activities.Plan{}, nil).Once()
+	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(cheops.Plan{}, nil).Once()
 	env.ExecuteWorkflow(ResourceWorkflow, ResourceInput{ResourceID: "r1"})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)

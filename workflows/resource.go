@@ -1,5 +1,7 @@
-// Package workflows holds the deterministic workflow code that owns each resource for its whole life
-// (DESIGN §4). It talks to the world only through activities, by their typed function values, and
+// Package workflows holds the deterministic workflow code that owns each resource for its whole life:
+// it fans each generation out to the sites in scope, records progress, then waits for what comes
+// next (an update, a delete, an operator's signal, a site's health change, a periodic re-plan),
+// continuing as new before its history grows large. It talks to the world only through activities, by their typed function values, and
 // knows nothing of HTTP, etcd or client-go.
 package workflows
 
@@ -32,8 +34,10 @@ const (
 	SignalRetry = "retry"
 	// SignalResync re-applies every replica, converged or not.
 	SignalResync = "resync"
-	// SignalSiteHealth tells the workflow a site's health changed (payload SiteHealthChange), so
-	// parked and failed replicas are retried at once instead of after their backoff.
+	// SignalSiteHealth tells the workflow a site's health changed, so parked and failed replicas
+	// are retried at once instead of after their backoff. The workflow re-plans from the store,
+	// which holds every site's health; the payload (SiteHealthChange) only says, to whoever reads
+	// the history, which site changed.
 	SignalSiteHealth = "site-health"
 	// QueryStatus returns the workflow's live Status.
 	QueryStatus = "status"
@@ -60,7 +64,7 @@ type ApplyRequest struct {
 	Generation int64
 }
 
-// SiteHealthChange is the payload of SignalSiteHealth.
+// SiteHealthChange is the payload of SignalSiteHealth: which site changed, for the history's reader.
 type SiteHealthChange struct {
 	Site   string
 	Health cheops.SiteHealth
@@ -207,11 +211,7 @@ func (r *resourceRun) setup(ctx workflow.Context) error {
 		on(SignalResume, func(c workflow.ReceiveChannel) { c.Receive(ctx, nil); paused := false; r.pause = &paused }),
 		on(SignalRetry, func(c workflow.ReceiveChannel) { c.Receive(ctx, nil); r.retry, r.failedRounds = true, 0 }),
 		on(SignalResync, func(c workflow.ReceiveChannel) { c.Receive(ctx, nil); r.resync = true }),
-		on(SignalSiteHealth, func(c workflow.ReceiveChannel) {
-			var change SiteHealthChange
-			c.Receive(ctx, &change)
-			r.failedRounds = 0
-		}),
+		on(SignalSiteHealth, func(c workflow.ReceiveChannel) { discard(c); r.failedRounds = 0 }),
 	}
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
@@ -242,7 +242,7 @@ var recordOptions = workflow.ActivityOptions{
 	RetryPolicy:         &temporal.RetryPolicy{MaximumInterval: 30 * time.Second},
 }
 
-func (r *resourceRun) plan(ctx workflow.Context) (activities.Plan, error) {
+func (r *resourceRun) plan(ctx workflow.Context) (cheops.Plan, error) {
 	r.status.Phase = PhasePlanning
 	// Planning reads etcd for milliseconds: a local activity spares it a round trip through the
 	// task queue and most of its history events.
@@ -255,7 +255,7 @@ func (r *resourceRun) plan(ctx workflow.Context) (activities.Plan, error) {
 	})
 	in := activities.PlanInput{ResourceID: r.status.ResourceID, Retry: r.retry, Resync: r.resync}
 	r.retry, r.resync = false, false
-	var plan activities.Plan
+	var plan cheops.Plan
 	if err := workflow.ExecuteLocalActivity(ctx, a.PlanResource, in).Get(ctx, &plan); err != nil {
 		return plan, err
 	}
@@ -266,7 +266,7 @@ func (r *resourceRun) plan(ctx workflow.Context) (activities.Plan, error) {
 }
 
 // commit records the planned generation as applied everywhere, once per generation.
-func (r *resourceRun) commit(ctx workflow.Context, plan activities.Plan) error {
+func (r *resourceRun) commit(ctx workflow.Context, plan cheops.Plan) error {
 	if r.status.AppliedGeneration == plan.Generation {
 		return nil
 	}
@@ -279,7 +279,7 @@ func (r *resourceRun) commit(ctx workflow.Context, plan activities.Plan) error {
 	return nil
 }
 
-func (r *resourceRun) delete(ctx workflow.Context, plan activities.Plan) error {
+func (r *resourceRun) delete(ctx workflow.Context, plan cheops.Plan) error {
 	r.status.Phase = PhaseDeleting
 	errs := r.removeReplicas(ctx, plan.Remove, plan.Orphan, plan.MaxParallel, untilDone)
 	for _, site := range plan.Remove {

@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/cheops-io/cheops"
 	"github.com/cheops-io/cheops/activities"
 )
 
@@ -28,7 +29,7 @@ func newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 // A permanent failure on one site does not hold the others back, is not retried, and is recorded.
 func TestFanOutIsolatesAPermanentFailure(t *testing.T) {
 	env := newEnv(t)
-	plan := activities.Plan{Exists: true, Name: "cm", Generation: 1, MaxParallel: 10,
+	plan := cheops.Plan{Exists: true, Name: "cm", Generation: 1, MaxParallel: 10,
 		Sites: []string{"a", "b", "c"}, Apply: []string{"a", "b", "c"}}
 	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(plan, nil).Once()
 	var attemptsB atomic.Int32
@@ -41,7 +42,7 @@ func TestFanOutIsolatesAPermanentFailure(t *testing.T) {
 			return activities.ApplyOutput{LocalID: "uid-" + in.Site, Generation: in.Generation}, nil
 		})
 	// After the resync interval the workflow re-plans; the resource is then gone.
-	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(activities.Plan{}, nil).Once()
+	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(cheops.Plan{}, nil).Once()
 	var failed []string
 	env.RegisterDelayedCallback(func() {
 		v, err := env.QueryWorkflow(QueryStatus)
@@ -70,7 +71,7 @@ func TestFanOutIsBounded(t *testing.T) {
 	env := newEnv(t)
 	sites := []string{"s1", "s2", "s3", "s4", "s5", "s6", "s7"}
 	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(
-		activities.Plan{Exists: true, Generation: 1, MaxParallel: 2, Sites: sites, Apply: sites}, nil).Once()
+		cheops.Plan{Exists: true, Generation: 1, MaxParallel: 2, Sites: sites, Apply: sites}, nil).Once()
 	var mu sync.Mutex
 	var now, peak, calls int
 	env.OnActivity(a.ApplyReplica, mock.Anything, mock.Anything).Return(
@@ -86,7 +87,7 @@ func TestFanOutIsBounded(t *testing.T) {
 			mu.Unlock()
 			return activities.ApplyOutput{}, nil
 		})
-	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(activities.Plan{}, nil).Once()
+	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(cheops.Plan{}, nil).Once()
 	env.OnActivity(a.CommitGeneration, mock.Anything, mock.Anything).Return(nil).Once()
 	env.ExecuteWorkflow(ResourceWorkflow, ResourceInput{ResourceID: "r1"})
 	if err := env.GetWorkflowError(); err != nil {
@@ -100,12 +101,12 @@ func TestFanOutIsBounded(t *testing.T) {
 // An update wakes the workflow at once; a stale generation is refused by the validator.
 func TestApplyUpdateWakesAndRefusesStaleGenerations(t *testing.T) {
 	env := newEnv(t)
-	gen1 := activities.Plan{Exists: true, Generation: 1, MaxParallel: 1, Sites: []string{"a"}, Apply: []string{"a"}}
+	gen1 := cheops.Plan{Exists: true, Generation: 1, MaxParallel: 1, Sites: []string{"a"}, Apply: []string{"a"}}
 	gen2 := gen1
 	gen2.Generation = 2
 	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(gen1, nil).Once()
 	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(gen2, nil).Once()
-	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(activities.Plan{}, nil).Once()
+	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(cheops.Plan{}, nil).Once()
 	env.OnActivity(a.CommitGeneration, mock.Anything, mock.Anything).Return(nil)
 	var applied []int64
 	env.OnActivity(a.ApplyReplica, mock.Anything, mock.Anything).Return(
@@ -148,7 +149,7 @@ func TestApplyUpdateWakesAndRefusesStaleGenerations(t *testing.T) {
 func TestDeleteRemovesReplicasThenForgets(t *testing.T) {
 	env := newEnv(t)
 	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(
-		activities.Plan{Exists: true, Deleting: true, MaxParallel: 5, Remove: []string{"a", "b"}}, nil).Once()
+		cheops.Plan{Exists: true, Deleting: true, MaxParallel: 5, Remove: []string{"a", "b"}}, nil).Once()
 	var removed []string
 	var mu sync.Mutex
 	env.OnActivity(a.DeleteReplica, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.DeleteInput) error {
@@ -184,7 +185,7 @@ func TestContinuesAsNewWhenHistoryGrows(t *testing.T) {
 	env.SetCurrentHistoryLength(historyLimit + 1)
 	sites := []string{"a", "b", "c", "d"}
 	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(
-		activities.Plan{Exists: true, Generation: 3, MaxParallel: 4, Sites: sites, Apply: sites}, nil).Once()
+		cheops.Plan{Exists: true, Generation: 3, MaxParallel: 4, Sites: sites, Apply: sites}, nil).Once()
 	env.OnActivity(a.ApplyReplica, mock.Anything, mock.Anything).Return(activities.ApplyOutput{Generation: 3}, nil)
 	env.OnActivity(a.CommitGeneration, mock.Anything, activities.CommitInput{ResourceID: "r1", Generation: 3, Sites: sites}).Return(nil).Once()
 	env.ExecuteWorkflow(ResourceWorkflow, ResourceInput{ResourceID: "r1"})

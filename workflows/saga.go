@@ -17,7 +17,7 @@ import (
 // timeout, makes every site go back to the last committed generation: replicas this generation
 // created are deleted, replicas it updated are restored. Replicas leaving the scope are removed
 // only once the generation is committed, since a removal cannot be undone.
-func (r *resourceRun) transact(ctx workflow.Context, plan activities.Plan) (time.Duration, error) {
+func (r *resourceRun) transact(ctx workflow.Context, plan cheops.Plan) (time.Duration, error) {
 	r.status.Failed = nil
 	if plan.RolledBack {
 		if len(plan.Unfinished) > 0 {
@@ -67,7 +67,7 @@ func (r *resourceRun) transact(ctx workflow.Context, plan activities.Plan) (time
 
 // rollBack runs the compensations of a failed transactional generation. Each is its own activity,
 // retried until done, so a worker lost in the middle resumes them where the history left off.
-func (r *resourceRun) rollBack(ctx workflow.Context, plan activities.Plan, errs map[string]error, reasons map[string]string) error {
+func (r *resourceRun) rollBack(ctx workflow.Context, plan cheops.Plan, errs map[string]error, reasons map[string]string) error {
 	r.status.Phase = PhaseRollingBack
 	record := func(done bool) error {
 		return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, recordOptions), a.RecordRollback,

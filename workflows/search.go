@@ -9,7 +9,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/cheops-io/cheops"
-	"github.com/cheops-io/cheops/activities"
 )
 
 // Search attributes every resource workflow sets, so runs can be found in the Web UI and with
@@ -46,7 +45,7 @@ func (r *resourceRun) searchStateOf() string {
 
 // publish upserts the search attributes when they changed since the last round; each upsert is an
 // event in the history, so an unchanged round writes none.
-func (r *resourceRun) publish(ctx workflow.Context, plan activities.Plan) error {
+func (r *resourceRun) publish(ctx workflow.Context, plan cheops.Plan) error {
 	key := strings.Join(append([]string{r.searchStateOf(), plan.Name, string(plan.Consistency)}, plan.Sites...), "\x00")
 	if key == r.searchState {
 		return nil
