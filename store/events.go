@@ -1,0 +1,25 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/cheops-io/cheops"
+)
+
+// eventOp appends an event to a resource's log, as part of a transaction.
+func (s *Store) eventOp(id string, ev cheops.Event) clientv3.Op {
+	if ev.Time.IsZero() {
+		ev.Time = s.now()
+	}
+	// Nanosecond time plus a random suffix keeps keys ordered by time and unique across writers.
+	key := fmt.Sprintf("%s%020d-%s", s.eventPrefix(id), ev.Time.UnixNano(), randSuffix())
+	return clientv3.OpPut(key, mustJSON(ev))
+}
+
+// Events returns a resource's events, oldest first (their keys sort by time).
+func (s *Store) Events(ctx context.Context, id string) ([]cheops.Event, error) {
+	return list[cheops.Event](ctx, s, s.eventPrefix(id))
+}
