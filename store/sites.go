@@ -22,7 +22,11 @@ func (s *Store) CreateSite(ctx context.Context, site cheops.Site, cred cheops.Cr
 	}
 	ops := []clientv3.Op{clientv3.OpPut(s.siteKey(site.Name), mustJSON(site))}
 	if !cred.Empty() {
-		ops = append(ops, clientv3.OpPut(s.credKey(site.Name), mustJSON(cred)))
+		v, err := s.credValue(site.Name, cred)
+		if err != nil {
+			return cheops.Site{}, err
+		}
+		ops = append(ops, clientv3.OpPut(s.credKey(site.Name), v))
 	}
 	ok, err := s.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(s.siteKey(site.Name)), "=", 0)}, ops...)
 	if err != nil {
@@ -70,7 +74,11 @@ func (s *Store) UpdateSite(ctx context.Context, name string, cred *cheops.Creden
 			if cred.Empty() {
 				ops = append(ops, clientv3.OpDelete(s.credKey(name)))
 			} else {
-				ops = append(ops, clientv3.OpPut(s.credKey(name), mustJSON(*cred)))
+				v, err := s.credValue(name, *cred)
+				if err != nil {
+					return site, err
+				}
+				ops = append(ops, clientv3.OpPut(s.credKey(name), v))
 			}
 		}
 		ops = append(ops, clientv3.OpPut(s.siteKey(name), mustJSON(site)))
@@ -87,11 +95,14 @@ func (s *Store) UpdateSite(ctx context.Context, name string, cred *cheops.Creden
 
 // SiteCredentials returns the secret part of a site (empty when none is stored).
 func (s *Store) SiteCredentials(ctx context.Context, name string) (cheops.Credentials, error) {
-	var cred cheops.Credentials
-	if _, err := s.get(ctx, s.credKey(name), &cred); err != nil && !errors.Is(err, ErrNotFound) {
-		return cred, err
+	resp, err := s.c.Get(ctx, s.credKey(name))
+	if err != nil {
+		return cheops.Credentials{}, fmt.Errorf("etcd get credentials of site %s: %w", name, err)
 	}
-	return cred, nil
+	if len(resp.Kvs) == 0 {
+		return cheops.Credentials{}, nil
+	}
+	return s.decodeCred(name, resp.Kvs[0].Value)
 }
 
 // Target returns a site with its credentials, for a driver, read in one round trip.
@@ -109,8 +120,8 @@ func (s *Store) Target(ctx context.Context, name string) (cheops.Target, error) 
 		return t, fmt.Errorf("decode site %s: %w", name, err)
 	}
 	if len(cred) > 0 {
-		if err := json.Unmarshal(cred[0].Value, &t.Credentials); err != nil {
-			return t, fmt.Errorf("decode credentials of site %s: %w", name, err)
+		if t.Credentials, err = s.decodeCred(name, cred[0].Value); err != nil {
+			return t, err
 		}
 	}
 	return t, nil

@@ -5,7 +5,7 @@
 // Key layout (under a prefix, "/cheops" by default), so `etcdctl get --prefix /cheops` is a debugging tool:
 //
 //	/sites/<name>                   Site (no secret)
-//	/credentials/<name>             Credentials of a site
+//	/credentials/<name>             Credentials of a site, sealed with AES-256-GCM once a keyring is set (SealWith)
 //	/resources/<id>                 Resource
 //	/names/<name>                   resource ID, so names stay unique
 //	/idempotency/<key>              resource ID created by a POST with that Idempotency-Key
@@ -27,6 +27,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/cheops-io/cheops"
+	"github.com/cheops-io/cheops/seal"
 )
 
 // Errors the store returns; callers test them with errors.Is.
@@ -47,6 +48,8 @@ type Store struct {
 	c      *clientv3.Client
 	prefix string
 	now    func() time.Time
+	// keys seals credentials at rest (see SealWith).
+	keys *seal.Keyring
 }
 
 // New returns a store over an etcd client; prefix defaults to "/cheops".

@@ -9,11 +9,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/cheops-io/cheops"
 	"github.com/cheops-io/cheops/devstack/etcdembed"
+	"github.com/cheops-io/cheops/seal"
 	"github.com/cheops-io/cheops/store"
 )
 
@@ -326,5 +328,107 @@ func TestSpecsAreKeptUntilCommitted(t *testing.T) {
 	}
 	if c, err := s.Committed(ctx, r.ID); err != nil || c.Generation != 1 || len(c.Sites) != 1 {
 		t.Fatalf("committed = %+v, %v", c, err)
+	}
+}
+
+// Sealed credentials: etcd holds no plaintext secret, each site's credentials open only under its
+// own name, and a rotation re-seals everything under the newest key while older keys still open.
+func TestCredentialsAreSealedAtRest(t *testing.T) {
+	ctx := context.Background()
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	prefix := "/test/" + t.Name()
+	s := store.New(c, prefix)
+	// One site written before sealing was configured: plain JSON, as older versions wrote it.
+	if _, err := s.CreateSite(ctx, cheops.Site{Name: "legacy"}, cheops.Credentials{Password: "legacy-pw-123"}); err != nil {
+		t.Fatal(err)
+	}
+	key1, _ := seal.NewKeyLine(time.Unix(0, 0))
+	k1, err := seal.ParseKeys([]byte(key1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SealWith(k1)
+	secrets := []string{"kubeconfig-token-456", "os-password-789", "legacy-pw-123"}
+	if _, err := s.CreateSite(ctx, cheops.Site{Name: "a"}, cheops.Credentials{Kubeconfig: "token: " + secrets[0]}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateSite(ctx, cheops.Site{Name: "b"}, cheops.Credentials{}); err != nil {
+		t.Fatal(err)
+	}
+	pw := cheops.Credentials{Password: secrets[1]}
+	if _, err := s.UpdateSite(ctx, "b", &pw, func(*cheops.Site) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	raw := func() string {
+		resp, err := c.Get(ctx, prefix, clientv3.WithPrefix())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var all strings.Builder
+		for _, kv := range resp.Kvs {
+			all.Write(kv.Value)
+		}
+		return all.String()
+	}
+	for _, secret := range secrets[:2] {
+		if strings.Contains(raw(), secret) {
+			t.Fatalf("etcd holds %s in plain text", secret)
+		}
+	}
+	if tgt, err := s.Target(ctx, "a"); err != nil || tgt.Credentials.Kubeconfig != "token: "+secrets[0] {
+		t.Fatalf("Target(a) = %+v, %v", tgt.Credentials, err)
+	}
+	if cred, err := s.SiteCredentials(ctx, "legacy"); err != nil || cred.Password != secrets[2] {
+		t.Fatalf("a plain credential written before sealing no longer reads: %+v, %v", cred, err)
+	}
+	// A sealed value copied under another site's key does not open there.
+	resp, err := c.Get(ctx, prefix+"/credentials/a")
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatal(err)
+	}
+	if _, err := c.Put(ctx, prefix+"/credentials/b", string(resp.Kvs[0].Value)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SiteCredentials(ctx, "b"); err == nil || strings.Contains(err.Error(), secrets[0]) {
+		t.Fatalf("a credential moved to another site: %v", err)
+	}
+	if _, err := s.UpdateSite(ctx, "b", &pw, func(*cheops.Site) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	// Rotation: a new key seals; everything is re-sealed under it, the legacy plain value too.
+	key2, _ := seal.NewKeyLine(time.Unix(60, 0))
+	k2, err := seal.ParseKeys([]byte(key1 + key2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SealWith(k2)
+	n, err := s.RotateCredentials(ctx)
+	if err != nil || n != 3 {
+		t.Fatalf("RotateCredentials = %d, %v; want 3", n, err)
+	}
+	if n, err := s.RotateCredentials(ctx); err != nil || n != 0 {
+		t.Fatalf("a second rotation = %d, %v; want 0", n, err)
+	}
+	if strings.Contains(raw(), secrets[2]) || strings.Contains(raw(), "v1."+k1.Current()+".") {
+		t.Fatal("after rotation etcd still holds a plain or old-key value")
+	}
+	k2only, err := seal.ParseKeys([]byte(key2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SealWith(k2only)
+	for name, want := range map[string]string{"a": "token: " + secrets[0], "b": "", "legacy": ""} {
+		cred, err := s.SiteCredentials(ctx, name)
+		if err != nil || (want != "" && cred.Kubeconfig != want) {
+			t.Fatalf("site %s after rotation: %+v, %v", name, cred, err)
+		}
+	}
+	s.SealWith(nil)
+	if _, err := s.SiteCredentials(ctx, "a"); err == nil {
+		t.Fatal("sealed credentials read without a key")
 	}
 }
