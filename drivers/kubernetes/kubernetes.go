@@ -35,6 +35,12 @@ import (
 type Driver struct {
 	// Timeout bounds each request to a site (default 30s).
 	Timeout time.Duration
+	// AllowExec lets kubeconfigs use exec and auth-provider plugins, which run programs on this
+	// host. Off by default: whoever may add a site could otherwise run anything here.
+	AllowExec bool
+	// FilesDir is the only folder of this host whose files a site may name (kubeconfigPath).
+	// Empty, the default: no host file may be named.
+	FilesDir string
 
 	mu      sync.Mutex
 	clients map[string]*siteClient
@@ -61,7 +67,7 @@ func (d *Driver) client(t cheops.Target) (*siteClient, error) {
 	if c, ok := d.clients[t.Site.Name]; ok && c.fingerprint == fp {
 		return c, nil
 	}
-	cfg, ns, err := restConfig(t)
+	cfg, ns, err := d.restConfig(t)
 	if err != nil {
 		return nil, cheops.Classify(cheops.Permanent, fmt.Errorf("site %s: kubeconfig: %w", t.Site.Name, err))
 	}
@@ -94,26 +100,41 @@ func fingerprint(t cheops.Target) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-func restConfig(t cheops.Target) (*rest.Config, string, error) {
+// restConfig builds a site's client configuration. It checks the kubeconfig again at each use, so
+// one stored before a check existed, or under other settings, cannot run a program or read a file.
+func (d *Driver) restConfig(t cheops.Target) (*rest.Config, string, error) {
 	ks := t.Site.Kubernetes
 	if ks == nil {
 		ks = &cheops.KubernetesSite{}
 	}
 	var loader clientcmd.ClientConfig
 	overrides := &clientcmd.ConfigOverrides{CurrentContext: ks.Context}
+	var doc []byte
+	field := "kubernetes.kubeconfig"
 	switch {
 	case t.Credentials.Kubeconfig != "":
-		raw, err := clientcmd.Load([]byte(t.Credentials.Kubeconfig))
-		if err != nil {
-			return nil, "", err
-		}
-		loader = clientcmd.NewDefaultClientConfig(*raw, overrides)
+		doc = []byte(t.Credentials.Kubeconfig)
 	case ks.KubeconfigPath != "":
-		loader = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
-			&clientcmd.ClientConfigLoadingRules{ExplicitPath: ks.KubeconfigPath}, overrides)
+		b, err := readHostFile(d.FilesDir, ks.KubeconfigPath)
+		if err != nil {
+			return nil, "", &cheops.FieldError{Field: "kubernetes.kubeconfigPath", Message: err.Error()}
+		}
+		doc, field = b, "kubernetes.kubeconfigPath"
 	default:
 		return nil, "", errors.New("neither an inline kubeconfig nor a kubeconfig path is set")
 	}
+	raw, err := clientcmd.Load(doc)
+	if err != nil && field == "kubernetes.kubeconfigPath" {
+		return nil, "", &cheops.FieldError{Field: field, Message: errHostFile.Error()}
+	}
+	if err != nil {
+		// The parser's message may quote the document; say only that it does not parse.
+		return nil, "", &cheops.FieldError{Field: field, Message: "is not a valid kubeconfig document"}
+	}
+	if err := checkKubeconfig(raw, field, d.AllowExec); err != nil {
+		return nil, "", err
+	}
+	loader = clientcmd.NewDefaultClientConfig(*raw, overrides)
 	cfg, err := loader.ClientConfig()
 	if err != nil {
 		return nil, "", err
@@ -169,7 +190,9 @@ func decode(manifest json.RawMessage) (*unstructured.Unstructured, error) {
 	return u, nil
 }
 
-// ValidateSite checks that exactly one kubeconfig source is set and that an inline one parses.
+// ValidateSite checks that exactly one kubeconfig source is set, that an inline one parses and
+// neither runs a program nor names a host file (see checkKubeconfig), and that a kubeconfig path
+// is under the folder the operator allows.
 func (d *Driver) ValidateSite(site cheops.Site, cred cheops.Credentials) error {
 	ks := site.Kubernetes
 	if ks == nil {
@@ -180,11 +203,18 @@ func (d *Driver) ValidateSite(site cheops.Site, cred cheops.Credentials) error {
 		return &cheops.FieldError{Field: "kubernetes.kubeconfig", Message: "a kubeconfig (inline) or a kubeconfigPath is required"}
 	case cred.Kubeconfig != "" && ks.KubeconfigPath != "":
 		return &cheops.FieldError{Field: "kubernetes.kubeconfigPath", Message: "give either kubeconfig or kubeconfigPath, not both"}
+	case ks.KubeconfigPath != "":
+		if err := checkHostPath(d.FilesDir, ks.KubeconfigPath); err != nil {
+			return &cheops.FieldError{Field: "kubernetes.kubeconfigPath", Message: err.Error()}
+		}
 	case cred.Kubeconfig != "":
 		raw, err := clientcmd.Load([]byte(cred.Kubeconfig))
 		if err != nil {
 			// The parser's message may quote the document; say only that it does not parse.
 			return &cheops.FieldError{Field: "kubernetes.kubeconfig", Message: "is not a valid kubeconfig document"}
+		}
+		if err := checkKubeconfig(raw, "kubernetes.kubeconfig", d.AllowExec); err != nil {
+			return err
 		}
 		if ks.Context != "" {
 			if _, ok := raw.Contexts[ks.Context]; !ok {
