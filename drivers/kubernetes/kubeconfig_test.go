@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cheops-io/cheops"
+	"github.com/cheops-io/cheops/drivers/hostfile"
 )
 
 // kubeconfig returns an inline kubeconfig for a server that refuses connections, with user fields
@@ -111,7 +112,7 @@ func TestKubeconfigPathIsConfined(t *testing.T) {
 		t.Fatal(err)
 	}
 	big := filepath.Join(dir, "big.yaml")
-	if err := os.WriteFile(big, make([]byte, maxKubeconfig+10), 0o600); err != nil {
+	if err := os.WriteFile(big, make([]byte, hostfile.MaxSize+10), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	garbage := filepath.Join(dir, "garbage.yaml")

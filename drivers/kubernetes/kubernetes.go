@@ -29,6 +29,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/cheops-io/cheops"
+	"github.com/cheops-io/cheops/drivers/hostfile"
 )
 
 // Driver implements cheops.Driver for Kubernetes.
@@ -115,7 +116,7 @@ func (d *Driver) restConfig(t cheops.Target) (*rest.Config, string, error) {
 	case t.Credentials.Kubeconfig != "":
 		doc = []byte(t.Credentials.Kubeconfig)
 	case ks.KubeconfigPath != "":
-		b, err := readHostFile(d.FilesDir, ks.KubeconfigPath)
+		b, err := hostfile.Read(d.FilesDir, ks.KubeconfigPath)
 		if err != nil {
 			return nil, "", &cheops.FieldError{Field: "kubernetes.kubeconfigPath", Message: err.Error()}
 		}
@@ -125,7 +126,7 @@ func (d *Driver) restConfig(t cheops.Target) (*rest.Config, string, error) {
 	}
 	raw, err := clientcmd.Load(doc)
 	if err != nil && field == "kubernetes.kubeconfigPath" {
-		return nil, "", &cheops.FieldError{Field: field, Message: errHostFile.Error()}
+		return nil, "", &cheops.FieldError{Field: field, Message: hostfile.ErrUnusable.Error()}
 	}
 	if err != nil {
 		// The parser's message may quote the document; say only that it does not parse.
@@ -204,7 +205,7 @@ func (d *Driver) ValidateSite(site cheops.Site, cred cheops.Credentials) error {
 	case cred.Kubeconfig != "" && ks.KubeconfigPath != "":
 		return &cheops.FieldError{Field: "kubernetes.kubeconfigPath", Message: "give either kubeconfig or kubeconfigPath, not both"}
 	case ks.KubeconfigPath != "":
-		if err := checkHostPath(d.FilesDir, ks.KubeconfigPath); err != nil {
+		if err := hostfile.Check(d.FilesDir, ks.KubeconfigPath); err != nil {
 			return &cheops.FieldError{Field: "kubernetes.kubeconfigPath", Message: err.Error()}
 		}
 	case cred.Kubeconfig != "":

@@ -8,6 +8,7 @@
 package openstack
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -19,7 +20,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +29,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/config/clouds"
 
 	"github.com/cheops-io/cheops"
+	"github.com/cheops-io/cheops/drivers/hostfile"
 )
 
 // APIVersion marks the object references of OpenStack replicas.
@@ -45,6 +46,9 @@ type Driver struct {
 	Timeout time.Duration
 	// PollInterval is how often a server or image being built is looked at (default 1s).
 	PollInterval time.Duration
+	// FilesDir is the only folder of this host whose files a site may name (cloudsFile, caFile).
+	// Empty, the default: no host file may be named.
+	FilesDir string
 
 	mu    sync.Mutex
 	sites map[string]*site
@@ -110,7 +114,7 @@ func fingerprint(t cheops.Target) string {
 }
 
 func (d *Driver) connect(ctx context.Context, t cheops.Target) (*site, error) {
-	opts, eo, tlsConf, err := authOptions(t)
+	opts, eo, tlsConf, err := d.authOptions(t)
 	if err != nil {
 		return nil, cheops.Classify(cheops.Permanent, fmt.Errorf("site %s: %w", t.Site.Name, err))
 	}
@@ -140,20 +144,26 @@ func (d *Driver) connect(ctx context.Context, t cheops.Target) (*site, error) {
 	return s, nil
 }
 
-// authOptions turns a site's settings and secrets into gophercloud's options.
-func authOptions(t cheops.Target) (gophercloud.AuthOptions, gophercloud.EndpointOpts, *tls.Config, error) {
+// authOptions turns a site's settings and secrets into gophercloud's options. Host files are read
+// through package hostfile; a file that cannot be used is named, never quoted.
+func (d *Driver) authOptions(t cheops.Target) (gophercloud.AuthOptions, gophercloud.EndpointOpts, *tls.Config, error) {
 	o := t.Site.OpenStack
 	if o == nil {
 		return gophercloud.AuthOptions{}, gophercloud.EndpointOpts{}, nil, errors.New("no openstack settings")
 	}
 	if o.CloudsFile != "" {
-		parse := []clouds.ParseOption{clouds.WithLocations(o.CloudsFile), clouds.WithCloudName(o.Cloud)}
+		doc, err := hostfile.Read(d.FilesDir, o.CloudsFile)
+		if err != nil {
+			return gophercloud.AuthOptions{}, gophercloud.EndpointOpts{}, nil, &cheops.FieldError{Field: "openstack.cloudsFile", Message: err.Error()}
+		}
+		parse := []clouds.ParseOption{clouds.WithCloudsYAML(bytes.NewReader(doc)), clouds.WithCloudName(o.Cloud)}
 		if o.Region != "" {
 			parse = append(parse, clouds.WithRegion(o.Region))
 		}
 		ao, eo, tlsConf, err := clouds.Parse(parse...)
 		if err != nil {
-			return ao, eo, nil, fmt.Errorf("clouds.yaml: %w", err)
+			// The parser's message may quote the file.
+			return ao, eo, nil, &cheops.FieldError{Field: "openstack.cloudsFile", Message: hostfile.ErrUnusable.Error() + ", with cloud " + o.Cloud}
 		}
 		ao.AllowReauth = true
 		return ao, eo, tlsConf, nil
@@ -170,7 +180,7 @@ func authOptions(t cheops.Target) (gophercloud.AuthOptions, gophercloud.Endpoint
 			ao.Scope = &gophercloud.AuthScope{ProjectName: o.ProjectName, DomainName: orDefault(o.ProjectDomain)}
 		}
 	}
-	tlsConf, err := tlsConfig(o)
+	tlsConf, err := d.tlsConfig(o)
 	return ao, gophercloud.EndpointOpts{Region: o.Region, Availability: gophercloud.AvailabilityPublic}, tlsConf, err
 }
 
@@ -181,19 +191,16 @@ func orDefault(domain string) string {
 	return domain
 }
 
-func tlsConfig(o *cheops.OpenStackSite) (*tls.Config, error) {
+func (d *Driver) tlsConfig(o *cheops.OpenStackSite) (*tls.Config, error) {
 	if o.CAFile == "" && !o.Insecure {
 		return nil, nil
 	}
 	c := &tls.Config{InsecureSkipVerify: o.Insecure} //nolint:gosec // the operator's explicit choice
 	if o.CAFile != "" {
-		pem, err := os.ReadFile(o.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("caFile: %w", err)
-		}
+		pem, err := hostfile.Read(d.FilesDir, o.CAFile)
 		c.RootCAs = x509.NewCertPool()
-		if !c.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("caFile %s: no PEM certificate in it", o.CAFile)
+		if err != nil || !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, &cheops.FieldError{Field: "openstack.caFile", Message: hostfile.ErrUnusable.Error()}
 		}
 	}
 	return c, nil
@@ -216,6 +223,9 @@ func (d *Driver) ValidateSite(s cheops.Site, cred cheops.Credentials) error {
 			return &cheops.FieldError{Field: "openstack.cloud", Message: "is required with openstack.cloudsFile"}
 		case o.AuthURL != "" || o.Username != "" || o.ApplicationCredentialID != "" || !cred.Empty():
 			return &cheops.FieldError{Field: "openstack.cloudsFile", Message: "takes the auth URL and credentials from the file; do not set them here too"}
+		}
+		if err := hostfile.Check(d.FilesDir, o.CloudsFile); err != nil {
+			return &cheops.FieldError{Field: "openstack.cloudsFile", Message: err.Error()}
 		}
 		return nil
 	}
@@ -248,6 +258,11 @@ func (d *Driver) ValidateSite(s cheops.Site, cred cheops.Credentials) error {
 	}
 	if o.CAFile != "" && o.Insecure {
 		return &cheops.FieldError{Field: "openstack.insecure", Message: "cannot be combined with caFile"}
+	}
+	if o.CAFile != "" {
+		if err := hostfile.Check(d.FilesDir, o.CAFile); err != nil {
+			return &cheops.FieldError{Field: "openstack.caFile", Message: err.Error()}
+		}
 	}
 	return nil
 }

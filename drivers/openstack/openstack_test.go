@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -62,6 +64,7 @@ func TestValidateNamesTheFieldAtFault(t *testing.T) {
 
 func TestValidateSite(t *testing.T) {
 	d := New()
+	d.FilesDir = "/etc/cheops-sites"
 	site := func(o cheops.OpenStackSite) cheops.Site {
 		return cheops.Site{Name: "s", Driver: cheops.DriverOpenStack, OpenStack: &o}
 	}
@@ -80,7 +83,10 @@ func TestValidateSite(t *testing.T) {
 		{site(cheops.OpenStackSite{AuthURL: "http://k/v3", Region: "R"}), pw, "openstack.username"},
 		{site(cheops.OpenStackSite{AuthURL: "http://k/v3", Region: "R", ApplicationCredentialID: "a"}), cheops.Credentials{}, "openstack.applicationCredentialSecret"},
 		{site(cheops.OpenStackSite{CloudsFile: "/etc/openstack/clouds.yaml"}), cheops.Credentials{}, "openstack.cloud"},
-		{site(cheops.OpenStackSite{CloudsFile: "/c.yaml", Cloud: "c"}), pw, "openstack.cloudsFile"},
+		{site(cheops.OpenStackSite{CloudsFile: "/etc/cheops-sites/c.yaml", Cloud: "c"}), pw, "openstack.cloudsFile"},
+		{site(cheops.OpenStackSite{CloudsFile: "/etc/openstack/clouds.yaml", Cloud: "c"}), cheops.Credentials{}, "openstack.cloudsFile"},
+		{site(cheops.OpenStackSite{CloudsFile: "/etc/cheops-sites/../passwd", Cloud: "c"}), cheops.Credentials{}, "openstack.cloudsFile"},
+		{site(cheops.OpenStackSite{AuthURL: "http://k/v3", Region: "R", Username: "u", ProjectName: "p", CAFile: "/etc/ssl/ca.pem"}), pw, "openstack.caFile"},
 		{site(cheops.OpenStackSite{AuthURL: "http://k/v3", Region: "R", Username: "u", ProjectName: "p", CAFile: "/ca", Insecure: true}), pw, "openstack.insecure"},
 	}
 	for i, c := range cases {
@@ -90,13 +96,17 @@ func TestValidateSite(t *testing.T) {
 			t.Errorf("case %d: got %v, want a problem with %s", i, err, c.field)
 		}
 	}
+	if err := New().ValidateSite(site(cheops.OpenStackSite{CloudsFile: "/etc/cheops-sites/c.yaml", Cloud: "c"}), cheops.Credentials{}); err == nil {
+		t.Error("a clouds file accepted by a driver that allows no host file")
+	}
 	for _, ok := range []struct {
 		site cheops.Site
 		cred cheops.Credentials
 	}{
 		{site(cheops.OpenStackSite{AuthURL: "https://k:5000/v3", Region: "R", Username: "u", ProjectName: "p"}), pw},
 		{site(cheops.OpenStackSite{AuthURL: "https://k:5000/v3", Region: "R", ApplicationCredentialID: "a"}), cheops.Credentials{ApplicationCredentialSecret: "s"}},
-		{site(cheops.OpenStackSite{CloudsFile: "/c.yaml", Cloud: "c", Region: "R"}), cheops.Credentials{}},
+		{site(cheops.OpenStackSite{CloudsFile: "/etc/cheops-sites/c.yaml", Cloud: "c", Region: "R"}), cheops.Credentials{}},
+		{site(cheops.OpenStackSite{AuthURL: "https://k:5000/v3", Region: "R", Username: "u", ProjectName: "p", CAFile: "/etc/cheops-sites/ca.pem"}), pw},
 	} {
 		if err := d.ValidateSite(ok.site, ok.cred); err != nil {
 			t.Errorf("%+v: %v", ok.site.OpenStack, err)
@@ -123,6 +133,47 @@ func TestClassify(t *testing.T) {
 		err := classify(c.err)
 		if cheops.ClassOf(err) != c.class || !strings.Contains(err.Error(), c.msg) {
 			t.Errorf("%v: got %s %q, want %s …%s…", c.err, cheops.ClassOf(err), err, c.class, c.msg)
+		}
+	}
+}
+
+// Host files (clouds.yaml, a CA bundle) are read only under the allowed folder, and a file that
+// cannot be used is never quoted, whatever it holds or wherever it points.
+func TestHostFilesAreConfinedAndNeverQuoted(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("clouds.yaml", "clouds:\n  lab:\n    auth: {auth_url: 'http://127.0.0.1:1/v3', username: u, password: p, project_name: p}\n    region_name: R\n")
+	garbage := write("garbage.yaml", "top-secret-line: [\n")
+	notPEM := write("ca.pem", "top-secret-line\n")
+	if err := os.Symlink("/dev/zero", filepath.Join(dir, "zero")); err != nil {
+		t.Fatal(err)
+	}
+	d := New()
+	d.FilesDir = dir
+	clouds := func(path string) cheops.Target {
+		return cheops.Target{Site: cheops.Site{Name: "s", Driver: cheops.DriverOpenStack, OpenStack: &cheops.OpenStackSite{CloudsFile: path, Cloud: "lab"}}}
+	}
+	if ao, _, _, err := d.authOptions(clouds(good)); err != nil || ao.IdentityEndpoint != "http://127.0.0.1:1/v3" {
+		t.Fatalf("authOptions(good) = %+v, %v", ao.IdentityEndpoint, err)
+	}
+	for _, p := range []string{garbage, filepath.Join(dir, "zero"), "/etc/hostname", filepath.Join(dir, "missing")} {
+		_, _, _, err := d.authOptions(clouds(p))
+		var fe *cheops.FieldError
+		if !errors.As(err, &fe) || fe.Field != "openstack.cloudsFile" || strings.Contains(err.Error(), "top-secret-line") {
+			t.Errorf("authOptions(%s) = %v; want a refusal naming openstack.cloudsFile, quoting nothing", p, err)
+		}
+	}
+	for _, p := range []string{notPEM, filepath.Join(dir, "zero"), "/etc/hostname"} {
+		_, err := d.tlsConfig(&cheops.OpenStackSite{CAFile: p})
+		var fe *cheops.FieldError
+		if !errors.As(err, &fe) || fe.Field != "openstack.caFile" || strings.Contains(err.Error(), "top-secret-line") {
+			t.Errorf("tlsConfig(%s) = %v; want a refusal naming openstack.caFile, quoting nothing", p, err)
 		}
 	}
 }
