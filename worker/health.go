@@ -93,7 +93,7 @@ func (p *Prober) probe(ctx context.Context, name string) error {
 		s.ProbeFailures++
 		if s.ProbeFailures >= p.Config.Failures {
 			s.Health = cheops.SiteUnreachable
-			s.HealthMessage = fmt.Sprintf("%d probes failed in a row; last: %v", s.ProbeFailures, probeErr)
+			s.HealthMessage = fmt.Sprintf("%d probes failed in a row; last: %s", s.ProbeFailures, healthText(probeErr))
 		}
 		return nil
 	})
@@ -103,7 +103,7 @@ func (p *Prober) probe(ctx context.Context, name string) error {
 	if err != nil || site.Health == before {
 		return err
 	}
-	p.Log.Info("site health changed", "site", name, "from", before, "to", site.Health, "reason", site.HealthMessage)
+	p.Log.Info("site health changed", "site", name, "from", before, "to", site.Health, "reason", site.HealthMessage, "detail", probeDetail(probeErr))
 	ids, err := p.Store.SiteResources(ctx, name)
 	if err != nil {
 		return err
@@ -115,4 +115,30 @@ func (p *Prober) probe(ctx context.Context, name string) error {
 		}
 	}
 	return nil
+}
+
+// healthText is what a site's health says of a failed probe: cheops' own words (where it failed
+// and what kind of failure it was, or which setting is at fault), never what the endpoint
+// answered, which the drivers keep out of ProbeError's text. Anything else is only named by its
+// class; the worker's log has it.
+func healthText(err error) string {
+	var pe *cheops.ProbeError
+	var fe *cheops.FieldError
+	if errors.As(err, &pe) || errors.As(err, &fe) {
+		return err.Error()
+	}
+	return string(cheops.ClassOf(err)) + ": the probe failed; the worker's log has the detail"
+}
+
+// probeDetail is what the operator's log says of a failed probe: the underlying error a
+// ProbeError keeps out of the health message.
+func probeDetail(err error) string {
+	var pe *cheops.ProbeError
+	if errors.As(err, &pe) && pe.Err != nil {
+		return pe.Err.Error()
+	}
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }

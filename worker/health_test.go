@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,5 +64,19 @@ func TestProbeHysteresis(t *testing.T) {
 		if got := health(); got != step.want {
 			t.Fatalf("after probe %d (%v): %s, want %s", i+1, step.err, got, step.want)
 		}
+	}
+}
+
+func TestHealthTextNeverQuotesAnAnswer(t *testing.T) {
+	answer := errors.New("HTTP/1.1 200 OK top-secret-body")
+	probe := cheops.Classify(cheops.Unreachable, &cheops.ProbeError{Stage: "site s: version", Kind: "connection refused", Err: answer})
+	if got := healthText(probe); got != "Unreachable: site s: version: connection refused" {
+		t.Errorf("healthText(ProbeError) = %q", got)
+	}
+	if got := healthText(cheops.Classify(cheops.Transient, answer)); strings.Contains(got, "top-secret") || !strings.Contains(got, "Transient") {
+		t.Errorf("healthText(other) = %q; want its class and no quote", got)
+	}
+	if got := probeDetail(probe); got != answer.Error() {
+		t.Errorf("probeDetail = %q, want the detail for the log", got)
 	}
 }

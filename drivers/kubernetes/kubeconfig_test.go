@@ -3,6 +3,9 @@ package kubernetes
 import (
 	"context"
 	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -159,6 +162,55 @@ func TestKubeconfigPathIsConfined(t *testing.T) {
 			first = err.Error()
 		} else if err.Error() != first {
 			t.Errorf("restConfig(%s) = %q; every refusal must read the same, %q", p, err, first)
+		}
+	}
+}
+
+// A probe says what kind of failure it met, never what the endpoint answered: a TCP banner, an
+// HTTP body, or a JSON /version that is not an apiserver's (etcd answers one) is no Ready site.
+func TestProbeNeverEchoesTheAnswer(t *testing.T) {
+	banner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer banner.Close()
+	go func() {
+		for {
+			c, err := banner.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Write([]byte("SSH-2.0-OpenSSH top-secret-banner\r\n"))
+			c.Close()
+		}
+	}()
+	etcdLike := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(`{"etcdserver":"3.6.7","etcdcluster":"top-secret-version"}`))
+	}))
+	defer etcdLike.Close()
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "top-secret-body", http.StatusForbidden)
+	}))
+	defer failing.Close()
+	d := New()
+	d.Timeout = 2 * time.Second
+	for server, want := range map[string]string{
+		"http://" + banner.Addr().String(): "",
+		etcdLike.URL:                       "not a Kubernetes API server",
+		failing.URL:                        "HTTP 403",
+		"http://127.0.0.1:1":               "connection refused",
+	} {
+		kc := strings.Replace(kubeconfig("", "    token: t\n"), "https://127.0.0.1:1", server, 1)
+		err := d.Probe(context.Background(), cheops.Target{Site: cheops.Site{Name: "s"}, Credentials: cheops.Credentials{Kubeconfig: kc}})
+		t.Logf("%s: %v", server, err)
+		var pe *cheops.ProbeError
+		switch {
+		case err == nil:
+			t.Errorf("%s: probed Ready", server)
+		case strings.Contains(err.Error(), "top-secret"):
+			t.Errorf("%s: the probe echoes the answer: %v", server, err)
+		case !errors.As(err, &pe) || !strings.Contains(err.Error(), want):
+			t.Errorf("%s: %v, want a ProbeError saying %q", server, err, want)
 		}
 	}
 }

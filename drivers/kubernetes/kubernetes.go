@@ -358,8 +358,27 @@ func (d *Driver) Probe(ctx context.Context, t cheops.Target) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.discovery.ServerVersion(); err != nil {
-		return classify(fmt.Errorf("probe site %s: %w", t.Site.Name, err))
+	v, err := c.discovery.ServerVersion()
+	if err == nil && (v.Major == "" || v.GitVersion == "") {
+		// Any HTTP server may answer /version with a JSON object; an apiserver names its version.
+		err = errNotAPIServer
+	}
+	if err != nil {
+		return cheops.Classify(classOf(err), &cheops.ProbeError{Stage: "site " + t.Site.Name + ": version", Kind: probeKind(err), Err: err})
 	}
 	return nil
+}
+
+var errNotAPIServer = errors.New("unexpected answer: not a Kubernetes API server")
+
+// probeKind says what kind of failure a probe met, never what the endpoint answered.
+func probeKind(err error) string {
+	if kind := cheops.TransportFailure(err); kind != "" {
+		return kind
+	}
+	var status apierrors.APIStatus
+	if errors.As(err, &status) && status.Status().Code != 0 {
+		return fmt.Sprintf("HTTP %d", status.Status().Code)
+	}
+	return errNotAPIServer.Error()
 }

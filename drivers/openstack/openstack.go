@@ -98,7 +98,7 @@ func (d *Driver) client(ctx context.Context, t cheops.Target) (*site, error) {
 	select {
 	case <-done:
 	case <-ctx.Done():
-		return nil, cheops.Classify(cheops.Unreachable, fmt.Errorf("site %s: authenticating with keystone: %w", t.Site.Name, ctx.Err()))
+		return nil, cheops.Classify(cheops.Unreachable, &cheops.ProbeError{Stage: "site " + t.Site.Name + ": authenticating with keystone", Kind: "timed out", Err: ctx.Err()})
 	}
 	if err != nil {
 		return nil, err
@@ -126,7 +126,9 @@ func (d *Driver) connect(ctx context.Context, t cheops.Target) (*site, error) {
 	transport.TLSClientConfig = tlsConf
 	pc.HTTPClient = http.Client{Transport: transport, Timeout: d.Timeout}
 	if err := openstack.Authenticate(ctx, pc, opts); err != nil {
-		return nil, classify(fmt.Errorf("site %s: authenticating with keystone: %w", t.Site.Name, err))
+		// Keystone's answer is not shown: the auth URL is the caller's choice, and any host could
+		// be behind it.
+		return nil, classify(&cheops.ProbeError{Stage: "site " + t.Site.Name + ": authenticating with keystone", Kind: answerKind(err, "not a Keystone v3 endpoint"), Err: err})
 	}
 	s := &site{fingerprint: fingerprint(t)}
 	if s.compute, err = openstack.NewComputeV2(pc, eo); err == nil {
@@ -301,14 +303,27 @@ func probeEndpoint(ctx context.Context, sc *gophercloud.ServiceClient, service s
 	}
 	resp, err := sc.HTTPClient.Do(req)
 	if err != nil {
-		return classify(fmt.Errorf("%s: %w", service, err))
+		return classify(&cheops.ProbeError{Stage: service + " endpoint", Kind: answerKind(err, "unexpected answer"), Err: err})
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 	if resp.StatusCode >= 500 {
-		return cheops.Classify(cheops.Transient, fmt.Errorf("%s: %s answers %s", service, u, resp.Status))
+		return cheops.Classify(cheops.Transient, &cheops.ProbeError{Stage: service + " endpoint", Kind: fmt.Sprintf("HTTP %d", resp.StatusCode)})
 	}
 	return nil
+}
+
+// answerKind says what kind of failure talking to an endpoint was, never what it answered:
+// a transport failure, an HTTP status, or else what.
+func answerKind(err error, what string) string {
+	if kind := cheops.TransportFailure(err); kind != "" {
+		return kind
+	}
+	var status interface{ GetStatusCode() int }
+	if errors.As(err, &status) {
+		return fmt.Sprintf("HTTP %d", status.GetStatusCode())
+	}
+	return what
 }
 
 // Validate checks a manifest: a known type and a spec that decodes into it and passes its checks.
