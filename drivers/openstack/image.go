@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -138,7 +139,11 @@ func (s *imageSpec) upload(ctx context.Context, c call, id string) error {
 	if err != nil {
 		return permanent("spec.url: %v", err)
 	}
-	resp, err := http.DefaultClient.Do(hreq)
+	resp, err := c.fetch.Do(hreq)
+	var refused errSourceRefused
+	if errors.As(err, &refused) {
+		return cheops.Classify(cheops.Permanent, refused)
+	}
 	if err != nil {
 		return cheops.Classify(cheops.Transient, fmt.Errorf("fetching spec.url: %w", err))
 	}

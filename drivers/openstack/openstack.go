@@ -46,12 +46,18 @@ type Driver struct {
 	Timeout time.Duration
 	// PollInterval is how often a server or image being built is looked at (default 1s).
 	PollInterval time.Duration
+	// ImageSources limits where image bytes are fetched from (by default: not from loopback or
+	// link-local addresses).
+	ImageSources ImageSources
 	// FilesDir is the only folder of this host whose files a site may name (cloudsFile, caFile).
 	// Empty, the default: no host file may be named.
 	FilesDir string
 
 	mu    sync.Mutex
 	sites map[string]*site
+	// fetch is built from ImageSources on first use.
+	fetchOnce sync.Once
+	fetch     *http.Client
 }
 
 // New returns a driver with an empty client cache.
@@ -419,9 +425,14 @@ func (d *Driver) Delete(ctx context.Context, t cheops.Target, ref cheops.ObjectR
 type call struct {
 	*site
 	poll time.Duration
+	// fetch fetches image bytes, only from the sources the operator allows.
+	fetch *http.Client
 }
 
-func (d *Driver) call(s *site) call { return call{site: s, poll: d.PollInterval} }
+func (d *Driver) call(s *site) call {
+	d.fetchOnce.Do(func() { d.fetch = d.ImageSources.client() })
+	return call{site: s, poll: d.PollInterval, fetch: d.fetch}
+}
 
 // wait polls check until it reports done, an error, or ctx ends.
 func (c call) wait(ctx context.Context, what string, check func() (bool, error)) error {
