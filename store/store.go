@@ -88,12 +88,16 @@ func (s *Store) specOp(r cheops.Resource) clientv3.Op {
 	return clientv3.OpPut(s.specKey(r.ID, r.Generation), mustJSON(cheops.Snapshot{Generation: r.Generation, Manifest: r.Manifest, Overrides: r.Overrides}))
 }
 
+// mustJSON encodes a value for etcd. HTML escaping is off: it would store each "<", ">" or "&"
+// of a manifest as six bytes, and a manifest of them would outgrow etcd's request limit.
 func mustJSON(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		panic(fmt.Sprintf("store: marshal %T: %v", v, err)) // only our own plain structs are marshalled
 	}
-	return string(b)
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // get reads one key into v and returns its mod revision (0 when absent).

@@ -432,3 +432,33 @@ func TestCredentialsAreSealedAtRest(t *testing.T) {
 		t.Fatal("sealed credentials read without a key")
 	}
 }
+
+// A manifest of characters that JSON may escape is stored as it is, not six bytes for each: 130
+// KiB of "<" once went over etcd's request limit, being stored escaped and twice in one write.
+func TestManifestIsStoredUnescaped(t *testing.T) {
+	ctx := context.Background()
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	prefix := "/test/" + t.Name()
+	s := store.New(c, prefix)
+	data := strings.Repeat("<", 130<<10)
+	manifest := json.RawMessage(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"lt"},"data":{"x":"` + data + `"}}`)
+	r, _, err := s.CreateResource(ctx, cheops.Resource{ID: "lt", Name: "lt", Driver: cheops.DriverKubernetes, Manifest: manifest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetResource(ctx, r.ID)
+	if err != nil || !strings.Contains(string(got.Manifest), data) {
+		t.Fatalf("read back: %v", err)
+	}
+	resp, err := c.Get(ctx, prefix+"/resources/lt")
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatal(err)
+	}
+	if n := len(resp.Kvs[0].Value); n > len(data)+4096 {
+		t.Fatalf("the resource takes %d bytes in etcd for a %d-byte value", n, len(data))
+	}
+}
