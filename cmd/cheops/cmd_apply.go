@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"sigs.k8s.io/yaml"
 
 	"github.com/cheops-io/cheops"
@@ -33,8 +34,10 @@ func newApplyCmd(f *clientFlags) *cobra.Command {
 		Short: "Create or update a resource from a manifest (YAML or JSON)",
 		Long: `Create a resource from a Kubernetes manifest, or from an OpenStack one ({type, spec}), or update
 it when a resource of that name exists. The name defaults to the manifest's metadata.name (OpenStack:
-spec.name). --wait shows per-site progress until every
-replica is Ready, or a replica fails.`,
+spec.name). An update sets the manifest to the file's, and the scope and the policy fields whose
+flags are given; what no flag names keeps its current value (--policy-timeout alone leaves a
+transactional resource transactional). It is refused if the resource changed since apply read it.
+--wait shows per-site progress until every replica is Ready, or a replica fails.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return f.apply(cmd, o) },
 	}
@@ -51,6 +54,9 @@ replica is Ready, or a replica fails.`,
 	return cmd
 }
 
+// apply creates the resource, or changes the existing one with a merge patch of what the file and
+// the flags say: the manifest, the scope when a scope flag is given, and only the policy fields
+// whose flags are given — every other field keeps its value.
 func (f *clientFlags) apply(cmd *cobra.Command, o applyOptions) error {
 	if o.file == "" {
 		return usageError{errors.New("-f/--file is required")}
@@ -66,7 +72,7 @@ func (f *clientFlags) apply(cmd *cobra.Command, o applyOptions) error {
 	if err != nil {
 		return err
 	}
-	policy, err := o.policy()
+	policy, err := o.policy(cmd.Flags())
 	if err != nil {
 		return err
 	}
@@ -75,14 +81,32 @@ func (f *clientFlags) apply(cmd *cobra.Command, o applyOptions) error {
 		return err
 	}
 	ctx := cmd.Context()
-	req := client.ResourceRequest{Name: o.name, Driver: m.driver, Manifest: m.json, Scope: scope, Policy: policy}
 	r, err := c.GetResource(ctx, o.name)
 	switch {
 	case err == nil:
-		r, err = c.UpdateResource(ctx, r.ID, req, client.UpdateOptions{IfGeneration: r.Generation})
+		if r.Driver != m.driver {
+			return fmt.Errorf("resource %s is a %s resource; %s is a %s manifest, and a resource cannot change driver", r.Name, r.Driver, o.file, m.driver)
+		}
+		var patch client.ResourcePatch
+		if patch.Manifest, err = client.ManifestPatch(r.Manifest, m.json); err != nil {
+			return fmt.Errorf("-f %s: %w", o.file, err)
+		}
+		patch.Scope, patch.Policy = scope, policy
+		// If-Match: a change made by someone else since the read is refused, not overwritten.
+		r, err = c.PatchResource(ctx, r.ID, patch, client.UpdateOptions{IfGeneration: r.Generation})
 	case client.IsNotFound(err):
 		if scope == nil {
 			return usageError{errors.New("a new resource needs --sites, --selector or --scope")}
+		}
+		req := client.ResourceRequest{Name: o.name, Driver: m.driver, Manifest: m.json, Scope: scope}
+		if policy != nil {
+			req.Policy = &cheops.Policy{}
+			if policy.Consistency != nil {
+				req.Policy.Consistency = *policy.Consistency
+			}
+			if policy.Timeout != nil {
+				req.Policy.Timeout = *policy.Timeout
+			}
 		}
 		r, err = c.CreateResource(ctx, req, client.CreateOptions{IdempotencyKey: uuid.NewString()})
 	}
@@ -157,18 +181,27 @@ func (o applyOptions) scope() (*cheops.Scope, error) {
 	return nil, nil
 }
 
-// policy returns the policy the flags give, or nil when no policy flag is given.
-func (o applyOptions) policy() (*cheops.Policy, error) {
-	if o.consistency == "" && o.policyTimeout == "" {
-		return nil, nil
+// policy returns the policy fields whose flags were given on the command line, or nil when none
+// was: a flag left out must not change the resource's current value.
+func (o applyOptions) policy(flags *pflag.FlagSet) (*client.PolicyPatch, error) {
+	var p client.PolicyPatch
+	if flags.Changed("consistency") {
+		if o.consistency == "" {
+			return nil, usageError{errors.New("--consistency: give eventual or transactional")}
+		}
+		c := cheops.Consistency(o.consistency)
+		p.Consistency = &c
 	}
-	p := &cheops.Policy{Consistency: cheops.Consistency(o.consistency)}
-	if o.policyTimeout != "" {
+	if flags.Changed("policy-timeout") {
 		d, err := time.ParseDuration(o.policyTimeout)
 		if err != nil {
 			return nil, usageError{fmt.Errorf("--policy-timeout: %q is not a duration such as 90s or 5m", o.policyTimeout)}
 		}
-		p.Timeout = cheops.Duration(d)
+		t := cheops.Duration(d)
+		p.Timeout = &t
 	}
-	return p, nil
+	if p == (client.PolicyPatch{}) {
+		return nil, nil
+	}
+	return &p, nil
 }
