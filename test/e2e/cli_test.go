@@ -2,13 +2,17 @@ package e2e
 
 import (
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/cheops-io/cheops"
 )
 
 // cli runs the cheops binary against the test stack.
@@ -52,8 +56,8 @@ func TestCLIWalkthrough(t *testing.T) {
 	r.Generation = 1
 	for _, i := range []int{0, 2} {
 		u, err := getOn(t, env.kube.Apiservers[i], configMaps, "default", "from-cli")
-		if err != nil || string(u.GetUID()) != r.localIDs()[directSites[i]] {
-			t.Fatalf("from-cli on %s: %v (uid %v, reported %s)", directSites[i], err, u, r.localIDs()[directSites[i]])
+		if err != nil || string(u.GetUID()) != r.LocalIDs()[directSites[i]] {
+			t.Fatalf("from-cli on %s: %v (uid %v, reported %s)", directSites[i], err, u, r.LocalIDs()[directSites[i]])
 		}
 	}
 	if out, err = cli(t, "list", "--name-prefix", "from-"); err != nil || !strings.Contains(out, "from-cli") || !strings.Contains(out, "2/2") {
@@ -95,6 +99,43 @@ func TestCLIWalkthrough(t *testing.T) {
 		t.Fatalf("site remove of a site in use: %v\n%s", err, out)
 	}
 	if out, err = cli(t, "delete", "from-cli", "--wait"); err != nil {
+		t.Fatalf("delete: %v\n%s", err, out)
+	}
+}
+
+// apply with one policy flag changes that policy field only: a transactional resource stays
+// transactional after `apply --policy-timeout 2m`, and the new manifest converges on every site.
+func TestCLIApplyKeepsThePolicyFlagsNotGiven(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "cli-txn.yaml")
+	manifest := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cli-txn\ndata:\n  value: one\n"
+	if err := os.WriteFile(file, []byte(manifest), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := cli(t, "apply", "-f", file, "--sites", "site-1,site-2", "--consistency", "transactional", "--wait"); err != nil {
+		t.Fatalf("apply --consistency transactional: %v\n%s", err, out)
+	}
+	r, code := get(t, "cli-txn")
+	if code != http.StatusOK || r.Policy.Consistency != cheops.Transactional || r.Generation != 1 {
+		t.Fatalf("after the first apply: %d, policy %+v at generation %d; want transactional at 1", code, r.Policy, r.Generation)
+	}
+	if err := os.WriteFile(file, []byte(strings.Replace(manifest, "one", "two", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := cli(t, "apply", "-f", file, "--policy-timeout", "2m", "--wait")
+	if err != nil || !strings.Contains(out, "generation 2") {
+		t.Fatalf("apply --policy-timeout 2m: %v\n%s", err, out)
+	}
+	r, code = get(t, "cli-txn")
+	if code != http.StatusOK || r.Policy.Consistency != cheops.Transactional || r.Policy.Timeout != cheops.Duration(2*time.Minute) {
+		t.Fatalf("after apply --policy-timeout 2m: %d, policy %+v; want transactional with a 2m timeout", code, r.Policy)
+	}
+	if r.Generation != 2 || r.State != cheops.ResourceReady || len(r.Scope.Sites) != 2 {
+		t.Fatalf("after apply --policy-timeout 2m: generation %d, %s, scope %+v; want 2, Ready, the same two sites", r.Generation, r.State, r.Scope)
+	}
+	for i := range 2 {
+		wantValue(t, i, "cli-txn", "two", "2")
+	}
+	if out, err := cli(t, "delete", "cli-txn", "--wait"); err != nil {
 		t.Fatalf("delete: %v\n%s", err, out)
 	}
 }

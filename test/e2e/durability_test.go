@@ -51,7 +51,7 @@ func TestWorkerKilledMidFanOut(t *testing.T) {
 
 	// Kill the worker once the fast sites are done and the slow one is still being applied.
 	waitFor(t, r.ID, time.Minute, "fast sites Ready while slow-3 applies", func(r resource, code int) bool {
-		states := map[string]string{}
+		states := map[string]cheops.ReplicaState{}
 		for _, rep := range r.Replicas {
 			states[rep.Site] = rep.State
 		}
@@ -65,7 +65,7 @@ func TestWorkerKilledMidFanOut(t *testing.T) {
 	}
 	r = waitReady(t, r.ID, 1)
 
-	ids := r.localIDs()
+	ids := r.LocalIDs()
 	for i, site := range map[int]string{0: "site-1", 1: "site-2", 2: "slow-3"} {
 		n, uids := countLabelled(t, i, r.ID)
 		if n != 1 {
@@ -90,7 +90,7 @@ func TestWorkerKilledMidFanOut(t *testing.T) {
 func TestDevRestartLosesNothing(t *testing.T) {
 	r := create(t, "persistent", configMap("persistent", "before"), "site-1", "site-2")
 	r = waitReady(t, r.ID, 1)
-	before := r.localIDs()
+	before := r.LocalIDs()
 
 	start := time.Now()
 	env.cheops.Dev.Kill()
@@ -103,8 +103,8 @@ func TestDevRestartLosesNothing(t *testing.T) {
 		t.Fatalf("after restart: %d %+v", code, after)
 	}
 	for site, id := range before {
-		if after.localIDs()[site] != id {
-			t.Errorf("site %s: local ID %s before, %s after the restart", site, id, after.localIDs()[site])
+		if after.LocalIDs()[site] != id {
+			t.Errorf("site %s: local ID %s before, %s after the restart", site, id, after.LocalIDs()[site])
 		}
 	}
 	start = time.Now()

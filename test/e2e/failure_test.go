@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,56 +16,29 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/cheops-io/cheops"
+	"github.com/cheops-io/cheops/client"
 )
 
-// post creates a resource from a full request body.
-func post(t *testing.T, body map[string]any) resource {
-	t.Helper()
-	code, out := call(http.MethodPost, "/v1/resources", body, nil)
-	if code != http.StatusCreated {
-		t.Fatalf("create %v: %d %s", body["name"], code, out)
-	}
-	var r resource
-	if err := json.Unmarshal(out, &r); err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
-
-// put changes a resource and returns it at its new generation.
-func put(t *testing.T, id string, body map[string]any) resource {
-	t.Helper()
-	code, out := call(http.MethodPut, "/v1/resources/"+id, body, nil)
-	if code != http.StatusOK {
-		t.Fatalf("update %s: %d %s", id, code, out)
-	}
-	var r resource
-	if err := json.Unmarshal(out, &r); err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
-
+// remove deletes a resource and waits until it is gone.
 func remove(t *testing.T, id string) {
 	t.Helper()
-	call(http.MethodDelete, "/v1/resources/"+id, nil, nil)
+	if _, err := env.client.DeleteResource(context.Background(), id, false); err != nil {
+		t.Logf("delete %s: %v (waiting for it to be gone all the same)", id, err)
+	}
 	waitGone(t, id)
 }
 
 func events(t *testing.T, id string) []cheops.Event {
 	t.Helper()
-	code, out := call(http.MethodGet, "/v1/resources/"+id+"/events", nil, nil)
-	if code != http.StatusOK {
-		t.Fatalf("events: %d %s", code, out)
+	evs, err := env.client.Events(context.Background(), id)
+	if err != nil {
+		t.Fatalf("events: %v", err)
 	}
-	var evs struct {
-		Items []cheops.Event `json:"items"`
-	}
-	if err := json.Unmarshal(out, &evs); err != nil {
-		t.Fatal(err)
-	}
-	return evs.Items
+	return evs
 }
+
+// seconds is a policy duration.
+func seconds(n int) cheops.Duration { return cheops.Duration(time.Duration(n) * time.Second) }
 
 func countEvents(evs []cheops.Event, typ cheops.EventType, site string) int {
 	n := 0
@@ -83,9 +55,7 @@ func waitSiteHealth(t *testing.T, site, want string) {
 	deadline := time.Now().Add(time.Minute)
 	var last string
 	for time.Now().Before(deadline) {
-		code, out := call(http.MethodGet, "/v1/sites/"+site, nil, nil)
-		var s cheops.Site
-		if code == http.StatusOK && json.Unmarshal(out, &s) == nil {
+		if s, err := env.client.GetSite(context.Background(), site); err == nil {
 			if string(s.Health) == want {
 				return
 			}
@@ -153,12 +123,12 @@ func wantAbsent(t *testing.T, i int, ns, name string) {
 // site-3 Unreachable (Degraded); once it is back it converges with no user action.
 func TestEventualSiteDownThenBack(t *testing.T) {
 	restart := stopSite3(t)
-	r := post(t, map[string]any{"name": "down-eventual", "manifest": configMap("down-eventual", "v1"),
-		"scope": map[string]any{"sites": directSites}, "policy": map[string]any{"retryInitial": "1s", "retryMax": "4s"}})
+	r := post(t, client.ResourceRequest{Name: "down-eventual", Manifest: raw(configMap("down-eventual", "v1")),
+		Scope: onSites(directSites...), Policy: &cheops.Policy{RetryInitial: seconds(1), RetryMax: seconds(4)}})
 	waitFor(t, r.ID, time.Minute, "Degraded with site-3 Unreachable", func(r resource, _ int) bool {
-		r1, _ := r.replica("site-1")
-		r2, _ := r.replica("site-2")
-		r3, _ := r.replica("site-3")
+		r1, _ := r.Replica("site-1")
+		r2, _ := r.Replica("site-2")
+		r3, _ := r.Replica("site-3")
 		return r.State == "Degraded" && r1.State == "Ready" && r2.State == "Ready" && r3.State == "Unreachable"
 	})
 	start := time.Now()
@@ -169,7 +139,7 @@ func TestEventualSiteDownThenBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep, _ := r.replica("site-3"); string(cm.UID) != rep.LocalID {
+	if rep, _ := r.Replica("site-3"); string(cm.UID) != rep.LocalID {
 		t.Fatalf("site-3: UID %s, API reports %s", cm.UID, rep.LocalID)
 	}
 	remove(t, r.ID)
@@ -178,13 +148,13 @@ func TestEventualSiteDownThenBack(t *testing.T) {
 // Transactional: with site-3 down, a new generation that cannot reach it within the policy timeout
 // is rolled back on the sites that took it; a first generation that cannot leaves nothing anywhere.
 func TestTransactionalRollsBackWhenASiteIsDown(t *testing.T) {
-	policy := map[string]any{"consistency": "transactional", "timeout": "6s"}
-	r := post(t, map[string]any{"name": "txn-down", "manifest": configMap("txn-down", "v1"),
-		"scope": map[string]any{"sites": directSites}, "policy": policy})
+	policy := &cheops.Policy{Consistency: cheops.Transactional, Timeout: seconds(6)}
+	r := post(t, client.ResourceRequest{Name: "txn-down", Manifest: raw(configMap("txn-down", "v1")),
+		Scope: onSites(directSites...), Policy: policy})
 	waitReady(t, r.ID, 1)
 	restart := stopSite3(t)
 
-	r = put(t, r.ID, map[string]any{"manifest": configMap("txn-down", "v2")})
+	r = put(t, r.ID, client.ResourceRequest{Manifest: raw(configMap("txn-down", "v2"))})
 	r = waitFor(t, r.ID, 2*time.Minute, "RolledBack", func(r resource, _ int) bool { return r.State == "RolledBack" })
 	if r.Rollback == nil || r.Rollback.Generation != 2 || !strings.Contains(r.Rollback.Reasons["site-3"], "timeout") {
 		t.Fatalf("rollback = %+v, want generation 2 with site-3's reason", r.Rollback)
@@ -193,8 +163,8 @@ func TestTransactionalRollsBackWhenASiteIsDown(t *testing.T) {
 		wantValue(t, i, "txn-down", "v1", "1")
 	}
 
-	first := post(t, map[string]any{"name": "txn-first", "manifest": configMap("txn-first", "v1"),
-		"scope": map[string]any{"sites": directSites}, "policy": policy})
+	first := post(t, client.ResourceRequest{Name: "txn-first", Manifest: raw(configMap("txn-first", "v1")),
+		Scope: onSites(directSites...), Policy: policy})
 	waitFor(t, first.ID, 2*time.Minute, "RolledBack", func(r resource, _ int) bool { return r.State == "RolledBack" })
 	for i := range 2 {
 		wantAbsent(t, i, "default", "txn-first")
@@ -230,24 +200,24 @@ func TestPermanentRejection(t *testing.T) {
 		return map[string]any{"apiVersion": "faults.cheops.io/v1", "kind": "Gadget", "metadata": map[string]any{"name": name}, "spec": map[string]any{"size": 3}}
 	}
 
-	ev := post(t, map[string]any{"name": "gadget-eventual", "manifest": gadget("gadget-eventual"),
-		"scope": map[string]any{"sites": directSites}, "policy": map[string]any{"retryInitial": "1s", "retryMax": "2s"}})
+	ev := post(t, client.ResourceRequest{Name: "gadget-eventual", Manifest: raw(gadget("gadget-eventual")),
+		Scope: onSites(directSites...), Policy: &cheops.Policy{RetryInitial: seconds(1), RetryMax: seconds(2)}})
 	waitFor(t, ev.ID, time.Minute, "Degraded with site-3 Failed", func(r resource, _ int) bool {
-		r3, _ := r.replica("site-3")
+		r3, _ := r.Replica("site-3")
 		return r.State == "Degraded" && r3.State == "Failed"
 	})
 	// Several backoff rounds pass; a rejected generation is not retried in any of them.
 	time.Sleep(5 * time.Second)
 	r, _ := get(t, ev.ID)
-	r3, _ := r.replica("site-3")
+	r3, _ := r.Replica("site-3")
 	evs := events(t, ev.ID)
 	t.Logf("site-3 rejected the Gadget after %d attempt(s): %s", r3.Attempts, r3.Message)
 	if r3.Attempts != 1 || countEvents(evs, "ApplyFailed", "site-3") != 1 || r.State != "Degraded" {
 		t.Fatalf("site-3: %d attempts, %d ApplyFailed events, state %s; want 1, 1, Degraded", r3.Attempts, countEvents(evs, "ApplyFailed", "site-3"), r.State)
 	}
 
-	txn := post(t, map[string]any{"name": "gadget-txn", "manifest": gadget("gadget-txn"),
-		"scope": map[string]any{"sites": directSites}, "policy": map[string]any{"consistency": "transactional"}})
+	txn := post(t, client.ResourceRequest{Name: "gadget-txn", Manifest: raw(gadget("gadget-txn")),
+		Scope: onSites(directSites...), Policy: &cheops.Policy{Consistency: cheops.Transactional}})
 	r = waitFor(t, txn.ID, time.Minute, "RolledBack", func(r resource, _ int) bool { return r.State == "RolledBack" })
 	if !strings.Contains(r.Rollback.Reasons["site-3"], "Gadget") {
 		t.Fatalf("rollback reasons = %v, want site-3's rejection", r.Rollback.Reasons)
@@ -266,8 +236,8 @@ func TestPermanentRejection(t *testing.T) {
 // "site-3 | site-1": the replica lives on site-3; when site-3 dies it fails over to site-1, and the
 // abandoned replica on site-3 is deleted once site-3 is back.
 func TestFailoverOnScopeExpression(t *testing.T) {
-	r := post(t, map[string]any{"name": "failover", "manifest": configMap("failover", "v1"),
-		"scope": map[string]any{"expression": "site-3 | site-1"}, "policy": map[string]any{"retryInitial": "1s", "retryMax": "2s"}})
+	r := post(t, client.ResourceRequest{Name: "failover", Manifest: raw(configMap("failover", "v1")),
+		Scope: &cheops.Scope{Expression: "site-3 | site-1"}, Policy: &cheops.Policy{RetryInitial: seconds(1), RetryMax: seconds(2)}})
 	r = waitReady(t, r.ID, 1)
 	if len(r.Replicas) != 1 || r.Replicas[0].Site != "site-3" {
 		t.Fatalf("replicas = %+v, want one on site-3", r.Replicas)
@@ -275,7 +245,7 @@ func TestFailoverOnScopeExpression(t *testing.T) {
 	restart := stopSite3(t)
 	start := time.Now()
 	waitFor(t, r.ID, time.Minute, "Ready on site-1", func(r resource, _ int) bool {
-		rep, ok := r.replica("site-1")
+		rep, ok := r.Replica("site-1")
 		return ok && rep.State == "Ready"
 	})
 	t.Logf("failed over to site-1 %s after site-3 was marked Unreachable", time.Since(start).Round(time.Millisecond))
@@ -302,10 +272,10 @@ func TestWorkerKilledMidCompensation(t *testing.T) {
 	defer env.slow.SetDelay(0)
 	cm := configMap("compensated", "v1")
 	cm["metadata"].(map[string]any)["namespace"] = "comp"
-	r := post(t, map[string]any{"name": "compensated", "manifest": cm,
-		"scope": map[string]any{"sites": []string{"site-1", "site-2", "slow-3"}}, "policy": map[string]any{"consistency": "transactional"}})
+	r := post(t, client.ResourceRequest{Name: "compensated", Manifest: raw(cm),
+		Scope: onSites("site-1", "site-2", "slow-3"), Policy: &cheops.Policy{Consistency: cheops.Transactional}})
 	waitFor(t, r.ID, 2*time.Minute, "compensating slow-3", func(r resource, _ int) bool {
-		rep, _ := r.replica("slow-3")
+		rep, _ := r.Replica("slow-3")
 		return rep.State == "Deleting" && strings.HasPrefix(rep.Message, "rollback")
 	})
 	env.cheops.Worker.Kill()
@@ -332,11 +302,11 @@ func TestWorkerKilledMidCompensation(t *testing.T) {
 // Pause, update, resume: nothing is applied while paused and the update lands on resume. A per-site
 // override adds a key on site-2 only.
 func TestPauseUpdateResumeWithOverride(t *testing.T) {
-	overrides := []any{map[string]any{"site": "site-2", "patch": map[string]any{"data": map[string]any{"site": "two"}}}}
-	r := post(t, map[string]any{"name": "paused", "manifest": configMap("paused", "v1"),
-		"scope": map[string]any{"sites": []string{"site-1", "site-2"}}, "overrides": overrides})
+	overrides := []cheops.Override{{Site: "site-2", Patch: raw(map[string]any{"data": map[string]any{"site": "two"}})}}
+	r := post(t, client.ResourceRequest{Name: "paused", Manifest: raw(configMap("paused", "v1")),
+		Scope: onSites("site-1", "site-2"), Overrides: &overrides})
 	r = waitReady(t, r.ID, 1)
-	if rep, _ := r.replica("site-2"); len(rep.Overrides) != 1 || rep.Overrides[0] != "overrides[0]" {
+	if rep, _ := r.Replica("site-2"); len(rep.Overrides) != 1 || rep.Overrides[0] != "overrides[0]" {
 		t.Fatalf("site-2 replica overrides = %v", rep.Overrides)
 	}
 	if cm, _ := configMapOn(t, 1, "default", "paused"); cm == nil || cm.Data["site"] != "two" {
@@ -350,7 +320,7 @@ func TestPauseUpdateResumeWithOverride(t *testing.T) {
 		t.Fatalf("pause: %d %s", code, out)
 	}
 	waitFor(t, r.ID, 30*time.Second, "paused", func(r resource, _ int) bool { return r.Paused })
-	put(t, r.ID, map[string]any{"manifest": configMap("paused", "v2")})
+	put(t, r.ID, client.ResourceRequest{Manifest: raw(configMap("paused", "v2"))})
 	time.Sleep(3 * time.Second)
 	wantValue(t, 0, "paused", "v1", "1")
 	if code, out := call(http.MethodPost, "/v1/resources/paused:resume", nil, nil); code != http.StatusAccepted {
@@ -439,14 +409,14 @@ func TestTemporalCLIControls(t *testing.T) {
 // is being updated when its apiserver stops. Its outcome is unknown, so its compensation waits for
 // it to return; then every site is back at generation 1.
 func TestTransactionalSiteDiesDuringFanOut(t *testing.T) {
-	r := post(t, map[string]any{"name": "txn-midway", "manifest": configMap("txn-midway", "v1"),
-		"scope": map[string]any{"sites": []string{"site-1", "slow-3"}}, "policy": map[string]any{"consistency": "transactional", "timeout": "5s"}})
+	r := post(t, client.ResourceRequest{Name: "txn-midway", Manifest: raw(configMap("txn-midway", "v1")),
+		Scope: onSites("site-1", "slow-3"), Policy: &cheops.Policy{Consistency: cheops.Transactional, Timeout: seconds(5)}})
 	waitReady(t, r.ID, 1)
 	env.slow.SetDelay(time.Second)
 	defer env.slow.SetDelay(0)
-	put(t, r.ID, map[string]any{"manifest": configMap("txn-midway", "v2")})
+	put(t, r.ID, client.ResourceRequest{Manifest: raw(configMap("txn-midway", "v2"))})
 	waitFor(t, r.ID, time.Minute, "slow-3 Applying generation 2", func(r resource, _ int) bool {
-		rep, _ := r.replica("slow-3")
+		rep, _ := r.Replica("slow-3")
 		return rep.State == "Applying"
 	})
 	restart := stopSite3(t)
@@ -470,16 +440,16 @@ func TestTransactionalSiteDiesDuringFanOut(t *testing.T) {
 func TestEventualSiteDiesDuringFanOut(t *testing.T) {
 	env.slow.SetDelay(time.Second)
 	defer env.slow.SetDelay(0)
-	r := post(t, map[string]any{"name": "ev-midway", "manifest": configMap("ev-midway", "v1"),
-		"scope": map[string]any{"sites": []string{"site-1", "slow-3"}}, "policy": map[string]any{"retryInitial": "1s", "retryMax": "4s"}})
+	r := post(t, client.ResourceRequest{Name: "ev-midway", Manifest: raw(configMap("ev-midway", "v1")),
+		Scope: onSites("site-1", "slow-3"), Policy: &cheops.Policy{RetryInitial: seconds(1), RetryMax: seconds(4)}})
 	waitFor(t, r.ID, time.Minute, "slow-3 Applying", func(r resource, _ int) bool {
-		rep, _ := r.replica("slow-3")
+		rep, _ := r.Replica("slow-3")
 		return rep.State == "Applying"
 	})
 	restart := stopSite3(t)
 	waitFor(t, r.ID, time.Minute, "site-1 Ready while slow-3 is down", func(r resource, _ int) bool {
-		r1, _ := r.replica("site-1")
-		r3, _ := r.replica("slow-3")
+		r1, _ := r.Replica("site-1")
+		r3, _ := r.Replica("slow-3")
 		return r1.State == "Ready" && r3.State != "Ready"
 	})
 	env.slow.SetDelay(100 * time.Millisecond)
@@ -491,7 +461,7 @@ func TestEventualSiteDiesDuringFanOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep, _ := r.replica("slow-3"); string(cm.UID) != rep.LocalID {
+	if rep, _ := r.Replica("slow-3"); string(cm.UID) != rep.LocalID {
 		t.Fatalf("slow-3: UID %s, API reports %s", cm.UID, rep.LocalID)
 	}
 	remove(t, r.ID)

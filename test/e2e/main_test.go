@@ -8,10 +8,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"testing"
 	"time"
@@ -19,6 +19,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/cheops-io/cheops"
+	"github.com/cheops-io/cheops/client"
 	"github.com/cheops-io/cheops/test/harness"
 )
 
@@ -31,6 +33,7 @@ var env struct {
 	cheops  *harness.Cheops
 	slow    *harness.SlowProxy
 	api     string
+	client  *client.Client
 	dir     string
 }
 
@@ -94,6 +97,9 @@ func run(m *testing.M) int {
 	}
 	defer env.cheops.Close()
 	env.api = env.cheops.API
+	if env.client, err = client.New(env.api); err != nil {
+		return fail(err)
+	}
 	if env.slow, err = harness.NewSlowProxy(env.kube.Apiservers[2].URL[len("https://"):], 0); err != nil {
 		return fail(err)
 	}
@@ -116,11 +122,11 @@ func registerSites() error {
 		if err != nil {
 			return err
 		}
-		body := map[string]any{"name": directSites[i], "driver": "kubernetes",
-			"labels":     map[string]string{"region": []string{"eu", "eu", "us"}[i]},
-			"kubernetes": map[string]any{"kubeconfig": string(kc)}}
-		if code, out := call(http.MethodPost, "/v1/sites", body, nil); code != http.StatusCreated {
-			return fmt.Errorf("register %s: %d %s", directSites[i], code, out)
+		req := client.SiteRequest{Name: directSites[i], Driver: cheops.DriverKubernetes,
+			Labels:     map[string]string{"region": []string{"eu", "eu", "us"}[i]},
+			Kubernetes: &client.KubernetesSettings{Kubeconfig: string(kc)}}
+		if _, err := env.client.CreateSite(context.Background(), req); err != nil {
+			return fmt.Errorf("register %s: %w", directSites[i], err)
 		}
 	}
 	// slow-3: the third apiserver through the proxy, in namespace "slow".
@@ -138,15 +144,16 @@ users: [{name: admin, user: {token: %s}}]
 contexts: [{name: slow, context: {cluster: slow, user: admin}}]
 current-context: slow
 `, env.slow.Addr, env.kube.Apiservers[2].Token)
-	body := map[string]any{"name": "slow-3", "driver": "kubernetes", "labels": map[string]string{"speed": "slow"},
-		"kubernetes": map[string]any{"kubeconfig": kc, "namespace": "slow"}}
-	if code, out := call(http.MethodPost, "/v1/sites", body, nil); code != http.StatusCreated {
-		return fmt.Errorf("register slow-3: %d %s", code, out)
+	req := client.SiteRequest{Name: "slow-3", Driver: cheops.DriverKubernetes, Labels: map[string]string{"speed": "slow"},
+		Kubernetes: &client.KubernetesSettings{Kubeconfig: kc, Namespace: "slow"}}
+	if _, err := env.client.CreateSite(context.Background(), req); err != nil {
+		return fmt.Errorf("register slow-3: %w", err)
 	}
 	return nil
 }
 
-// call sends a JSON request to the cheops API and returns the status and body.
+// call sends a JSON request to the cheops API and returns the status and body, for the checks of
+// raw HTTP behaviour (statuses, headers, bodies); everything else goes through env.client.
 func call(method, path string, body any, header map[string]string) (int, []byte) {
 	var r io.Reader
 	if body != nil {
@@ -167,73 +174,60 @@ func call(method, path string, body any, header map[string]string) (int, []byte)
 	return resp.StatusCode, out
 }
 
-// resource is the part of the API's resource view the tests read.
-type resource struct {
-	ID         string `json:"id"`
-	Name       string `json:"name"`
-	Generation int64  `json:"generation"`
-	State      string `json:"state"`
-	Paused     bool   `json:"paused"`
-	Rollback   *struct {
-		Generation int64             `json:"generation"`
-		Reasons    map[string]string `json:"reasons"`
-		Done       bool              `json:"done"`
-	} `json:"rollback"`
-	Replicas []replica `json:"replicas"`
-}
+// resource is a resource as the API shows it.
+type resource = client.Resource
 
-type replica struct {
-	Site               string   `json:"site"`
-	State              string   `json:"state"`
-	LocalID            string   `json:"localID"`
-	ObservedGeneration int64    `json:"observedGeneration"`
-	Message            string   `json:"message"`
-	Attempts           int      `json:"attempts"`
-	Overrides          []string `json:"overrides"`
-}
-
-// replica returns the resource's replica on a site, if any.
-func (r resource) replica(site string) (replica, bool) {
-	for _, rep := range r.Replicas {
-		if rep.Site == site {
-			return rep, true
-		}
+// raw encodes a manifest, an override's patch or any other part of a request written as a map.
+func raw(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("encode %#v: %v", v, err))
 	}
-	return replica{}, false
+	return b
 }
 
-func (r resource) localIDs() map[string]string {
-	m := map[string]string{}
-	for _, rep := range r.Replicas {
-		m[rep.Site] = rep.LocalID
-	}
-	return m
-}
+// onSites is a scope of site names.
+func onSites(sites ...string) *cheops.Scope { return &cheops.Scope{Sites: sites} }
 
 func create(t *testing.T, name string, manifest any, sites ...string) resource {
 	t.Helper()
-	code, out := call(http.MethodPost, "/v1/resources", map[string]any{
-		"name": name, "manifest": manifest, "scope": map[string]any{"sites": sites}}, nil)
-	if code != http.StatusCreated {
-		t.Fatalf("create %s: %d %s", name, code, out)
-	}
-	var r resource
-	if err := json.Unmarshal(out, &r); err != nil {
-		t.Fatal(err)
+	return post(t, client.ResourceRequest{Name: name, Manifest: raw(manifest), Scope: onSites(sites...)})
+}
+
+// post creates a resource.
+func post(t *testing.T, req client.ResourceRequest) resource {
+	t.Helper()
+	r, err := env.client.CreateResource(context.Background(), req, client.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create %s: %v", req.Name, err)
 	}
 	return r
 }
 
+// put changes a resource and returns it at its new generation.
+func put(t *testing.T, id string, req client.ResourceRequest) resource {
+	t.Helper()
+	r, err := env.client.UpdateResource(context.Background(), id, req, client.UpdateOptions{})
+	if err != nil {
+		t.Fatalf("update %s: %v", id, err)
+	}
+	return r
+}
+
+// get returns the resource and the status the API answered with (0 when it could not be reached,
+// e.g. while cheops restarts).
 func get(t *testing.T, id string) (resource, int) {
 	t.Helper()
-	code, out := call(http.MethodGet, "/v1/resources/"+url.PathEscape(id), nil, nil)
-	var r resource
-	if code == http.StatusOK {
-		if err := json.Unmarshal(out, &r); err != nil {
-			t.Fatal(err)
-		}
+	r, err := env.client.GetResource(context.Background(), id)
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se) || errors.As(err, &te):
+		t.Fatal(err)
+	case err == nil:
+		return r, http.StatusOK
 	}
-	return r, code
+	return r, client.StatusCode(err)
 }
 
 // waitFor polls the resource until cond holds, failing the test after timeout.

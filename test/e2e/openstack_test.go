@@ -34,6 +34,8 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
 
+	"github.com/cheops-io/cheops"
+	"github.com/cheops-io/cheops/client"
 	"github.com/cheops-io/cheops/internal/freeport"
 	"github.com/cheops-io/cheops/test/harness"
 )
@@ -140,21 +142,17 @@ func regions(t *testing.T) []region {
 	return out
 }
 
-// osResource declares an OpenStack resource on the given sites.
-func osResource(t *testing.T, name, typ string, spec map[string]any, extra map[string]any, sites ...string) resource {
+// osResource declares an OpenStack resource on the given sites, with policy when not nil.
+func osResource(t *testing.T, name, typ string, spec map[string]any, policy *cheops.Policy, sites ...string) resource {
 	t.Helper()
-	body := map[string]any{"name": name, "driver": "openstack", "manifest": map[string]any{"type": typ, "spec": spec},
-		"scope": map[string]any{"sites": sites}}
-	for k, v := range extra {
-		body[k] = v
-	}
-	return post(t, body)
+	return post(t, client.ResourceRequest{Name: name, Driver: cheops.DriverOpenStack,
+		Manifest: raw(map[string]any{"type": typ, "spec": spec}), Scope: onSites(sites...), Policy: policy})
 }
 
 func osUpdate(t *testing.T, r resource, typ string, spec map[string]any) resource {
 	t.Helper()
-	return put(t, r.ID, map[string]any{"name": r.Name, "driver": "openstack",
-		"manifest": map[string]any{"type": typ, "spec": spec}, "scope": map[string]any{"sites": osSites}})
+	return put(t, r.ID, client.ResourceRequest{Name: r.Name, Driver: cheops.DriverOpenStack,
+		Manifest: raw(map[string]any{"type": typ, "spec": spec}), Scope: onSites(osSites...)})
 }
 
 // imageServer serves image bytes the worker downloads; it returns the URL and the SHA-256.
@@ -184,7 +182,7 @@ func eachRegion(t *testing.T, r resource, check func(reg region, localID string)
 	t.Helper()
 	regs := regions(t)
 	for i, site := range osSites {
-		rep, ok := r.replica(site)
+		rep, ok := r.Replica(site)
 		if !ok || rep.LocalID == "" {
 			t.Fatalf("%s: no replica with a local ID on %s: %+v", r.Name, site, r.Replicas)
 		}
@@ -328,11 +326,11 @@ func TestOpenStackResourceTypesAcrossTwoRegions(t *testing.T) {
 		}
 	})
 	kp = waitFor(t, kp.ID, time.Minute, "Failed on both sites", func(r resource, _ int) bool {
-		a, _ := r.replica("os-1")
-		b, _ := r.replica("os-2")
+		a, _ := r.Replica("os-1")
+		b, _ := r.Replica("os-2")
 		return a.State == "Failed" && b.State == "Failed"
 	})
-	if rep, _ := kp.replica("os-1"); !strings.Contains(rep.Message, "immutable field spec.publicKey") || rep.Attempts != 1 {
+	if rep, _ := kp.Replica("os-1"); !strings.Contains(rep.Message, "immutable field spec.publicKey") || rep.Attempts != 1 {
 		t.Errorf("keypair update: %+v, want a permanent immutable-field failure after one attempt", rep)
 	}
 
@@ -348,13 +346,13 @@ func TestOpenStackResourceTypesAcrossTwoRegions(t *testing.T) {
 		if _, err := flavors.Get(ctx, reg.compute, fl.ID).Extract(); !gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
 			t.Errorf("%s: flavor still there: %v", reg.name, err)
 		}
-		if _, err := groups.Get(ctx, reg.network, sg.localIDs()[osSites[i]]).Extract(); !gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
+		if _, err := groups.Get(ctx, reg.network, sg.LocalIDs()[osSites[i]]).Extract(); !gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
 			t.Errorf("%s: security group still there: %v", reg.name, err)
 		}
-		if _, err := networks.Get(ctx, reg.network, nw.localIDs()[osSites[i]]).Extract(); !gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
+		if _, err := networks.Get(ctx, reg.network, nw.LocalIDs()[osSites[i]]).Extract(); !gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
 			t.Errorf("%s: network still there: %v", reg.name, err)
 		}
-		if i, err := images.Get(ctx, reg.image, img.localIDs()[osSites[i]]).Extract(); err == nil && i.Status != images.ImageStatusDeleted {
+		if i, err := images.Get(ctx, reg.image, img.LocalIDs()[osSites[i]]).Extract(); err == nil && i.Status != images.ImageStatusDeleted {
 			t.Errorf("%s: image still there: %+v", reg.name, i)
 		}
 	}
@@ -368,7 +366,7 @@ func sortedCopy(s []string) []string {
 
 // serverStack declares a keypair, a security group, a network, a flavor and an image on both
 // regions, all at once, and a server that names each of them as a cheops resource.
-func serverStack(t *testing.T, prefix string, serverExtra map[string]any, imageSites, serverSites []string) (deps []resource, server resource) {
+func serverStack(t *testing.T, prefix string, serverPolicy *cheops.Policy, imageSites, serverSites []string) (deps []resource, server resource) {
 	t.Helper()
 	imgURL, imgSum := imageServer(t, "tiny disk "+prefix)
 	deps = append(deps,
@@ -384,7 +382,7 @@ func serverStack(t *testing.T, prefix string, serverExtra map[string]any, imageS
 		"flavor": map[string]any{"resource": prefix + "-flavor"}, "image": map[string]any{"resource": prefix + "-image"},
 		"networks": []map[string]any{{"resource": prefix + "-net"}}, "keypair": map[string]any{"resource": prefix + "-kp"},
 		"securityGroups": []map[string]any{{"resource": prefix + "-sg"}}, "metadata": map[string]string{"role": "web"}},
-		serverExtra, serverSites...)
+		serverPolicy, serverSites...)
 	return deps, server
 }
 
@@ -411,11 +409,11 @@ func TestOpenStackServerOnEachRegionsOwnNetwork(t *testing.T) {
 	for i := range deps {
 		deps[i] = waitReady(t, deps[i].ID, 1)
 	}
-	netIDs := deps[2].localIDs()
+	netIDs := deps[2].LocalIDs()
 	regs := regions(t)
 	for i, site := range osSites {
 		reg := regs[i]
-		id := vm.localIDs()[site]
+		id := vm.LocalIDs()[site]
 		srv, err := servers.Get(ctx, reg.compute, id).Extract()
 		if err != nil {
 			t.Fatalf("%s: server %s: %v", reg.name, id, err)
@@ -431,8 +429,8 @@ func TestOpenStackServerOnEachRegionsOwnNetwork(t *testing.T) {
 		if len(ps) != 1 || ps[0].NetworkID != netIDs[site] {
 			t.Errorf("%s: server ports %+v, want one on network %s (this region's e2e network)", reg.name, ps, netIDs[site])
 		}
-		if len(ps) == 1 && (len(ps[0].SecurityGroups) != 1 || ps[0].SecurityGroups[0] != deps[1].localIDs()[site]) {
-			t.Errorf("%s: port security groups %v, want [%s]", reg.name, ps[0].SecurityGroups, deps[1].localIDs()[site])
+		if len(ps) == 1 && (len(ps[0].SecurityGroups) != 1 || ps[0].SecurityGroups[0] != deps[1].LocalIDs()[site]) {
+			t.Errorf("%s: port security groups %v, want [%s]", reg.name, ps[0].SecurityGroups, deps[1].LocalIDs()[site])
 		}
 		if n := len(serversTagged(t, reg, vm.ID)); n != 1 {
 			t.Errorf("%s: %d servers for the resource, want 1", reg.name, n)
@@ -462,7 +460,7 @@ func TestOpenStackTransactionalServerWithImageMissingOnOneRegion(t *testing.T) {
 	needOpenStack(t)
 	// The image only lives on os-1, so the server can never exist on os-2: the transaction fails
 	// there, and the server already booted on os-1 is deleted.
-	policy := map[string]any{"policy": map[string]any{"consistency": "transactional", "timeout": "3m"}}
+	policy := &cheops.Policy{Consistency: cheops.Transactional, Timeout: cheops.Duration(3 * time.Minute)}
 	deps, vm := serverStack(t, "tx", policy, []string{"os-1"}, osSites)
 	vm = waitFor(t, vm.ID, 3*time.Minute, "RolledBack", func(r resource, _ int) bool {
 		return r.State == "RolledBack" && r.Rollback != nil && r.Rollback.Done
@@ -506,10 +504,10 @@ func TestKubernetesAndOpenStackSideBySide(t *testing.T) {
 		t.Errorf("kubernetes resource on an openstack site: %d %s", code, out)
 	}
 	// Every site matches region!=nowhere, the kube-apiservers included.
-	sel := post(t, map[string]any{"name": "side-all", "driver": "openstack", "manifest": map[string]any{"type": "compute.keypair",
-		"spec": map[string]any{"name": osName("side-all"), "publicKey": sshKey(0)}}, "scope": map[string]any{"selector": "region!=nowhere"}})
+	sel := post(t, client.ResourceRequest{Name: "side-all", Driver: cheops.DriverOpenStack, Manifest: raw(map[string]any{"type": "compute.keypair",
+		"spec": map[string]any{"name": osName("side-all"), "publicKey": sshKey(0)}}), Scope: &cheops.Scope{Selector: "region!=nowhere"}})
 	sel = waitReady(t, sel.ID, 1)
-	if got := slices.Sorted(maps.Keys(sel.localIDs())); strings.Join(got, ",") != "os-1,os-2" {
+	if got := slices.Sorted(maps.Keys(sel.LocalIDs())); strings.Join(got, ",") != "os-1,os-2" {
 		t.Errorf("an openstack resource selecting every site landed on %v", got)
 	}
 	for _, r := range []resource{cm, kp, nw, sel} {
@@ -577,8 +575,8 @@ func TestOpenStackWorkerKilledBetweenCreateAndRecord(t *testing.T) {
 			t.Fatal(err)
 		}
 		all, _ := networks.ExtractNetworks(pages)
-		if len(all) != 1 || all[0].ID != nw.localIDs()[sites[i]] {
-			t.Errorf("%s: %d networks named cx-net (%+v), want exactly the one cheops records, %s", reg.name, len(all), all, nw.localIDs()[sites[i]])
+		if len(all) != 1 || all[0].ID != nw.LocalIDs()[sites[i]] {
+			t.Errorf("%s: %d networks named cx-net (%+v), want exactly the one cheops records, %s", reg.name, len(all), all, nw.LocalIDs()[sites[i]])
 		}
 	}
 
@@ -589,8 +587,8 @@ func TestOpenStackWorkerKilledBetweenCreateAndRecord(t *testing.T) {
 	})
 	for i, reg := range regs {
 		all := serversTagged(t, reg, vm.ID)
-		if len(all) != 1 || all[0].ID != vm.localIDs()[sites[i]] || all[0].Status != "ACTIVE" {
-			t.Errorf("%s: servers for the resource %+v, want exactly the one cheops records, %s, ACTIVE", reg.name, all, vm.localIDs()[sites[i]])
+		if len(all) != 1 || all[0].ID != vm.LocalIDs()[sites[i]] || all[0].Status != "ACTIVE" {
+			t.Errorf("%s: servers for the resource %+v, want exactly the one cheops records, %s, ACTIVE", reg.name, all, vm.LocalIDs()[sites[i]])
 		}
 	}
 	for _, r := range []resource{vm, nw, image, flavor} {
@@ -650,11 +648,11 @@ func TestOpenStackUnreachableSite(t *testing.T) {
 	waitSiteHealth(t, "os-dead", "Unreachable")
 	r := osResource(t, "dead-kp", "compute.keypair", map[string]any{"name": osName("dead-kp"), "publicKey": sshKey(0)}, nil, "os-1", "os-dead")
 	r = waitFor(t, r.ID, time.Minute, "Degraded with os-dead Unreachable", func(r resource, _ int) bool {
-		a, _ := r.replica("os-1")
-		b, _ := r.replica("os-dead")
+		a, _ := r.Replica("os-1")
+		b, _ := r.Replica("os-dead")
 		return r.State == "Degraded" && a.State == "Ready" && b.State == "Unreachable"
 	})
-	if rep, _ := r.replica("os-dead"); !strings.Contains(rep.Message, "unreachable") {
+	if rep, _ := r.Replica("os-dead"); !strings.Contains(rep.Message, "unreachable") {
 		t.Errorf("os-dead replica message %q, want it parked as unreachable", rep.Message)
 	}
 	code, out := call(http.MethodGet, "/v1/sites/os-dead", nil, nil)

@@ -62,7 +62,7 @@ func getOn(t *testing.T, a *harness.Apiserver, gvr schema.GroupVersionResource, 
 // and that its UID is the local ID the API reports.
 func checkReplicas(t *testing.T, r resource, gvr schema.GroupVersionResource, ns, name string) []*unstructured.Unstructured {
 	t.Helper()
-	ids := r.localIDs()
+	ids := r.LocalIDs()
 	var objs []*unstructured.Unstructured
 	for i, a := range env.kube.Apiservers {
 		u, err := getOn(t, a, gvr, ns, name)
@@ -163,7 +163,7 @@ func TestReplicateUpdateDeleteAcrossThreeSites(t *testing.T) {
 		u, err := getOn(t, a, deployments, "default", "web")
 		if err != nil {
 			t.Errorf("orphaned Deployment gone from %s: %v", directSites[i], err)
-		} else if string(u.GetUID()) != dep.localIDs()[directSites[i]] {
+		} else if string(u.GetUID()) != dep.LocalIDs()[directSites[i]] {
 			t.Errorf("orphaned Deployment on %s was replaced", directSites[i])
 		}
 	}
@@ -197,7 +197,7 @@ func TestSelectorScope(t *testing.T) {
 	}
 	r, _ := get(t, "eu-only")
 	r = waitReady(t, r.ID, 1)
-	if ids := r.localIDs(); len(ids) != 2 || ids["site-1"] == "" || ids["site-2"] == "" {
+	if ids := r.LocalIDs(); len(ids) != 2 || ids["site-1"] == "" || ids["site-2"] == "" {
 		t.Fatalf("replicas = %+v, want site-1 and site-2", r.Replicas)
 	}
 	if _, err := getOn(t, env.kube.Apiservers[2], configMaps, "default", "eu-only"); !apierrors.IsNotFound(err) {
