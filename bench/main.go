@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/cheops-io/cheops/client"
 	"github.com/cheops-io/cheops/test/harness"
 )
 
@@ -79,7 +80,11 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	defer ch.Close()
-	b := &bench{cfg: c, kube: kube, cheops: ch, api: ch.API}
+	api, err := client.New(ch.API)
+	if err != nil {
+		return err
+	}
+	b := &bench{cfg: c, kube: kube, cheops: ch, api: api}
 	if err := b.setupSites(ctx, 100); err != nil {
 		return err
 	}

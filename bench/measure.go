@@ -22,6 +22,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 
+	"github.com/cheops-io/cheops"
+	"github.com/cheops-io/cheops/client"
 	"github.com/cheops-io/cheops/test/harness"
 )
 
@@ -30,9 +32,8 @@ type bench struct {
 	cfg    config
 	kube   *harness.KubeCluster
 	cheops *harness.Cheops
-	api    string
+	api    *client.Client
 	sites  []benchSite
-	http   http.Client
 }
 
 // benchSite is one cheops site: one namespace of one apiserver.
@@ -66,50 +67,20 @@ func (b *bench) setupSites(ctx context.Context, n int) error {
 			return err
 		}
 		s := benchSite{name: fmt.Sprintf("s%03d", j+1), namespace: fmt.Sprintf("bench-%03d", j+1), dyn: dyns[j%len(dyns)]}
-		body := map[string]any{"name": s.name, "driver": "kubernetes",
-			"kubernetes": map[string]any{"kubeconfig": string(kc), "namespace": s.namespace}}
-		if code, out, _ := b.call(ctx, http.MethodPost, "/v1/sites", body); code != http.StatusCreated {
-			return fmt.Errorf("register %s: %d %s", s.name, code, out)
+		req := client.SiteRequest{Name: s.name, Driver: cheops.DriverKubernetes,
+			Kubernetes: &client.KubernetesSettings{Kubeconfig: string(kc), Namespace: s.namespace}}
+		if _, err := b.api.CreateSite(ctx, req); err != nil {
+			return fmt.Errorf("register %s: %w", s.name, err)
 		}
 		b.sites = append(b.sites, s)
 	}
 	return nil
 }
 
-func (b *bench) call(ctx context.Context, method, path string, body any) (int, []byte, error) {
-	var r io.Reader
-	if body != nil {
-		data, _ := json.Marshal(body)
-		r = bytes.NewReader(data)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, b.api+path, r)
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := b.http.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, out, err
-}
-
-type resourceView struct {
-	ID         string `json:"id"`
-	Generation int64  `json:"generation"`
-	State      string `json:"state"`
-	Replicas   []struct {
-		State              string    `json:"state"`
-		ObservedGeneration int64     `json:"observedGeneration"`
-		UpdatedAt          time.Time `json:"updatedAt"`
-	} `json:"replicas"`
-}
-
-func configMap(name, value string) map[string]any {
-	return map[string]any{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": name},
-		"data": map[string]any{"value": value}}
+func configMap(name, value string) json.RawMessage {
+	b, _ := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": name},
+		"data": map[string]any{"value": value}})
+	return b
 }
 
 func (b *bench) siteNames(n int) []string {
@@ -122,43 +93,38 @@ func (b *bench) siteNames(n int) []string {
 
 // create POSTs a ConfigMap resource to the first n sites and returns its ID.
 func (b *bench) create(ctx context.Context, name string, n int) (string, error) {
-	code, out, err := b.call(ctx, http.MethodPost, "/v1/resources", map[string]any{
-		"name": name, "manifest": configMap(name, "1"), "scope": map[string]any{"sites": b.siteNames(n)}})
+	r, err := b.api.CreateResource(ctx, client.ResourceRequest{Name: name, Manifest: configMap(name, "1"),
+		Scope: &cheops.Scope{Sites: b.siteNames(n)}}, client.CreateOptions{})
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("create %s: %w", name, err)
 	}
-	if code != http.StatusCreated {
-		return "", fmt.Errorf("create %s: %d %s", name, code, out)
-	}
-	var v resourceView
-	return v.ID, json.Unmarshal(out, &v)
+	return r.ID, nil
 }
 
 // waitUntil polls the resource every pollInterval until cond holds (or the resource is gone, for
 // cond nil), and returns when it first saw it.
-func (b *bench) waitUntil(ctx context.Context, id string, cond func(resourceView) bool) error {
+func (b *bench) waitUntil(ctx context.Context, id string, cond func(client.Resource) bool) error {
 	deadline := time.Now().Add(5 * time.Minute)
-	var last []byte
+	var last string
 	for time.Now().Before(deadline) {
-		code, out, err := b.call(ctx, http.MethodGet, "/v1/resources/"+id, nil)
-		if err != nil {
-			return err
-		}
-		if cond == nil && code == http.StatusNotFound {
+		r, err := b.api.GetResource(ctx, id)
+		switch {
+		case cond == nil && client.IsNotFound(err):
 			return nil
-		}
-		last = out
-		if cond != nil && code == http.StatusOK {
-			var v resourceView
-			if err := json.Unmarshal(out, &v); err != nil {
-				return err
-			}
-			if cond(v) {
+		case err != nil && client.StatusCode(err) == 0:
+			return err // the API cannot be reached, or its answer not read
+		case err != nil:
+			last = err.Error()
+		case cond != nil:
+			if cond(r) {
 				return nil
 			}
-			if v.State == "Failed" || v.State == "Degraded" {
-				return fmt.Errorf("resource %s is %s: %s", id, v.State, out)
+			if r.State == cheops.ResourceFailed || r.State == cheops.ResourceDegraded {
+				return fmt.Errorf("resource %s is %s: %+v", id, r.State, r.Replicas)
 			}
+			last = fmt.Sprintf("%s at generation %d: %+v", r.State, r.Generation, r.Replicas)
+		default:
+			last = fmt.Sprintf("still there, %s", r.State)
 		}
 		time.Sleep(pollInterval)
 	}
@@ -168,8 +134,8 @@ func (b *bench) waitUntil(ctx context.Context, id string, cond func(resourceView
 // pollInterval is how often the benchmark asks the API; it bounds the resolution of every figure.
 const pollInterval = 5 * time.Millisecond
 
-func readyAt(gen int64) func(resourceView) bool {
-	return func(v resourceView) bool { return v.State == "Ready" && v.Generation == gen }
+func readyAt(gen int64) func(client.Resource) bool {
+	return func(r client.Resource) bool { return r.State == cheops.ResourceReady && r.Generation == gen }
 }
 
 // latencyResult is one site count's latency, through cheops and direct.
@@ -214,7 +180,7 @@ func (b *bench) latency(ctx context.Context, n, samples int) (latencyResult, err
 // applyDirect is the floor: the same object server-side-applied to the same sites in parallel from
 // one process, with clients built beforehand.
 func (b *bench) applyDirect(ctx context.Context, name string, n int) (time.Duration, error) {
-	body, _ := json.Marshal(configMap(name, "1"))
+	body := configMap(name, "1")
 	force := true
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -257,9 +223,8 @@ func (b *bench) propagation(ctx context.Context, n, samples int) (Distribution, 
 	var upd, del []time.Duration
 	for i, id := range ids {
 		start := time.Now()
-		code, out, err := b.call(ctx, http.MethodPut, "/v1/resources/"+id, map[string]any{"manifest": configMap(fmt.Sprintf("prop-%d", i), "2")})
-		if err != nil || code != http.StatusOK {
-			return Distribution{}, Distribution{}, fmt.Errorf("update: %d %s %v", code, out, err)
+		if _, err := b.api.UpdateResource(ctx, id, client.ResourceRequest{Manifest: configMap(fmt.Sprintf("prop-%d", i), "2")}, client.UpdateOptions{}); err != nil {
+			return Distribution{}, Distribution{}, fmt.Errorf("update: %w", err)
 		}
 		if err := b.waitUntil(ctx, id, readyAt(2)); err != nil {
 			return Distribution{}, Distribution{}, err
@@ -268,8 +233,8 @@ func (b *bench) propagation(ctx context.Context, n, samples int) (Distribution, 
 	}
 	for _, id := range ids {
 		start := time.Now()
-		if code, out, err := b.call(ctx, http.MethodDelete, "/v1/resources/"+id, nil); err != nil || code != http.StatusAccepted {
-			return Distribution{}, Distribution{}, fmt.Errorf("delete: %d %s %v", code, out, err)
+		if _, err := b.api.DeleteResource(ctx, id, false); err != nil {
+			return Distribution{}, Distribution{}, fmt.Errorf("delete: %w", err)
 		}
 		if err := b.waitUntil(ctx, id, nil); err != nil {
 			return Distribution{}, Distribution{}, err
@@ -328,8 +293,8 @@ func (b *bench) throughput(ctx context.Context, clients int, d time.Duration, pr
 	stopProfiles()
 	readyInWindow := 0
 	for _, id := range ids {
-		var last resourceView
-		err := b.waitUntil(ctx, id, func(v resourceView) bool { last = v; return v.State == "Ready" })
+		var last client.Resource
+		err := b.waitUntil(ctx, id, func(r client.Resource) bool { last = r; return r.State == cheops.ResourceReady })
 		if err != nil {
 			return res, err
 		}
