@@ -11,7 +11,7 @@ FUZZ_TIME ?= 15s
 # writers, the workflow's fan-out); the others run without it, since instrumenting client-go or a
 # whole Temporal server would add many minutes to a cold build for code that is not ours.
 RACE_PKGS  = . ./store ./workflows ./scope ./overrides
-PLAIN_PKGS = ./activities ./api ./cmd/... ./devstack/... ./drivers/... ./internal/... ./worker
+PLAIN_PKGS = ./activities ./api ./client ./cmd/... ./devstack/... ./drivers/... ./internal/... ./worker
 
 .PHONY: all build run test unit e2e lint kube-tools openstack-up openstack-down bench clean
 all: build
