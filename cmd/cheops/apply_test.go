@@ -257,3 +257,12 @@ func TestApplyRefusesAnEmptyConsistency(t *testing.T) {
 		t.Fatalf("apply --consistency '': %v, %d changes sent\n%s; want a usage error and nothing sent", err, len(api.changes), out)
 	}
 }
+
+func TestApplyNeedsAName(t *testing.T) {
+	api, url := newFakeAPI(t, storedWeb)
+	file := writeManifest(t, "apiVersion: v1\nkind: ConfigMap\ndata: {v: \"1\"}\n")
+	out, err := runCLI(t, "--server", url, "apply", "-f", file, "--sites", "paris")
+	if err == nil || !strings.Contains(out, "--name") || len(api.changes) != 0 {
+		t.Fatalf("apply of a manifest without a name: %v, %d changes sent\n%s; want a usage error naming --name", err, len(api.changes), out)
+	}
+}

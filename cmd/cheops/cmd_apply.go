@@ -68,6 +68,9 @@ func (f *clientFlags) apply(cmd *cobra.Command, o applyOptions) error {
 	if o.name == "" {
 		o.name = m.name
 	}
+	if o.name == "" {
+		return usageError{fmt.Errorf("-f %s: the manifest has no metadata.name (OpenStack: spec.name); give --name", o.file)}
+	}
 	scope, err := o.scope()
 	if err != nil {
 		return err
