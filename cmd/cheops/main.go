@@ -34,7 +34,7 @@ Run everything locally with 'cheops dev', then talk to it with the client comman
 variables named in each flag's help are read when the flag is not given.`,
 		SilenceUsage: true,
 	}
-	root.AddCommand(newDevCmd(), newServerCmd(), newWorkerCmd())
+	root.AddCommand(newDevCmd(), newServerCmd(), newWorkerCmd(), newAdminCmd())
 	client := &clientFlags{}
 	for _, c := range append([]*cobra.Command{newSiteCmd(client), newApplyCmd(client), newGetCmd(client),
 		newListCmd(client), newDeleteCmd(client), newEventsCmd(client)}, newActionCmds(client)...) {

@@ -19,13 +19,11 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.temporal.io/sdk/client"
 
-	"github.com/cheops-io/cheops"
 	"github.com/cheops-io/cheops/activities"
 	"github.com/cheops-io/cheops/api"
 	"github.com/cheops-io/cheops/devstack"
 	"github.com/cheops-io/cheops/devstack/etcdembed"
-	"github.com/cheops-io/cheops/drivers/kubernetes"
-	"github.com/cheops-io/cheops/drivers/openstack"
+	"github.com/cheops-io/cheops/seal"
 	"github.com/cheops-io/cheops/store"
 	"github.com/cheops-io/cheops/worker"
 	"github.com/cheops-io/cheops/workflows"
@@ -57,16 +55,12 @@ func (h levelFloor) WithGroup(name string) slog.Handler {
 	return levelFloor{h.Handler.WithGroup(name), h.min}
 }
 
-func drivers() map[cheops.DriverName]cheops.Driver {
-	return map[cheops.DriverName]cheops.Driver{cheops.DriverKubernetes: kubernetes.New(), cheops.DriverOpenStack: openstack.New()}
-}
-
 // serveAPI runs the API on addr until ctx ends.
-func serveAPI(ctx context.Context, addr string, s *store.Store, tc client.Client, taskQueue string, log *slog.Logger) error {
+func serveAPI(ctx context.Context, addr string, s *store.Store, tc client.Client, taskQueue string, host hostConfig, log *slog.Logger) error {
 	e := api.New(api.Config{
 		Store:        s,
 		Orchestrator: &workflows.Client{Temporal: tc, TaskQueue: taskQueue},
-		Drivers:      drivers(),
+		Drivers:      host.drivers(),
 		Ready: func(ctx context.Context) error {
 			_, err := tc.CheckHealth(ctx, &client.CheckHealthRequest{})
 			return err
@@ -92,18 +86,19 @@ func serveAPI(ctx context.Context, addr string, s *store.Store, tc client.Client
 }
 
 // runWorker runs the Temporal worker, the resource sweeper and the site prober until ctx ends.
-func runWorker(ctx context.Context, tc client.Client, s *store.Store, tcfg temporalConfig, wcfg workerConfig, log *slog.Logger) error {
+func runWorker(ctx context.Context, tc client.Client, s *store.Store, tcfg temporalConfig, wcfg workerConfig, host hostConfig, log *slog.Logger) error {
 	if err := workflows.EnsureSearchAttributes(ctx, tc, tcfg.Namespace); err != nil {
 		return err
 	}
-	w := worker.New(tc, tcfg.TaskQueue, &activities.Activities{Store: s, Drivers: drivers()})
+	drivers := host.drivers()
+	w := worker.New(tc, tcfg.TaskQueue, &activities.Activities{Store: s, Drivers: drivers})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	log.Info("worker polling", "taskQueue", tcfg.TaskQueue)
 	wc := &workflows.Client{Temporal: tc, TaskQueue: tcfg.TaskQueue}
 	go worker.Sweep(ctx, s, wc, wcfg.SweepInterval, log)
-	prober := &worker.Prober{Store: s, Drivers: drivers(), Workflows: wc, Config: wcfg.Health, Log: log}
+	prober := &worker.Prober{Store: s, Drivers: drivers, Workflows: wc, Config: wcfg.Health, Log: log}
 	go prober.Run(ctx)
 	<-ctx.Done()
 	w.Stop()
@@ -127,6 +122,8 @@ type devConfig struct {
 	WorkerConfig workerConfig
 	LogLevel     string
 	PprofAddr    string
+	Host         hostConfig
+	Seal         sealConfig
 }
 
 func newDevCmd() *cobra.Command {
@@ -149,6 +146,8 @@ replicas and running workflows all come back.`,
 	fs.StringVar(&c.EtcdPeer, "etcd-peer-addr", envOr("CHEOPS_ETCD_PEER_ADDR", "127.0.0.1:2380"), "embedded etcd peer address (CHEOPS_ETCD_PEER_ADDR)")
 	fs.BoolVar(&c.Worker, "worker", envOr("CHEOPS_DEV_WORKER", "true") == "true", "run a worker in this process (CHEOPS_DEV_WORKER); false leaves it to 'cheops worker'")
 	c.WorkerConfig.register(fs)
+	c.Host.register(fs)
+	c.Seal.register(fs, "")
 	fs.StringVar(&c.LogLevel, "log-level", envOr("CHEOPS_LOG_LEVEL", "info"), "debug, info, warn or error (CHEOPS_LOG_LEVEL)")
 	registerPprof(fs, &c.PprofAddr)
 	return cmd
@@ -168,7 +167,7 @@ func runDev(c devConfig) error {
 	if err != nil {
 		return err
 	}
-	if err := c.WorkerConfig.validate(); err != nil {
+	if err := errors.Join(c.WorkerConfig.validate(), c.Host.validate()); err != nil {
 		return err
 	}
 	if c.TemporalPort <= 0 || c.TemporalPort > 65535 {
@@ -176,6 +175,17 @@ func runDev(c devConfig) error {
 	}
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return fmt.Errorf("--data-dir: %w", err)
+	}
+	if c.Seal.KeyFile == "" {
+		// Two commands on a fresh machine: dev makes its own key, kept with its data.
+		c.Seal.KeyFile = filepath.Join(c.DataDir, "encryption.keys")
+		created, err := seal.EnsureKeyFile(c.Seal.KeyFile)
+		if err != nil {
+			return fmt.Errorf("create the encryption key file %s: %w", c.Seal.KeyFile, err)
+		}
+		if created {
+			log.Info("made a key to seal site credentials; a separate 'cheops worker' needs it too", "encryptionKeyFile", c.Seal.KeyFile)
+		}
 	}
 	if err := servePprof(c.PprofAddr, log); err != nil {
 		return fmt.Errorf("--pprof-addr: %w", err)
@@ -213,11 +223,16 @@ func runDev(c devConfig) error {
 		return err
 	}
 	defer tc.Close()
+	keys, err := c.Seal.load()
+	if err != nil {
+		return err
+	}
 	s := store.New(ec, "/cheops")
+	s.SealWith(keys)
 	errc := make(chan error, 2)
-	go func() { errc <- serveAPI(ctx, c.Listen, s, tc, tcfg.TaskQueue, log) }()
+	go func() { errc <- serveAPI(ctx, c.Listen, s, tc, tcfg.TaskQueue, c.Host, log) }()
 	if c.Worker {
-		go func() { errc <- runWorker(ctx, tc, s, tcfg, c.WorkerConfig, log) }()
+		go func() { errc <- runWorker(ctx, tc, s, tcfg, c.WorkerConfig, c.Host, log) }()
 	}
 	select {
 	case err := <-errc:
@@ -234,19 +249,26 @@ func runDev(c devConfig) error {
 func newServerCmd() *cobra.Command {
 	var tcfg temporalConfig
 	var ecfg etcdConfig
+	var host hostConfig
+	var sc sealConfig
 	var listen, level, pprofAddr string
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the API against an external Temporal and etcd",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runExternal(tcfg, ecfg, level, pprofAddr, func(ctx context.Context, tc client.Client, s *store.Store, log *slog.Logger) error {
-				return serveAPI(ctx, listen, s, tc, tcfg.TaskQueue, log)
+			if err := host.validate(); err != nil {
+				return err
+			}
+			return runExternal(tcfg, ecfg, sc, level, pprofAddr, func(ctx context.Context, tc client.Client, s *store.Store, log *slog.Logger) error {
+				return serveAPI(ctx, listen, s, tc, tcfg.TaskQueue, host, log)
 			})
 		},
 	}
 	tcfg.register(cmd.Flags())
 	ecfg.register(cmd.Flags())
+	host.register(cmd.Flags())
+	sc.register(cmd.Flags(), "")
 	cmd.Flags().StringVar(&listen, "listen", envOr("CHEOPS_LISTEN", "127.0.0.1:8080"), "API listen address (CHEOPS_LISTEN)")
 	cmd.Flags().StringVar(&level, "log-level", envOr("CHEOPS_LOG_LEVEL", "info"), "debug, info, warn or error (CHEOPS_LOG_LEVEL)")
 	registerPprof(cmd.Flags(), &pprofAddr)
@@ -258,16 +280,18 @@ func newWorkerCmd() *cobra.Command {
 	var ecfg etcdConfig
 	var level, pprofAddr string
 	var wcfg workerConfig
+	var host hostConfig
+	var sc sealConfig
 	cmd := &cobra.Command{
 		Use:   "worker",
 		Short: "Run the Temporal worker (workflows and activities), the sweeper and the site prober against an external Temporal and etcd",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := wcfg.validate(); err != nil {
+			if err := errors.Join(wcfg.validate(), host.validate()); err != nil {
 				return err
 			}
-			return runExternal(tcfg, ecfg, level, pprofAddr, func(ctx context.Context, tc client.Client, s *store.Store, log *slog.Logger) error {
-				return runWorker(ctx, tc, s, tcfg, wcfg, log)
+			return runExternal(tcfg, ecfg, sc, level, pprofAddr, func(ctx context.Context, tc client.Client, s *store.Store, log *slog.Logger) error {
+				return runWorker(ctx, tc, s, tcfg, wcfg, host, log)
 			})
 		},
 	}
@@ -275,16 +299,22 @@ func newWorkerCmd() *cobra.Command {
 	ecfg.register(cmd.Flags())
 	cmd.Flags().StringVar(&level, "log-level", envOr("CHEOPS_LOG_LEVEL", "info"), "debug, info, warn or error (CHEOPS_LOG_LEVEL)")
 	wcfg.register(cmd.Flags())
+	host.register(cmd.Flags())
+	sc.register(cmd.Flags(), "")
 	registerPprof(cmd.Flags(), &pprofAddr)
 	return cmd
 }
 
-func runExternal(tcfg temporalConfig, ecfg etcdConfig, level, pprofAddr string, run func(context.Context, client.Client, *store.Store, *slog.Logger) error) error {
+func runExternal(tcfg temporalConfig, ecfg etcdConfig, sc sealConfig, level, pprofAddr string, run func(context.Context, client.Client, *store.Store, *slog.Logger) error) error {
 	log, err := newLogger(level)
 	if err != nil {
 		return err
 	}
 	if err := errors.Join(tcfg.validate(), ecfg.validate()); err != nil {
+		return err
+	}
+	keys, err := sc.load()
+	if err != nil {
 		return err
 	}
 	if err := servePprof(pprofAddr, log); err != nil {
@@ -300,7 +330,9 @@ func runExternal(tcfg temporalConfig, ecfg etcdConfig, level, pprofAddr string, 
 		return err
 	}
 	defer tc.Close()
+	s := store.New(ec, strings.TrimSuffix(ecfg.Prefix, "/"))
+	s.SealWith(keys)
 	ctx, stop := signalContext()
 	defer stop()
-	return run(ctx, tc, store.New(ec, strings.TrimSuffix(ecfg.Prefix, "/")), log)
+	return run(ctx, tc, s, log)
 }

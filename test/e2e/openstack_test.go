@@ -76,7 +76,7 @@ func registerOpenStackSites() error {
 	if code, out := call(http.MethodPost, "/v1/sites", body, nil); code != http.StatusCreated {
 		return fmt.Errorf("register os-1: %d %s", code, out)
 	}
-	clouds := filepath.Join(env.dir, "clouds.yaml")
+	clouds := filepath.Join(env.cheops.SiteFilesDir, "clouds.yaml")
 	yaml := fmt.Sprintf(`clouds:
   lab:
     auth:

@@ -101,9 +101,11 @@ type Cheops struct {
 	UIPort                     int
 	// DevPprof and WorkerPprof are the processes' profiling addresses, when enabled.
 	DevPprof, WorkerPprof string
-	devArgs               []string
-	logLevel              string
-	Dev, Worker           *Process
+	// SiteFilesDir is the folder whose files sites may name (--site-files-dir).
+	SiteFilesDir string
+	devArgs      []string
+	logLevel     string
+	Dev, Worker  *Process
 }
 
 // Options tune the cheops processes a harness starts.
@@ -134,7 +136,11 @@ func StartCheops(bin, dir string, opts ...Options) (*Cheops, error) {
 		EtcdEndpoint: "http://127.0.0.1:" + strconv.Itoa(ports[3]),
 		UIPort:       ports[2],
 	}
-	c.devArgs = []string{"dev", "--worker=false", "--data-dir", filepath.Join(dir, "data"),
+	c.SiteFilesDir = filepath.Join(dir, "site-files")
+	if err := os.MkdirAll(c.SiteFilesDir, 0o700); err != nil {
+		return nil, err
+	}
+	c.devArgs = []string{"dev", "--worker=false", "--data-dir", filepath.Join(dir, "data"), "--site-files-dir", c.SiteFilesDir,
 		"--listen", "127.0.0.1:" + strconv.Itoa(ports[0]),
 		"--temporal-port", strconv.Itoa(ports[1]), "--ui-port", strconv.Itoa(ports[2]),
 		"--etcd-client-addr", "127.0.0.1:" + strconv.Itoa(ports[3]),
@@ -182,8 +188,12 @@ func (c *Cheops) StartDev() error {
 // StartWorker starts a `cheops worker` process against the dev stack.
 func (c *Cheops) StartWorker() error {
 	// Probes every second, Unreachable after two failures: fault tests see health change quickly.
+	// The worker shares dev's encryption key and host settings; images are served by the tests on
+	// loopback, which only this allow-list lets a worker fetch from.
 	args := []string{"worker", "--temporal-address", c.TemporalAddr, "--etcd-endpoints", c.EtcdEndpoint,
 		"--sweep-interval", "2s", "--probe-interval", "1s", "--probe-failures", "2", "--probe-timeout", "1s",
+		"--encryption-key-file", filepath.Join(c.Dir, "data", "encryption.keys"),
+		"--site-files-dir", c.SiteFilesDir, "--image-networks", "127.0.0.0/8",
 		"--log-level", c.logLevel}
 	if c.WorkerPprof != "" {
 		args = append(args, "--pprof-addr", c.WorkerPprof)

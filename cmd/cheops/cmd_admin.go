@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cheops-io/cheops/seal"
+	"github.com/cheops-io/cheops/store"
+)
+
+// newAdminCmd is the operator's commands that act on the store directly, not through the API.
+func newAdminCmd() *cobra.Command {
+	admin := &cobra.Command{
+		Use:   "admin",
+		Short: "Operator commands: encryption keys and sealed credentials",
+	}
+	admin.AddCommand(&cobra.Command{
+		Use:   "new-key",
+		Short: "Print a new encryption key line; append it to the key file to make it the sealing key",
+		Long: `Print a new encryption key line, '<id>:<base64 of 32 random bytes>'. Append it to the key file
+of every server and worker (the last key of the file seals, every key opens), restart them, then
+run 'cheops admin rotate-credentials' to re-seal what older keys sealed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			line, err := seal.NewKeyLine(time.Now())
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprint(cmd.OutOrStdout(), line)
+			return err
+		},
+	})
+	var ecfg etcdConfig
+	var sc sealConfig
+	rotate := &cobra.Command{
+		Use:   "rotate-credentials",
+		Short: "Re-seal every site's credentials under the newest key of the key file",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := ecfg.validate(); err != nil {
+				return err
+			}
+			keys, err := sc.load()
+			if err != nil {
+				return err
+			}
+			ec, err := ecfg.dial()
+			if err != nil {
+				return err
+			}
+			defer ec.Close()
+			s := store.New(ec, strings.TrimSuffix(ecfg.Prefix, "/"))
+			s.SealWith(keys)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			n, err := s.RotateCredentials(ctx)
+			if err != nil {
+				return fmt.Errorf("after re-sealing %d site(s): %w", n, err)
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "re-sealed the credentials of %d site(s) under key %s\n", n, keys.Current())
+			return err
+		},
+	}
+	ecfg.register(rotate.Flags())
+	sc.register(rotate.Flags(), "")
+	admin.AddCommand(rotate)
+	return admin
+}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/cheops-io/cheops"
+	"github.com/cheops-io/cheops/drivers/kubernetes"
+	"github.com/cheops-io/cheops/drivers/openstack"
+	"github.com/cheops-io/cheops/seal"
+)
+
+// hostConfig is what a site's settings may make this process do on its host. The API checks a
+// site against it when the site is written; a worker checks again when it uses the site, so both
+// must be given the same settings.
+type hostConfig struct {
+	// FilesDir is the only folder whose files a site may name (kubeconfigPath, cloudsFile, caFile).
+	FilesDir string
+	// AllowExec lets kubeconfigs run exec and auth-provider plugins.
+	AllowExec bool
+	// ImageNetworks are the networks image bytes may be fetched from.
+	ImageNetworks []string
+}
+
+func (c *hostConfig) register(fs *pflag.FlagSet) {
+	fs.StringVar(&c.FilesDir, "site-files-dir", envOr("CHEOPS_SITE_FILES_DIR", ""), "the only folder of this host whose files a site may name (kubeconfigPath, cloudsFile, caFile); empty: none (CHEOPS_SITE_FILES_DIR)")
+	fs.BoolVar(&c.AllowExec, "allow-kubeconfig-exec", envOr("CHEOPS_ALLOW_KUBECONFIG_EXEC", "") == "true", "let site kubeconfigs run exec and auth-provider plugins, i.e. programs on this host (CHEOPS_ALLOW_KUBECONFIG_EXEC)")
+	fs.StringSliceVar(&c.ImageNetworks, "image-networks", splitEnv("CHEOPS_IMAGE_NETWORKS"), "networks and addresses OpenStack image URLs may be fetched from; empty: any but loopback, link-local and multicast (CHEOPS_IMAGE_NETWORKS)")
+}
+
+func splitEnv(key string) []string {
+	if v := os.Getenv(key); v != "" {
+		return strings.Split(v, ",")
+	}
+	return nil
+}
+
+func (c *hostConfig) validate() error {
+	if c.FilesDir != "" {
+		if !filepath.IsAbs(c.FilesDir) {
+			return fmt.Errorf("--site-files-dir: %q is not an absolute path", c.FilesDir)
+		}
+		if st, err := os.Stat(c.FilesDir); err != nil || !st.IsDir() {
+			return fmt.Errorf("--site-files-dir: %s is not a folder", c.FilesDir)
+		}
+	}
+	if _, err := openstack.ParseNetworks(c.ImageNetworks); err != nil {
+		return fmt.Errorf("--image-networks: %w", err)
+	}
+	return nil
+}
+
+// drivers returns the drivers, bound by the host settings.
+func (c hostConfig) drivers() map[cheops.DriverName]cheops.Driver {
+	k := kubernetes.New()
+	k.FilesDir, k.AllowExec = c.FilesDir, c.AllowExec
+	o := openstack.New()
+	o.FilesDir = c.FilesDir
+	o.ImageSources.Networks, _ = openstack.ParseNetworks(c.ImageNetworks) // checked by validate
+	return map[cheops.DriverName]cheops.Driver{cheops.DriverKubernetes: k, cheops.DriverOpenStack: o}
+}
+
+// sealConfig is where the keys that seal site credentials at rest are.
+type sealConfig struct {
+	KeyFile string
+}
+
+func (c *sealConfig) register(fs *pflag.FlagSet, def string) {
+	fs.StringVar(&c.KeyFile, "encryption-key-file", envOr("CHEOPS_ENCRYPTION_KEY_FILE", def),
+		"file of the keys that seal site credentials in etcd, one '<id>:<base64 of 32 bytes>' a line, the last one sealing; 'cheops admin new-key' makes one (CHEOPS_ENCRYPTION_KEY_FILE)")
+}
+
+// load reads the keys.
+func (c sealConfig) load() (*seal.Keyring, error) {
+	if c.KeyFile == "" {
+		return nil, errors.New("--encryption-key-file is required: site credentials are sealed at rest (make a key file with 'cheops admin new-key > keys')")
+	}
+	k, err := seal.LoadKeys(c.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--encryption-key-file: %w", err)
+	}
+	return k, nil
+}
