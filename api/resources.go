@@ -219,7 +219,9 @@ func (s *server) createResource(c echo.Context) error {
 		return err
 	}
 	if !created {
-		if stored.Name != r.Name || !bytes.Equal(stored.Manifest, r.Manifest) {
+		// Both sides are normalised by validateResource, so a retry that only spells out a
+		// default or spaces its JSON differently is the same request.
+		if stored.Name != r.Name || stored.Driver != r.Driver || !sameDeclaration(stored, r) {
 			return invalid("Idempotency-Key", "was already used for a different request")
 		}
 		c.Response().Header().Set("Idempotent-Replayed", "true")
@@ -236,6 +238,15 @@ func (s *server) createResource(c echo.Context) error {
 	c.Response().Header().Set(echo.HeaderLocation, "/v1/resources/"+stored.ID)
 	c.Response().Header().Set("ETag", etag(stored.Generation))
 	return c.JSON(http.StatusCreated, v)
+}
+
+// sameDeclaration reports whether a and b declare the same manifest, scope, overrides and policy,
+// both already normalised by validateResource.
+func sameDeclaration(a, b cheops.Resource) bool {
+	return bytes.Equal(a.Manifest, b.Manifest) && a.Scope.Equal(b.Scope) && a.Policy == b.Policy &&
+		slices.EqualFunc(a.Overrides, b.Overrides, func(x, y cheops.Override) bool {
+			return x.Site == y.Site && x.Selector == y.Selector && bytes.Equal(x.Patch, y.Patch)
+		})
 }
 
 // lookup finds a resource by ID, or by name when the parameter is not a UUID.
@@ -347,10 +358,7 @@ func (s *server) putResource(c echo.Context) error {
 		if r.Deletion != nil {
 			return nil, problem(http.StatusConflict, "the resource is being deleted")
 		}
-		changed = !bytes.Equal(r.Manifest, next.Manifest) || !r.Scope.Equal(next.Scope) || r.Policy != next.Policy ||
-			!slices.EqualFunc(r.Overrides, next.Overrides, func(a, b cheops.Override) bool {
-				return a.Site == b.Site && a.Selector == b.Selector && bytes.Equal(a.Patch, b.Patch)
-			})
+		changed = !sameDeclaration(*r, next)
 		if !changed {
 			return nil, store.ErrSkip
 		}
