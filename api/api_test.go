@@ -98,6 +98,7 @@ func do(t *testing.T, h http.Handler, method, path string, body any, header ...s
 	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
+	checkResponse(t, req, rec)
 	return rec
 }
 
