@@ -128,7 +128,8 @@ func cm(name string) map[string]any {
 
 // Every bad request is a problem+json document naming the field at fault, and writes nothing.
 func TestBadInputIsAProblemNamingTheField(t *testing.T) {
-	h := newAPI(t)
+	rec := &recorder{}
+	h := newAPIWith(t, rec)
 	addSite(t, h, "paris")
 	big := `{"name":"x","manifest":{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"},"data":{"k":"` + strings.Repeat("a", 70<<10) + `"}}}`
 	cases := []struct {
@@ -193,12 +194,15 @@ func TestBadInputIsAProblemNamingTheField(t *testing.T) {
 			}
 		})
 	}
-	rec := do(t, h, http.MethodPost, "/v1/resources", map[string]any{"name": "x", "manifest": cm("x"), "scope": map[string]any{"sites": []string{"paris", "atlantis", "mu"}}})
-	if !strings.Contains(rec.Body.String(), "atlantis, mu") {
-		t.Errorf("unknown sites not listed: %s", rec.Body)
+	res := do(t, h, http.MethodPost, "/v1/resources", map[string]any{"name": "x", "manifest": cm("x"), "scope": map[string]any{"sites": []string{"paris", "atlantis", "mu"}}})
+	if !strings.Contains(res.Body.String(), "atlantis, mu") {
+		t.Errorf("unknown sites not listed: %s", res.Body)
 	}
-	if rec := do(t, h, http.MethodGet, "/v1/resources?namePrefix=x", nil); !strings.Contains(rec.Body.String(), `"items":[]`) {
-		t.Errorf("a rejected request left a resource behind: %s", rec.Body)
+	if res := do(t, h, http.MethodGet, "/v1/resources?namePrefix=x", nil); !strings.Contains(res.Body.String(), `"items":[]`) {
+		t.Errorf("a rejected request left a resource behind: %s", res.Body)
+	}
+	if calls := rec.Calls(); len(calls) != 0 {
+		t.Errorf("rejected requests told the workflows %+v", calls)
 	}
 }
 

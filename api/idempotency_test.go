@@ -3,6 +3,7 @@ package api_test
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"testing"
 
 	"github.com/cheops-io/cheops/api"
@@ -12,7 +13,8 @@ import (
 // declared is refused with a 422 naming the key, and a retry that only spells out the defaults is
 // the same request.
 func TestIdempotencyKeyComparesTheWholeRequest(t *testing.T) {
-	h := newAPI(t)
+	rec := &recorder{}
+	h := newAPIWith(t, rec)
 	addSite(t, h, "paris")
 	addSite(t, h, "lyon")
 	body := func(change func(map[string]any)) map[string]any {
@@ -45,32 +47,36 @@ func TestIdempotencyKeyComparesTheWholeRequest(t *testing.T) {
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			rec := do(t, h, http.MethodPost, "/v1/resources", body(c.change), "Idempotency-Key", "whole-1")
-			if rec.Code != http.StatusUnprocessableEntity {
-				t.Fatalf("status %d, want 422: %s", rec.Code, rec.Body)
+			res := do(t, h, http.MethodPost, "/v1/resources", body(c.change), "Idempotency-Key", "whole-1")
+			if res.Code != http.StatusUnprocessableEntity {
+				t.Fatalf("status %d, want 422: %s", res.Code, res.Body)
 			}
 			var p api.Problem
-			if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil || len(p.Errors) == 0 || p.Errors[0].Field != "Idempotency-Key" {
-				t.Fatalf("not a problem naming Idempotency-Key: %s", rec.Body)
+			if err := json.Unmarshal(res.Body.Bytes(), &p); err != nil || len(p.Errors) == 0 || p.Errors[0].Field != "Idempotency-Key" {
+				t.Fatalf("not a problem naming Idempotency-Key: %s", res.Body)
 			}
-			if rec.Header().Get("Idempotent-Replayed") != "" {
+			if res.Header().Get("Idempotent-Replayed") != "" {
 				t.Fatal("a refused request says it was replayed")
 			}
 		})
+	}
+
+	if calls := rec.Calls(); !slices.Equal(calls, []call{{Op: "Ensure", ResourceID: created.ID}}) {
+		t.Fatalf("the workflows were told %+v; only the first POST starts one", calls)
 	}
 
 	// The same request with its defaults spelled out and its manifest spaced differently is a replay.
 	same := `{"name": "idem-whole", "driver": "kubernetes",
 		"manifest": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "idem-whole"}},
 		"scope": {"sites": ["paris"]}, "policy": {"consistency": "eventual"}}`
-	rec := do(t, h, http.MethodPost, "/v1/resources", same, "Idempotency-Key", "whole-1")
+	res := do(t, h, http.MethodPost, "/v1/resources", same, "Idempotency-Key", "whole-1")
 	var replayed struct {
 		ID         string
 		Generation int64
 	}
-	_ = json.Unmarshal(rec.Body.Bytes(), &replayed)
-	if rec.Code != http.StatusCreated || replayed.ID != created.ID || rec.Header().Get("Idempotent-Replayed") != "true" || replayed.Generation != 1 {
-		t.Fatalf("replay: %d replayed=%q %s", rec.Code, rec.Header().Get("Idempotent-Replayed"), rec.Body)
+	_ = json.Unmarshal(res.Body.Bytes(), &replayed)
+	if res.Code != http.StatusCreated || replayed.ID != created.ID || res.Header().Get("Idempotent-Replayed") != "true" || replayed.Generation != 1 {
+		t.Fatalf("replay: %d replayed=%q %s", res.Code, res.Header().Get("Idempotent-Replayed"), res.Body)
 	}
 	if rec := do(t, h, http.MethodDelete, "/v1/resources/idem-whole", nil); rec.Code != http.StatusAccepted {
 		t.Fatalf("delete: %d %s", rec.Code, rec.Body)

@@ -181,3 +181,47 @@ func TestBadPatchIsAProblemNamingTheField(t *testing.T) {
 		t.Fatalf("a refused request changed the resource: generation %d", got.Generation)
 	}
 }
+
+// A patch that leaves the declaration as it was is no new generation, even when merging rewrites
+// the manifest's JSON (members in another order).
+func TestPatchThatChangesNothingKeepsTheGeneration(t *testing.T) {
+	rec := &recorder{}
+	h := newAPIWith(t, rec)
+	addSite(t, h, "paris")
+	res := do(t, h, http.MethodPost, "/v1/resources", `{"name":"patch-noop","scope":{"sites":["paris"]},
+		"manifest":{"metadata":{"name":"patch-noop"},"kind":"ConfigMap","apiVersion":"v1","data":{"z":"1","a":"2"}}}`)
+	if res.Code != http.StatusCreated {
+		t.Fatalf("POST: %d %s", res.Code, res.Body)
+	}
+	t.Cleanup(func() { do(t, h, http.MethodDelete, "/v1/resources/patch-noop", nil) })
+	rec.Calls()
+	res = do(t, h, http.MethodPatch, "/v1/resources/patch-noop", `{"manifest":{"data":{"a":"2"}}}`, "Content-Type", mergePatch)
+	if got := decodeResource(t, res); res.Code != http.StatusOK || got.Generation != 1 {
+		t.Fatalf("PATCH that changes nothing: %d %s", res.Code, res.Body)
+	}
+	if calls := rec.Calls(); len(calls) != 0 {
+		t.Fatalf("a patch that changed nothing told the workflow %+v", calls)
+	}
+}
+
+// The change and its Updated event are one: the event log holds it with the new generation.
+func TestPatchWritesTheUpdatedEvent(t *testing.T) {
+	h := newAPI(t)
+	createForPatch(t, h, "patch-event")
+	if res := do(t, h, http.MethodPatch, "/v1/resources/patch-event", `{"policy":{"timeout":"2m"}}`, "Content-Type", mergePatch); res.Code != http.StatusOK {
+		t.Fatalf("PATCH: %d %s", res.Code, res.Body)
+	}
+	var evs struct {
+		Items []struct {
+			Type       string
+			Generation int64
+		}
+	}
+	res := do(t, h, http.MethodGet, "/v1/resources/patch-event/events", nil)
+	if err := json.Unmarshal(res.Body.Bytes(), &evs); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(evs.Items); n != 2 || evs.Items[n-1].Type != "Updated" || evs.Items[n-1].Generation != 2 {
+		t.Fatalf("events: %s", res.Body)
+	}
+}
