@@ -35,9 +35,12 @@ var integration struct {
 }
 
 // realTemporal returns a client of a Temporal server whose worker runs the resource workflows over
-// the tests' etcd.
+// the tests' etcd. With -short the test is skipped.
 func realTemporal(t *testing.T) client.Client {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs a real Temporal server (-short)")
+	}
 	integration.once.Do(func() { integration.temporal, integration.err = startTemporal() })
 	if integration.err != nil {
 		t.Fatal(integration.err)
