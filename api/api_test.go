@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -12,34 +11,25 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/labstack/echo/v4"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/client"
 	"sigs.k8s.io/yaml"
 
 	"github.com/cheops-io/cheops"
-	"github.com/cheops-io/cheops/activities"
 	"github.com/cheops-io/cheops/api"
-	"github.com/cheops-io/cheops/devstack"
 	"github.com/cheops-io/cheops/devstack/etcdembed"
 	"github.com/cheops-io/cheops/drivers/kubernetes"
 	"github.com/cheops-io/cheops/drivers/openstack"
 	"github.com/cheops-io/cheops/store"
-	"github.com/cheops-io/cheops/worker"
-	"github.com/cheops-io/cheops/workflows"
 )
 
-// The handlers run against a real etcd, a real Temporal server and a real worker.
+// The handlers run against a real etcd. They tell the resource workflows of changes through a
+// recording Orchestrator; one test (temporal_test.go) runs them on a real Temporal server and worker.
 var (
 	etcdEndpoint string
-	temporal     client.Client
 	logs         syncBuffer
 )
-
-const taskQueue = "api-test"
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
@@ -55,41 +45,35 @@ func run(m *testing.M) int {
 	}
 	defer e.Close()
 	etcdEndpoint = e.Endpoint
-	ts, err := devstack.StartTemporal(devstack.TemporalOptions{UIPort: -1})
-	if err != nil {
-		panic(err)
-	}
-	defer ts.Stop()
-	if temporal, err = client.Dial(client.Options{HostPort: ts.Address}); err != nil {
-		panic(err)
-	}
-	defer temporal.Close()
-	ec, err := clientv3.New(clientv3.Config{Endpoints: []string{etcdEndpoint}})
-	if err != nil {
-		panic(err)
-	}
-	defer ec.Close()
-	w := worker.New(temporal, taskQueue, &activities.Activities{Store: store.New(ec, "/api-test"),
-		Drivers: map[cheops.DriverName]cheops.Driver{cheops.DriverKubernetes: kubernetes.New(), cheops.DriverOpenStack: openstack.New()}})
-	if err := w.Start(); err != nil {
-		panic(err)
-	}
-	defer w.Stop()
+	defer stopTemporal()
 	return m.Run()
 }
 
-// newAPI returns the API over the shared etcd, with a log captured in logs.
-func newAPI(t *testing.T) *echo.Echo {
+const storePrefix = "/api-test"
+
+// newStore returns a store over the shared etcd.
+func newStore(t *testing.T) *store.Store {
 	t.Helper()
 	ec, err := clientv3.New(clientv3.Config{Endpoints: []string{etcdEndpoint}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ec.Close() })
-	s := store.New(ec, "/api-test")
+	return store.New(ec, storePrefix)
+}
+
+// newAPI returns the API over the shared etcd with a recording Orchestrator, and a log captured in logs.
+func newAPI(t *testing.T) *echo.Echo {
+	t.Helper()
+	return newAPIWith(t, &recorder{})
+}
+
+// newAPIWith returns the API over the shared etcd, telling o of every change.
+func newAPIWith(t *testing.T, o api.Orchestrator) *echo.Echo {
+	t.Helper()
 	return api.New(api.Config{
-		Store:        s,
-		Orchestrator: &workflows.Client{Temporal: temporal, TaskQueue: taskQueue},
+		Store:        newStore(t),
+		Orchestrator: o,
 		Drivers:      map[cheops.DriverName]cheops.Driver{cheops.DriverKubernetes: kubernetes.New(), cheops.DriverOpenStack: openstack.New()},
 		Log:          slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		BodyLimit:    64 << 10,
@@ -114,6 +98,7 @@ func do(t *testing.T, h http.Handler, method, path string, body any, header ...s
 	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
+	checkResponse(t, req, rec)
 	return rec
 }
 
@@ -143,7 +128,8 @@ func cm(name string) map[string]any {
 
 // Every bad request is a problem+json document naming the field at fault, and writes nothing.
 func TestBadInputIsAProblemNamingTheField(t *testing.T) {
-	h := newAPI(t)
+	rec := &recorder{}
+	h := newAPIWith(t, rec)
 	addSite(t, h, "paris")
 	big := `{"name":"x","manifest":{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"},"data":{"k":"` + strings.Repeat("a", 70<<10) + `"}}}`
 	cases := []struct {
@@ -208,72 +194,15 @@ func TestBadInputIsAProblemNamingTheField(t *testing.T) {
 			}
 		})
 	}
-	rec := do(t, h, http.MethodPost, "/v1/resources", map[string]any{"name": "x", "manifest": cm("x"), "scope": map[string]any{"sites": []string{"paris", "atlantis", "mu"}}})
-	if !strings.Contains(rec.Body.String(), "atlantis, mu") {
-		t.Errorf("unknown sites not listed: %s", rec.Body)
+	res := do(t, h, http.MethodPost, "/v1/resources", map[string]any{"name": "x", "manifest": cm("x"), "scope": map[string]any{"sites": []string{"paris", "atlantis", "mu"}}})
+	if !strings.Contains(res.Body.String(), "atlantis, mu") {
+		t.Errorf("unknown sites not listed: %s", res.Body)
 	}
-	if rec := do(t, h, http.MethodGet, "/v1/resources?namePrefix=x", nil); !strings.Contains(rec.Body.String(), `"items":[]`) {
-		t.Errorf("a rejected request left a resource behind: %s", rec.Body)
+	if res := do(t, h, http.MethodGet, "/v1/resources?namePrefix=x", nil); !strings.Contains(res.Body.String(), `"items":[]`) {
+		t.Errorf("a rejected request left a resource behind: %s", res.Body)
 	}
-}
-
-// A retried POST with the same Idempotency-Key returns the same resource and starts no second
-// workflow; the replication of an accepted resource runs on the real Temporal server.
-func TestIdempotentCreateAndWorkflow(t *testing.T) {
-	h := newAPI(t)
-	addSite(t, h, "paris")
-	body := map[string]any{"name": "idem", "manifest": cm("idem"), "scope": map[string]any{"sites": []string{"paris"}}}
-	first := do(t, h, http.MethodPost, "/v1/resources", body, "Idempotency-Key", "k-1")
-	second := do(t, h, http.MethodPost, "/v1/resources", body, "Idempotency-Key", "k-1")
-	if first.Code != 201 || second.Code != 201 {
-		t.Fatalf("POSTs: %d %s / %d %s", first.Code, first.Body, second.Code, second.Body)
-	}
-	var a, b struct{ ID string }
-	_ = json.Unmarshal(first.Body.Bytes(), &a)
-	_ = json.Unmarshal(second.Body.Bytes(), &b)
-	if a.ID == "" || a.ID != b.ID || second.Header().Get("Idempotent-Replayed") != "true" {
-		t.Fatalf("ids %q and %q; replayed=%q", a.ID, b.ID, second.Header().Get("Idempotent-Replayed"))
-	}
-	other := map[string]any{"name": "idem-2", "manifest": cm("idem-2"), "scope": map[string]any{"sites": []string{"paris"}}}
-	if rec := do(t, h, http.MethodPost, "/v1/resources", other, "Idempotency-Key", "k-1"); rec.Code != 422 {
-		t.Fatalf("key reused for another request: %d %s", rec.Code, rec.Body)
-	}
-	if rec := do(t, h, http.MethodPost, "/v1/resources", body); rec.Code != 409 {
-		t.Fatalf("same name without key: %d %s", rec.Code, rec.Body)
-	}
-	ctx := context.Background()
-	d, err := temporal.DescribeWorkflowExecution(ctx, workflows.WorkflowID(a.ID), "")
-	if err != nil {
-		t.Fatalf("workflow of the resource: %v", err)
-	}
-	if d.WorkflowExecutionInfo.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-		t.Fatalf("workflow status %v", d.WorkflowExecutionInfo.Status)
-	}
-	// The site is unreachable: the replica says so, with the reason, rather than hanging.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		rec := do(t, h, http.MethodGet, "/v1/resources/idem", nil)
-		if strings.Contains(rec.Body.String(), `"state":"Unreachable"`) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("replica never Unreachable: %s", rec.Body)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	// Credentials never reach the workflow's history.
-	iter := temporal.GetWorkflowHistory(ctx, workflows.WorkflowID(a.ID), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	for iter.HasNext() {
-		ev, err := iter.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.Contains(ev.String(), secret) {
-			t.Fatalf("history event %d holds the site's credential", ev.EventId)
-		}
-	}
-	if rec := do(t, h, http.MethodDelete, "/v1/resources/idem", nil); rec.Code != 202 {
-		t.Fatalf("delete: %d %s", rec.Code, rec.Body)
+	if calls := rec.Calls(); len(calls) != 0 {
+		t.Errorf("rejected requests told the workflows %+v", calls)
 	}
 }
 

@@ -80,7 +80,12 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 // decode reads a JSON body strictly: unknown fields, trailing data and wrong types are 422s naming
 // the field; an oversized body is a 413.
 func decode(c echo.Context, v any) error {
-	dec := json.NewDecoder(c.Request().Body)
+	return decodeJSON(c.Request().Body, v)
+}
+
+// decodeJSON is decode of any reader.
+func decodeJSON(r io.Reader, v any) error {
+	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var te *json.UnmarshalTypeError

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"slices"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
+	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/cheops-io/cheops"
@@ -22,8 +24,8 @@ import (
 	"github.com/cheops-io/cheops/store"
 )
 
-// resourceRequest is the body of POST /v1/resources and PUT /v1/resources/{id}. On PUT, a field
-// left out keeps its value.
+// resourceRequest is the body of POST /v1/resources and PUT /v1/resources/{id}, and what a PATCH
+// merges its patch onto. On PUT, a field left out keeps its value.
 type resourceRequest struct {
 	Name      string             `json:"name"`
 	Driver    cheops.DriverName  `json:"driver"`
@@ -63,6 +65,37 @@ func (p policyRequest) policy() (cheops.Policy, error) {
 		*f.into = cheops.Duration(d)
 	}
 	return pol, nil
+}
+
+// sameIdentity refuses a request that would rename a resource or change its driver.
+func (req resourceRequest) sameIdentity(cur cheops.Resource) error {
+	if req.Name != cur.Name {
+		return invalid("name", "cannot be changed")
+	}
+	if req.Driver != cur.Driver {
+		return invalid("driver", "cannot be changed")
+	}
+	return nil
+}
+
+// declare makes r's declaration exactly what req says: a part req leaves out is cleared (and
+// defaulted by validateResource).
+func (req resourceRequest) declare(r *cheops.Resource) error {
+	r.Manifest, r.Scope, r.Overrides, r.Policy = nil, cheops.Scope{}, nil, cheops.Policy{}
+	return req.apply(r)
+}
+
+// declaration is a resource's declaration written as a request body, the document a PATCH merges
+// its patch onto.
+func declaration(r cheops.Resource) ([]byte, error) {
+	return json.Marshal(struct {
+		Name      string            `json:"name"`
+		Driver    cheops.DriverName `json:"driver"`
+		Manifest  json.RawMessage   `json:"manifest"`
+		Scope     cheops.Scope      `json:"scope"`
+		Overrides []cheops.Override `json:"overrides,omitempty"`
+		Policy    cheops.Policy     `json:"policy"`
+	}{r.Name, r.Driver, r.Manifest, r.Scope, r.Overrides, r.Policy})
 }
 
 // apply copies the optional parts of a request onto r.
@@ -219,7 +252,9 @@ func (s *server) createResource(c echo.Context) error {
 		return err
 	}
 	if !created {
-		if stored.Name != r.Name || !bytes.Equal(stored.Manifest, r.Manifest) {
+		// Both sides are normalised by validateResource, so a retry that only spells out a
+		// default or spaces its JSON differently is the same request.
+		if stored.Name != r.Name || stored.Driver != r.Driver || !sameDeclaration(stored, r) {
 			return invalid("Idempotency-Key", "was already used for a different request")
 		}
 		c.Response().Header().Set("Idempotent-Replayed", "true")
@@ -236,6 +271,15 @@ func (s *server) createResource(c echo.Context) error {
 	c.Response().Header().Set(echo.HeaderLocation, "/v1/resources/"+stored.ID)
 	c.Response().Header().Set("ETag", etag(stored.Generation))
 	return c.JSON(http.StatusCreated, v)
+}
+
+// sameDeclaration reports whether a and b declare the same manifest, scope, overrides and policy,
+// both already normalised by validateResource.
+func sameDeclaration(a, b cheops.Resource) bool {
+	return bytes.Equal(a.Manifest, b.Manifest) && a.Scope.Equal(b.Scope) && a.Policy == b.Policy &&
+		slices.EqualFunc(a.Overrides, b.Overrides, func(x, y cheops.Override) bool {
+			return x.Site == y.Site && x.Selector == y.Selector && bytes.Equal(x.Patch, y.Patch)
+		})
 }
 
 // lookup finds a resource by ID, or by name when the parameter is not a UUID.
@@ -308,6 +352,19 @@ func (s *server) getResource(c echo.Context) error {
 
 func etag(gen int64) string { return strconv.Quote(strconv.FormatInt(gen, 10)) }
 
+// ifMatch returns the generation an If-Match header requires, or -1 when there is none.
+func ifMatch(c echo.Context) (int64, error) {
+	m := c.Request().Header.Get("If-Match")
+	if m == "" {
+		return -1, nil
+	}
+	g, err := strconv.ParseInt(strings.Trim(strings.TrimPrefix(m, "W/"), `"`), 10, 64)
+	if err != nil || g < 0 {
+		return 0, invalid("If-Match", "must be a resource generation, as its ETag gives it")
+	}
+	return g, nil
+}
+
 func (s *server) putResource(c echo.Context) error {
 	var req resourceRequest
 	if err := decode(c, &req); err != nil {
@@ -317,24 +374,85 @@ func (s *server) putResource(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var want int64 = -1
-	if m := c.Request().Header.Get("If-Match"); m != "" {
-		g, err := strconv.ParseInt(strings.Trim(strings.TrimPrefix(m, "W/"), `"`), 10, 64)
-		if err != nil {
-			return invalid("If-Match", "must be a resource generation")
-		}
-		want = g
+	want, err := ifMatch(c)
+	if err != nil {
+		return err
 	}
-	if req.Name != "" && req.Name != cur.Name {
-		return invalid("name", "cannot be changed")
+	// A field left out keeps its value.
+	if req.Name == "" {
+		req.Name = cur.Name
 	}
-	if req.Driver != "" && req.Driver != cur.Driver {
-		return invalid("driver", "cannot be changed")
+	if req.Driver == "" {
+		req.Driver = cur.Driver
+	}
+	if err := req.sameIdentity(cur); err != nil {
+		return err
 	}
 	next := cur
 	if err := req.apply(&next); err != nil {
 		return err
 	}
+	return s.update(c, cur, want, next)
+}
+
+// Media types a PATCH body may have: a JSON merge patch (RFC 7386), or plain JSON taken as one.
+var patchTypes = []string{"application/merge-patch+json", echo.MIMEApplicationJSON}
+
+// patchResource handles PATCH /v1/resources/{id}: a JSON merge patch over the resource's
+// declaration as PUT takes it. What the patch does not name keeps its value; null removes a member
+// (a part of the declaration removed goes back to its default, or is refused when it is required).
+func (s *server) patchResource(c echo.Context) error {
+	if mt, _, err := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType)); err != nil || !slices.Contains(patchTypes, mt) {
+		p := problem(http.StatusUnsupportedMediaType, "Content-Type: a PATCH takes a JSON merge patch (application/merge-patch+json or application/json)")
+		p.Errors = []FieldProblem{{Field: "Content-Type", Message: "must be application/merge-patch+json or application/json"}}
+		return p
+	}
+	var patch json.RawMessage
+	if err := decode(c, &patch); err != nil {
+		return err
+	}
+	if !bytes.HasPrefix(bytes.TrimSpace(patch), []byte("{")) {
+		return problem(http.StatusBadRequest, "a merge patch of a resource must be a JSON object")
+	}
+	cur, err := s.lookup(c)
+	if err != nil {
+		return err
+	}
+	want, err := ifMatch(c)
+	if err != nil {
+		return err
+	}
+	doc, err := declaration(cur)
+	if err != nil {
+		return err
+	}
+	merged, err := jsonpatch.MergePatch(doc, patch)
+	if err != nil {
+		return problem(http.StatusBadRequest, "merge patch: "+err.Error())
+	}
+	var req resourceRequest
+	if err := decodeJSON(bytes.NewReader(merged), &req); err != nil {
+		return err
+	}
+	if err := req.sameIdentity(cur); err != nil {
+		return err
+	}
+	next := cur
+	if err := req.declare(&next); err != nil {
+		return err
+	}
+	// Merging writes objects with sorted keys: an unchanged manifest keeps its bytes, so that it
+	// is not taken for a change.
+	if jsonpatch.Equal(next.Manifest, cur.Manifest) {
+		next.Manifest = cur.Manifest
+	}
+	return s.update(c, cur, want, next)
+}
+
+// update validates next, the whole new declaration of cur, and stores it as cur's next generation
+// if it differs from what is stored, and the stored generation is want (any generation when want
+// is negative). The Updated event is written in the same transaction; the workflow is then told.
+func (s *server) update(c echo.Context, cur cheops.Resource, want int64, next cheops.Resource) error {
 	if err := s.validateResource(c, &next); err != nil {
 		return err
 	}
@@ -347,10 +465,7 @@ func (s *server) putResource(c echo.Context) error {
 		if r.Deletion != nil {
 			return nil, problem(http.StatusConflict, "the resource is being deleted")
 		}
-		changed = !bytes.Equal(r.Manifest, next.Manifest) || !r.Scope.Equal(next.Scope) || r.Policy != next.Policy ||
-			!slices.EqualFunc(r.Overrides, next.Overrides, func(a, b cheops.Override) bool {
-				return a.Site == b.Site && a.Selector == b.Selector && bytes.Equal(a.Patch, b.Patch)
-			})
+		changed = !sameDeclaration(*r, next)
 		if !changed {
 			return nil, store.ErrSkip
 		}

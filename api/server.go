@@ -79,6 +79,7 @@ func New(cfg Config) *echo.Echo {
 	v1.GET("/resources/:id", s.getResource)
 	v1.POST("/resources/:id", s.resourceAction)
 	v1.PUT("/resources/:id", s.putResource)
+	v1.PATCH("/resources/:id", s.patchResource)
 	v1.DELETE("/resources/:id", s.deleteResource)
 	v1.GET("/resources/:id/events", s.events)
 	return e

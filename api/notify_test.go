@@ -1,0 +1,80 @@
+package api_test
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// A change is stored before the workflow is told of it: when the orchestrator cannot be reached,
+// POST, PUT, PATCH and DELETE still succeed (the worker's sweeper and the workflow's periodic
+// re-plan pick the change up), each message was tried with the right generation, and the failure is
+// logged.
+func TestChangesSucceedWhenTheWorkflowCannotBeTold(t *testing.T) {
+	rec := &recorder{fail: errors.New("orchestrator down for the test")}
+	h := newAPIWith(t, rec)
+	addSite(t, h, "paris")
+	res := do(t, h, http.MethodPost, "/v1/resources", map[string]any{"name": "notify", "manifest": cm("notify"), "scope": map[string]any{"sites": []string{"paris"}}})
+	if res.Code != http.StatusCreated {
+		t.Fatalf("POST: %d %s", res.Code, res.Body)
+	}
+	var r struct{ ID string }
+	_ = json.Unmarshal(res.Body.Bytes(), &r)
+	if res := do(t, h, http.MethodPut, "/v1/resources/notify", map[string]any{"policy": map[string]any{"timeout": "1m"}}, "If-Match", `"1"`); res.Code != http.StatusOK {
+		t.Fatalf("PUT: %d %s", res.Code, res.Body)
+	}
+	if res := do(t, h, http.MethodPatch, "/v1/resources/notify", `{"policy":{"timeout":"2m"}}`, "Content-Type", mergePatch, "If-Match", `"2"`); res.Code != http.StatusOK {
+		t.Fatalf("PATCH: %d %s", res.Code, res.Body)
+	}
+	if res := do(t, h, http.MethodDelete, "/v1/resources/notify", nil); res.Code != http.StatusAccepted {
+		t.Fatalf("DELETE: %d %s", res.Code, res.Body)
+	}
+	want := []call{{Op: "Ensure", ResourceID: r.ID}, {Op: "Apply", ResourceID: r.ID, Generation: 2},
+		{Op: "Apply", ResourceID: r.ID, Generation: 3}, {Op: "Delete", ResourceID: r.ID}}
+	if calls := rec.Calls(); !slices.Equal(calls, want) {
+		t.Fatalf("the workflow was told %+v, want %+v", calls, want)
+	}
+	if !strings.Contains(logs.String(), "orchestrator down for the test") {
+		t.Fatal("the failure to tell the workflow is not logged")
+	}
+}
+
+// An action is a signal of the resource's workflow, by ID or name; an action on a resource being
+// deleted is a 409 and sends nothing.
+func TestActionsSignalTheWorkflow(t *testing.T) {
+	rec := &recorder{}
+	h := newAPIWith(t, rec)
+	addSite(t, h, "paris")
+	res := do(t, h, http.MethodPost, "/v1/resources", map[string]any{"name": "steer", "manifest": cm("steer"), "scope": map[string]any{"sites": []string{"paris"}}})
+	if res.Code != http.StatusCreated {
+		t.Fatalf("POST: %d %s", res.Code, res.Body)
+	}
+	var r struct{ ID string }
+	_ = json.Unmarshal(res.Body.Bytes(), &r)
+	rec.Calls()
+	for _, path := range []string{"/v1/resources/steer:pause", "/v1/resources/" + r.ID + ":resume"} {
+		if res := do(t, h, http.MethodPost, path, nil); res.Code != http.StatusAccepted {
+			t.Fatalf("POST %s: %d %s", path, res.Code, res.Body)
+		}
+	}
+	want := []call{{Op: "Signal", ResourceID: r.ID, Signal: "pause"}, {Op: "Signal", ResourceID: r.ID, Signal: "resume"}}
+	if calls := rec.Calls(); !slices.Equal(calls, want) {
+		t.Fatalf("the workflow was told %+v, want %+v", calls, want)
+	}
+	if res := do(t, h, http.MethodPost, "/v1/resources/steer", nil); res.Code != http.StatusMethodNotAllowed {
+		t.Fatalf("POST without an action: %d %s", res.Code, res.Body)
+	}
+	if res := do(t, h, http.MethodDelete, "/v1/resources/steer", nil); res.Code != http.StatusAccepted {
+		t.Fatalf("DELETE: %d %s", res.Code, res.Body)
+	}
+	rec.Calls()
+	if res := do(t, h, http.MethodPost, "/v1/resources/steer:retry", nil); res.Code != http.StatusConflict {
+		t.Fatalf("action while deleting: %d %s", res.Code, res.Body)
+	}
+	if calls := rec.Calls(); len(calls) != 0 {
+		t.Fatalf("a refused action told the workflow %+v", calls)
+	}
+}

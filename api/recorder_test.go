@@ -1,0 +1,55 @@
+package api_test
+
+import (
+	"context"
+	"sync"
+)
+
+// recorder is the Orchestrator of the unit tests: it records what the API told the resource
+// workflows, so a test can check that a change reached them, with which generation. fail, when
+// set, is returned by every call.
+type recorder struct {
+	mu    sync.Mutex
+	calls []call
+	fail  error
+}
+
+// call is one message to a resource's workflow.
+type call struct {
+	Op         string // Ensure, Apply, Delete or Signal
+	ResourceID string
+	Generation int64  // of an Apply
+	Signal     string // of a Signal
+}
+
+func (r *recorder) record(c call) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, c)
+	return r.fail
+}
+
+func (r *recorder) Ensure(_ context.Context, id string) error {
+	return r.record(call{Op: "Ensure", ResourceID: id})
+}
+
+func (r *recorder) Apply(_ context.Context, id string, gen int64) error {
+	return r.record(call{Op: "Apply", ResourceID: id, Generation: gen})
+}
+
+func (r *recorder) Delete(_ context.Context, id string) error {
+	return r.record(call{Op: "Delete", ResourceID: id})
+}
+
+func (r *recorder) Signal(_ context.Context, id, name string) error {
+	return r.record(call{Op: "Signal", ResourceID: id, Signal: name})
+}
+
+// Calls returns the calls recorded so far and forgets them.
+func (r *recorder) Calls() []call {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.calls
+	r.calls = nil
+	return c
+}
