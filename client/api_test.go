@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cheops-io/cheops"
 	"github.com/cheops-io/cheops/api"
@@ -168,6 +169,33 @@ func TestClientAgainstTheRealAPI(t *testing.T) {
 		t.Fatalf("update: %+v, %v; want generation 2, still transactional", web, err)
 	}
 
+	// Merge patches: what the patch leaves out keeps its value.
+	timeout := cheops.Duration(2 * time.Minute)
+	web, err = c.PatchResource(ctx, "web", client.ResourcePatch{Policy: &client.PolicyPatch{Timeout: &timeout}}, client.UpdateOptions{IfGeneration: 2})
+	if err != nil || web.Generation != 3 || web.Policy.Consistency != cheops.Transactional || web.Policy.Timeout != timeout {
+		t.Fatalf("patch of the policy timeout: %+v, %v; want generation 3, transactional, 2m", web.Policy, err)
+	}
+	if _, err := c.PatchResource(ctx, "web", client.ResourcePatch{Policy: &client.PolicyPatch{Timeout: &timeout}}, client.UpdateOptions{IfGeneration: 2}); client.StatusCode(err) != http.StatusPreconditionFailed {
+		t.Fatalf("patch with a stale generation: %v, want a 412", err)
+	}
+	web, err = c.PatchResource(ctx, "web", client.ResourcePatch{Scope: &cheops.Scope{Selector: "region=eu"}}, client.UpdateOptions{})
+	if err != nil || web.Generation != 4 || web.Scope.Selector != "region=eu" || len(web.Scope.Sites) != 0 {
+		t.Fatalf("patch of the scope: %+v, %v; want generation 4 and only the selector", web.Scope, err)
+	}
+	next := json.RawMessage(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"web"},"data":{"w":"3"}}`)
+	mp, err := client.ManifestPatch(web.Manifest, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	web, err = c.PatchResource(ctx, "web", client.ResourcePatch{Manifest: mp}, client.UpdateOptions{IfGeneration: 4})
+	var data struct{ Data map[string]string }
+	if err == nil {
+		err = json.Unmarshal(web.Manifest, &data)
+	}
+	if err != nil || web.Generation != 5 || len(data.Data) != 1 || data.Data["w"] != "3" || web.Policy.Timeout != timeout {
+		t.Fatalf("patch of the manifest: %s, %v; want generation 5 with exactly data.w = 3", web.Manifest, err)
+	}
+
 	// Actions, events, deletes.
 	if _, err := c.Act(ctx, "web", client.Pause); err != nil {
 		t.Fatalf("pause: %v", err)
@@ -190,7 +218,8 @@ func TestClientAgainstTheRealAPI(t *testing.T) {
 	if _, err := c.Act(ctx, "web", client.Resume); client.StatusCode(err) != http.StatusConflict {
 		t.Fatalf("resume while deleting: %v, want a 409", err)
 	}
-	want := []string{"ensure " + web.ID, "ensure " + web.ID, "apply " + web.ID + " 2", "pause " + web.ID, "delete " + web.ID}
+	want := []string{"ensure " + web.ID, "ensure " + web.ID, "apply " + web.ID + " 2", "apply " + web.ID + " 3", "apply " + web.ID + " 4",
+		"apply " + web.ID + " 5", "pause " + web.ID, "delete " + web.ID}
 	var got []string
 	for _, s := range sig.list() {
 		if strings.Contains(s, web.ID) {

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/cheops-io/cheops"
+	"github.com/cheops-io/cheops/api"
+	"github.com/cheops-io/cheops/client"
+	"github.com/cheops-io/cheops/drivers/kubernetes"
+	"github.com/cheops-io/cheops/internal/etcdtest"
+)
+
+// idle stands in for the workflows, which these tests do not run: they are about what apply
+// declares, read back from the API's real handlers over a real etcd.
+type idle struct{}
+
+func (idle) Ensure(context.Context, string) error         { return nil }
+func (idle) Apply(context.Context, string, int64) error   { return nil }
+func (idle) Delete(context.Context, string) error         { return nil }
+func (idle) Signal(context.Context, string, string) error { return nil }
+
+// The bug end to end through the real API: `apply --policy-timeout 2m` on a transactional resource
+// leaves it transactional, sets the timeout, and makes the manifest exactly the file's.
+func TestApplyPolicyTimeoutAgainstTheRealAPI(t *testing.T) {
+	srv := httptest.NewServer(api.New(api.Config{Store: etcdtest.Store(t), Orchestrator: idle{},
+		Drivers: map[cheops.DriverName]cheops.Driver{cheops.DriverKubernetes: kubernetes.New()},
+		Log:     slog.New(slog.NewTextHandler(io.Discard, nil))}))
+	t.Cleanup(srv.Close)
+	c, err := client.New(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, name := range []string{"paris", "berlin"} {
+		if _, err := c.CreateSite(ctx, client.SiteRequest{Name: name, Driver: cheops.DriverKubernetes, Labels: map[string]string{"region": "eu"},
+			Kubernetes: &client.KubernetesSettings{Kubeconfig: testKubeconfig}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file := writeManifest(t, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\ndata: {v: \"1\", gone: x}\n")
+	if out, err := runCLI(t, "--server", srv.URL, "apply", "-f", file, "--sites", "paris,berlin", "--consistency", "transactional"); err != nil {
+		t.Fatalf("apply --consistency transactional: %v\n%s", err, out)
+	}
+	file = writeManifest(t, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\ndata: {v: \"2\"}\n")
+	if out, err := runCLI(t, "--server", srv.URL, "apply", "-f", file, "--policy-timeout", "2m"); err != nil {
+		t.Fatalf("apply --policy-timeout 2m: %v\n%s", err, out)
+	}
+	r, err := c.GetResource(ctx, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Policy.Consistency != cheops.Transactional || r.Policy.Timeout != cheops.Duration(2*time.Minute) || r.Generation != 2 {
+		t.Fatalf("after apply --policy-timeout 2m: policy %+v at generation %d; want transactional, 2m, generation 2", r.Policy, r.Generation)
+	}
+	var m struct{ Data map[string]string }
+	if err := json.Unmarshal(r.Manifest, &m); err != nil || len(m.Data) != 1 || m.Data["v"] != "2" {
+		t.Fatalf("manifest after apply = %s, want exactly the file's data {v: 2}", r.Manifest)
+	}
+	if len(r.Scope.Sites) != 2 {
+		t.Fatalf("scope after apply without a scope flag = %+v, want the two sites kept", r.Scope)
+	}
+	if out, err := runCLI(t, "--server", srv.URL, "apply", "-f", file, "--selector", "region=eu"); err != nil {
+		t.Fatalf("apply --selector: %v\n%s", err, out)
+	}
+	if r, err = c.GetResource(ctx, "web"); err != nil || r.Scope.Selector != "region=eu" || len(r.Scope.Sites) != 0 || r.Policy.Consistency != cheops.Transactional {
+		t.Fatalf("after apply --selector: scope %+v, policy %+v, %v", r.Scope, r.Policy, err)
+	}
+}
+
+const testKubeconfig = `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+`
