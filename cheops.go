@@ -223,6 +223,11 @@ type Resource struct {
 	Paused bool `json:"paused,omitempty"`
 	// Rollback is set when a transactional generation was rolled back.
 	Rollback *Rollback `json:"rollback,omitempty"`
+	// CreatedBy names who declared the resource (a token's name).
+	CreatedBy string `json:"createdBy,omitempty"`
+	// Within, when set, is a label selector the resource is only ever placed within: the site
+	// selector of the token that declared it. Sites outside it are never selected.
+	Within string `json:"within,omitempty"`
 	// IdempotencyKey is the key of the POST that created the resource, if any.
 	IdempotencyKey string `json:"-"`
 }
@@ -379,6 +384,9 @@ const (
 	EventRollbackStarted EventType = "RollbackStarted"
 	// EventRolledBack: a site (or, without a site, every site) is back to the committed generation.
 	EventRolledBack EventType = "RolledBack"
+	// EventActionRequested: an operator asked for an action (the message names it: pause,
+	// resume, retry, resync); the workflow then acts on it.
+	EventActionRequested EventType = "ActionRequested"
 	// EventPaused and EventResumed: an operator paused or resumed the resource.
 	EventPaused  EventType = "Paused"
 	EventResumed EventType = "Resumed"
@@ -391,4 +399,6 @@ type Event struct {
 	Site       string    `json:"site,omitempty"`
 	Generation int64     `json:"generation,omitempty"`
 	Message    string    `json:"message,omitempty"`
+	// Actor names who asked for the change (a token's name); empty for what cheops did itself.
+	Actor string `json:"actor,omitempty"`
 }

@@ -36,7 +36,7 @@ func (a *Activities) PlanResource(ctx context.Context, in PlanInput) (cheops.Pla
 		if err != nil {
 			return cheops.Plan{}, err
 		}
-		placed, err := scope.Resolve(r.Scope, sites, r.Driver, cheops.Held(reps))
+		placed, err := scope.Resolve(r.Scope, scope.Within(r, sites), r.Driver, cheops.Held(reps))
 		if err != nil {
 			return cheops.Plan{}, asTemporalError(cheops.Classify(cheops.Permanent, err))
 		}

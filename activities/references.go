@@ -57,7 +57,7 @@ func (a *Activities) resolveReferences(ctx context.Context, d cheops.Driver, r c
 					return nil, err
 				}
 			}
-			if placed, serr := scope.Resolve(dep.Scope, sites, dep.Driver, nil); serr == nil && !slices.Contains(placed.Sites, site) {
+			if placed, serr := scope.Resolve(dep.Scope, scope.Within(dep, sites), dep.Driver, nil); serr == nil && !slices.Contains(placed.Sites, site) {
 				return nil, cheops.Classify(cheops.Permanent, fmt.Errorf("%s: resource %s has no replica on site %s: the site is not in its scope", ref.Field, ref.Resource, site))
 			}
 			return nil, cheops.Classify(cheops.Transient, fmt.Errorf("%s: waiting for resource %s to have a replica on site %s", ref.Field, ref.Resource, site))

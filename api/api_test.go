@@ -3,11 +3,13 @@ package api_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/cheops-io/cheops"
 	"github.com/cheops-io/cheops/api"
+	"github.com/cheops-io/cheops/auth"
 	"github.com/cheops-io/cheops/devstack/etcdembed"
 	"github.com/cheops-io/cheops/drivers/kubernetes"
 	"github.com/cheops-io/cheops/drivers/openstack"
@@ -77,8 +80,32 @@ func newAPIWith(t *testing.T, o api.Orchestrator) *echo.Echo {
 		Drivers:      map[cheops.DriverName]cheops.Driver{cheops.DriverKubernetes: kubernetes.New(), cheops.DriverOpenStack: openstack.New()},
 		Log:          slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		BodyLimit:    64 << 10,
+		Auth:         testTokens,
 	})
 }
+
+// The tests' tokens, one per role, and an operator bound to the sites labelled region=eu. Requests
+// carry the admin's unless a test says otherwise.
+var testTokens = func() *auth.TokenFile {
+	var b strings.Builder
+	b.WriteString("tokens:\n")
+	for _, t := range []struct{ name, role, sites string }{
+		{"admin", "admin", ""}, {"operator", "operator", ""}, {"viewer", "viewer", ""},
+		{"eu-operator", "operator", "region=eu"}, {"eu-admin", "admin", "region=eu"},
+	} {
+		fmt.Fprintf(&b, "- {name: %s, role: %s, sha256: %s, sites: %q}\n", t.name, t.role, auth.Hash(t.name+"-token"), t.sites)
+	}
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("cheops-api-tokens-%d.yaml", os.Getpid()))
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		panic(err)
+	}
+	f, err := auth.LoadTokenFile(path)
+	if err != nil {
+		panic(err)
+	}
+	_ = os.Remove(path) // read once; the tokens stay in force while the file is gone
+	return f
+}()
 
 func do(t *testing.T, h http.Handler, method, path string, body any, header ...string) *httptest.ResponseRecorder {
 	t.Helper()
@@ -93,6 +120,7 @@ func do(t *testing.T, h http.Handler, method, path string, body any, header ...s
 	}
 	req := httptest.NewRequest(method, path, r)
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer admin-token")
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}

@@ -22,6 +22,8 @@ type Problem struct {
 	Detail string `json:"detail,omitempty"`
 	// Errors names each field at fault.
 	Errors []FieldProblem `json:"errors,omitempty"`
+	// wwwAuthenticate, when set, is sent as the WWW-Authenticate header (a 401).
+	wwwAuthenticate string
 }
 
 // FieldProblem is one invalid field of a request.
@@ -72,6 +74,9 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			p = problem(http.StatusInternalServerError, "internal error; see the server log")
 		}
 		c.Response().Header().Set(echo.HeaderContentType, "application/problem+json")
+		if p.wwwAuthenticate != "" {
+			c.Response().Header().Set("WWW-Authenticate", p.wwwAuthenticate)
+		}
 		c.Response().WriteHeader(p.Status)
 		_ = json.NewEncoder(c.Response()).Encode(p)
 	}

@@ -180,7 +180,12 @@ func (s *server) validateResource(c echo.Context, r *cheops.Resource) error {
 	if r.Policy.RetryInitial > 0 && r.Policy.RetryMax > 0 && r.Policy.RetryInitial > r.Policy.RetryMax {
 		return invalid("policy.retryInitial", "must not exceed policy.retryMax")
 	}
-	return nil
+	// A caller bound to some sites places only there, now and later.
+	id := identity(c)
+	if id.Bound() {
+		r.Within = id.Sites
+	}
+	return mayPlace(id, *r, sites)
 }
 
 // validateOverrides checks each override's target and patch, and that the manifest it produces is
@@ -232,7 +237,7 @@ func (s *server) createResource(c echo.Context) error {
 	if err := decode(c, &req); err != nil {
 		return err
 	}
-	r := cheops.Resource{ID: uuid.NewString(), Name: req.Name, Driver: req.Driver,
+	r := cheops.Resource{ID: uuid.NewString(), Name: req.Name, Driver: req.Driver, CreatedBy: actor(c),
 		IdempotencyKey: c.Request().Header.Get("Idempotency-Key")}
 	if err := req.apply(&r); err != nil {
 		return err
@@ -303,7 +308,37 @@ func (s *server) lookupID(c echo.Context, id string) (cheops.Resource, error) {
 	if errors.Is(err, store.ErrNotFound) {
 		return r, problem(http.StatusNotFound, "resource "+given+" does not exist")
 	}
-	return r, err
+	if err != nil {
+		return r, err
+	}
+	// A resource placed outside a bound caller's sites does not exist for it.
+	if ok, err := s.visible(c, r, nil); err != nil || !ok {
+		if err == nil {
+			err = problem(http.StatusNotFound, "resource "+given+" does not exist")
+		}
+		return cheops.Resource{}, err
+	}
+	return r, nil
+}
+
+// visible reports whether the caller may see r (see maySee). sites, when nil, are read.
+func (s *server) visible(c echo.Context, r cheops.Resource, sites []cheops.Site) (bool, error) {
+	id := identity(c)
+	if !id.Bound() {
+		return true, nil
+	}
+	ctx := c.Request().Context()
+	var err error
+	if sites == nil {
+		if sites, err = s.Store.ListSites(ctx); err != nil {
+			return false, err
+		}
+	}
+	reps, err := s.Store.ListReplicas(ctx, r.ID)
+	if err != nil {
+		return false, err
+	}
+	return maySee(id, r, reps, sites), nil
 }
 
 // Actions an operator may ask of a resource with POST /v1/resources/{id}:{action}; each is a signal
@@ -327,6 +362,9 @@ func (s *server) resourceAction(c echo.Context) error {
 		return problem(http.StatusConflict, "the resource is being deleted")
 	}
 	ctx := c.Request().Context()
+	if err := s.Store.AppendEvent(ctx, r.ID, cheops.Event{Type: cheops.EventActionRequested, Message: action, Actor: actor(c)}); err != nil {
+		return err
+	}
 	if err := s.Orchestrator.Signal(ctx, r.ID, action); err != nil {
 		return fmt.Errorf("%s resource %s: %w", action, r.ID, err)
 	}
@@ -469,9 +507,9 @@ func (s *server) update(c echo.Context, cur cheops.Resource, want int64, next ch
 		if !changed {
 			return nil, store.ErrSkip
 		}
-		r.Manifest, r.Scope, r.Policy, r.Overrides = next.Manifest, next.Scope, next.Policy, next.Overrides
+		r.Manifest, r.Scope, r.Policy, r.Overrides, r.Within = next.Manifest, next.Scope, next.Policy, next.Overrides, next.Within
 		r.Generation++
-		return &cheops.Event{Type: cheops.EventUpdated, Generation: r.Generation}, nil
+		return &cheops.Event{Type: cheops.EventUpdated, Generation: r.Generation, Actor: actor(c)}, nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return problem(http.StatusNotFound, "resource "+c.Param("id")+" does not exist")
@@ -509,7 +547,7 @@ func (s *server) deleteResource(c echo.Context) error {
 			return nil, store.ErrSkip // accepted already: a repeated delete changes nothing
 		}
 		r.Deletion = &cheops.Deletion{RequestedAt: time.Now().UTC(), Orphan: orphan}
-		return &cheops.Event{Type: cheops.EventDeleteRequested, Message: "orphan=" + strconv.FormatBool(orphan)}, nil
+		return &cheops.Event{Type: cheops.EventDeleteRequested, Message: "orphan=" + strconv.FormatBool(orphan), Actor: actor(c)}, nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return problem(http.StatusNotFound, "resource "+c.Param("id")+" does not exist")
@@ -555,6 +593,12 @@ func (s *server) listResources(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	var sites []cheops.Site
+	if identity(c).Bound() {
+		if sites, err = s.Store.ListSites(c.Request().Context()); err != nil {
+			return err
+		}
+	}
 	items := []resourceView{}
 	next := ""
 	for _, r := range all {
@@ -569,6 +613,9 @@ func (s *server) listResources(c echo.Context) error {
 			continue
 		}
 		if site != "" && !slices.ContainsFunc(v.Replicas, func(rep cheops.Replica) bool { return rep.Site == site }) {
+			continue
+		}
+		if id := identity(c); id.Bound() && !maySee(id, r, v.Replicas, sites) {
 			continue
 		}
 		if len(items) == limit {

@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/cheops-io/cheops"
+	"github.com/cheops-io/cheops/auth"
 	"github.com/cheops-io/cheops/store"
 )
 
@@ -45,6 +46,9 @@ type Config struct {
 	Log   *slog.Logger
 	// BodyLimit bounds request bodies in bytes (default 1 MiB).
 	BodyLimit int64
+	// Auth authenticates the bearer tokens of every route but /healthz, /readyz and
+	// /openapi.yaml. Without it, every such request is refused.
+	Auth Authenticator
 }
 
 type server struct{ Config }
@@ -67,22 +71,48 @@ func New(cfg Config) *echo.Echo {
 	e.GET("/readyz", s.readyz)
 	e.GET("/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", openAPI) })
 
+	// Every /v1 route needs an identity whose role allows it (see Roles).
 	v1 := e.Group("/v1")
-	v1.POST("/sites", s.createSite)
-	v1.GET("/sites", s.listSites)
-	v1.GET("/sites/:name", s.getSite)
-	v1.PUT("/sites/:name", s.putSite)
-	v1.DELETE("/sites/:name", s.deleteSite)
-
-	v1.POST("/resources", s.createResource)
-	v1.GET("/resources", s.listResources)
-	v1.GET("/resources/:id", s.getResource)
-	v1.POST("/resources/:id", s.resourceAction)
-	v1.PUT("/resources/:id", s.putResource)
-	v1.PATCH("/resources/:id", s.patchResource)
-	v1.DELETE("/resources/:id", s.deleteResource)
-	v1.GET("/resources/:id/events", s.events)
+	for _, r := range s.routes() {
+		v1.Add(r.Method, r.Path, r.handler, s.authorize(r.Role))
+	}
 	return e
+}
+
+// Route is one /v1 route and the role it needs.
+type Route struct {
+	Method, Path string
+	Role         auth.Role
+	handler      echo.HandlerFunc
+}
+
+func (s *server) routes() []Route {
+	return []Route{
+		{http.MethodPost, "/sites", auth.Admin, s.createSite},
+		{http.MethodGet, "/sites", auth.Viewer, s.listSites},
+		{http.MethodGet, "/sites/:name", auth.Viewer, s.getSite},
+		{http.MethodPut, "/sites/:name", auth.Admin, s.putSite},
+		{http.MethodDelete, "/sites/:name", auth.Admin, s.deleteSite},
+
+		{http.MethodPost, "/resources", auth.Operator, s.createResource},
+		{http.MethodGet, "/resources", auth.Viewer, s.listResources},
+		{http.MethodGet, "/resources/:id", auth.Viewer, s.getResource},
+		// POST /resources/{id}:{action}: pause, resume, retry, resync.
+		{http.MethodPost, "/resources/:id", auth.Operator, s.resourceAction},
+		{http.MethodPut, "/resources/:id", auth.Operator, s.putResource},
+		{http.MethodPatch, "/resources/:id", auth.Operator, s.patchResource},
+		{http.MethodDelete, "/resources/:id", auth.Operator, s.deleteResource},
+		{http.MethodGet, "/resources/:id/events", auth.Viewer, s.events},
+	}
+}
+
+// Roles returns the role each /v1 route needs, by method and path ("GET /v1/sites").
+func Roles() map[string]auth.Role {
+	out := map[string]auth.Role{}
+	for _, r := range (&server{}).routes() {
+		out[r.Method+" /v1"+r.Path] = r.Role
+	}
+	return out
 }
 
 func (s *server) recoverer(next echo.HandlerFunc) echo.HandlerFunc {
@@ -105,8 +135,16 @@ func (s *server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			c.Error(err)
 		}
-		s.Log.Debug("request", "method", c.Request().Method, "route", c.Path(),
-			"status", c.Response().Status, "duration", time.Since(start))
+		// A change is logged with who asked for it (the audit trail beside the events); reads at
+		// debug level.
+		level := slog.LevelDebug
+		switch c.Request().Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+		default:
+			level = slog.LevelInfo
+		}
+		s.Log.Log(c.Request().Context(), level, "request", "method", c.Request().Method, "route", c.Path(),
+			"path", c.Request().URL.Path, "status", c.Response().Status, "actor", actor(c), "duration", time.Since(start))
 		return nil
 	}
 }

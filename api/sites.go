@@ -3,12 +3,14 @@ package api
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/labstack/echo/v4"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/cheops-io/cheops"
+	"github.com/cheops-io/cheops/auth"
 	"github.com/cheops-io/cheops/store"
 )
 
@@ -105,6 +107,9 @@ func (s *server) createSite(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := mayManage(identity(c), site); err != nil {
+		return err
+	}
 	site, err = s.Store.CreateSite(c.Request().Context(), site, cred)
 	if errors.Is(err, store.ErrExists) {
 		return problem(http.StatusConflict, "site "+req.Name+" already exists")
@@ -121,18 +126,36 @@ func (s *server) listSites(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	id := identity(c)
+	sites = slices.DeleteFunc(sites, func(st cheops.Site) bool { return !id.MaySee(st.Labels) })
 	return c.JSON(http.StatusOK, map[string]any{"items": sites})
 }
 
 func (s *server) getSite(c echo.Context) error {
-	site, err := s.Store.GetSite(c.Request().Context(), c.Param("name"))
-	if errors.Is(err, store.ErrNotFound) {
-		return problem(http.StatusNotFound, "site "+c.Param("name")+" does not exist")
-	}
+	site, err := s.lookupSite(c, c.Param("name"))
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, site)
+}
+
+// lookupSite reads a site; one outside a bound caller's sites does not exist for it.
+func (s *server) lookupSite(c echo.Context, name string) (cheops.Site, error) {
+	site, err := s.Store.GetSite(c.Request().Context(), name)
+	if errors.Is(err, store.ErrNotFound) || err == nil && !identity(c).MaySee(site.Labels) {
+		return cheops.Site{}, problem(http.StatusNotFound, "site "+name+" does not exist")
+	}
+	return site, err
+}
+
+// mayManage checks that a caller bound to some sites only writes sites it matches.
+func mayManage(id auth.Identity, site cheops.Site) error {
+	if id.MaySee(site.Labels) {
+		return nil
+	}
+	p := problem(http.StatusForbidden, "token "+id.Name+" may only manage sites matching "+id.Sites)
+	p.Errors = []FieldProblem{{Field: "labels", Message: "do not match " + id.Sites}}
+	return p
 }
 
 // putSite replaces a site's labels and settings. Credentials are replaced when the body carries
@@ -150,10 +173,7 @@ func (s *server) putSite(c echo.Context) error {
 		return invalid("name", "does not match the site in the path ("+name+"); sites cannot be renamed")
 	}
 	ctx := c.Request().Context()
-	cur, err := s.Store.GetSite(ctx, name)
-	if errors.Is(err, store.ErrNotFound) {
-		return problem(http.StatusNotFound, "site "+name+" does not exist")
-	}
+	cur, err := s.lookupSite(c, name)
 	if err != nil {
 		return err
 	}
@@ -185,6 +205,9 @@ func (s *server) putSite(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := mayManage(identity(c), site); err != nil {
+		return err
+	}
 	if newCred != nil {
 		*newCred = cred
 	}
@@ -201,6 +224,9 @@ func (s *server) putSite(c echo.Context) error {
 func (s *server) deleteSite(c echo.Context) error {
 	force, err := boolParam(c, "force")
 	if err != nil {
+		return err
+	}
+	if _, err := s.lookupSite(c, c.Param("name")); err != nil {
 		return err
 	}
 	err = s.Store.DeleteSite(c.Request().Context(), c.Param("name"), force)

@@ -2,6 +2,7 @@ package scope
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -131,6 +132,71 @@ func ofDriver(sites []cheops.Site, driver cheops.DriverName) []cheops.Site {
 	out := make([]cheops.Site, 0, len(sites))
 	for _, s := range sites {
 		if s.Driver == driver {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Reach returns every site a scope may ever place a resource of driver on among the known sites,
+// sorted: the sites it names and the sites its selectors match, whichever alternative of a "|" is
+// chosen. Nothing is resolved: a scope that does not parse reaches nothing (Check reports it).
+func Reach(sc cheops.Scope, sites []cheops.Site, driver cheops.DriverName) []string {
+	sites = ofDriver(sites, driver)
+	set := map[string]bool{}
+	for _, name := range sc.Sites {
+		set[name] = true
+	}
+	matchAll := func(match func(map[string]string) bool) {
+		for _, s := range sites {
+			if match(s.Labels) {
+				set[s.Name] = true
+			}
+		}
+	}
+	if sc.Selector != "" {
+		if sel, err := ParseSelector(sc.Selector); err == nil {
+			matchAll(sel.Matches)
+		}
+	}
+	if sc.Expression != "" {
+		if x, err := Parse(sc.Expression); err == nil {
+			var walk func(Expr)
+			walk = func(x Expr) {
+				switch x := x.(type) {
+				case Site:
+					set[x.Name] = true
+				case Selector:
+					matchAll(func(l map[string]string) bool {
+						v, has := l[x.Key]
+						return (x.Op == "=" && has && v == x.Value) || (x.Op == "!=" && v != x.Value)
+					})
+				case All:
+					for _, t := range x.Terms {
+						walk(t)
+					}
+				case Any:
+					for _, t := range x.Alternatives {
+						walk(t)
+					}
+				}
+			}
+			walk(x)
+		}
+	}
+	return slices.Sorted(maps.Keys(set))
+}
+
+// Within returns the sites a resource may be placed on: all of them, or when the resource is bound
+// to a label selector (cheops.Resource.Within), those it matches.
+func Within(r cheops.Resource, sites []cheops.Site) []cheops.Site {
+	if r.Within == "" {
+		return sites
+	}
+	sel, err := ParseSelector(r.Within)
+	out := make([]cheops.Site, 0, len(sites))
+	for _, s := range sites {
+		if err == nil && sel.Matches(s.Labels) {
 			out = append(out, s)
 		}
 	}

@@ -19,6 +19,16 @@ func (s *Store) eventOp(id string, ev cheops.Event) clientv3.Op {
 	return clientv3.OpPut(key, mustJSON(ev))
 }
 
+// AppendEvent records an event of a resource that is a change of its own (an operator's request),
+// if the resource exists.
+func (s *Store) AppendEvent(ctx context.Context, id string, ev cheops.Event) error {
+	ok, err := s.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(s.resourceKey(id)), ">", 0)}, s.eventOp(id, ev))
+	if err == nil && !ok {
+		err = fmt.Errorf("resource %s: %w", id, ErrNotFound)
+	}
+	return err
+}
+
 // Events returns a resource's events, oldest first (their keys sort by time).
 func (s *Store) Events(ctx context.Context, id string) ([]cheops.Event, error) {
 	return list[cheops.Event](ctx, s, s.eventPrefix(id))

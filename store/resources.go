@@ -28,7 +28,7 @@ func (s *Store) CreateResource(ctx context.Context, r cheops.Resource) (res cheo
 		clientv3.OpPut(s.resourceKey(r.ID), mustJSON(storedResource{r, r.IdempotencyKey})),
 		clientv3.OpPut(s.nameKey(r.Name), r.ID),
 		s.specOp(r),
-		s.eventOp(r.ID, cheops.Event{Type: cheops.EventCreated, Generation: r.Generation}),
+		s.eventOp(r.ID, cheops.Event{Type: cheops.EventCreated, Generation: r.Generation, Actor: r.CreatedBy}),
 	}
 	if r.IdempotencyKey != "" {
 		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(s.idemKey(r.IdempotencyKey)), "=", 0))
