@@ -80,7 +80,7 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	defer ch.Close()
-	api, err := client.New(ch.API)
+	api, err := client.New(ch.API, client.WithBearerToken(ch.Token))
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/cheops-io/cheops"
 	"github.com/cheops-io/cheops/api"
+	"github.com/cheops-io/cheops/auth"
 	"github.com/cheops-io/cheops/client"
 	"github.com/cheops-io/cheops/drivers/kubernetes"
 	"github.com/cheops-io/cheops/internal/etcdtest"
@@ -60,12 +61,12 @@ current-context: c
 // The client against the API's real handlers: every route, with what the handlers really write.
 func TestClientAgainstTheRealAPI(t *testing.T) {
 	sig := &signals{}
-	h := api.New(api.Config{Store: etcdtest.Store(t), Orchestrator: sig,
+	h := api.New(api.Config{Auth: auth.Tokens{"test-admin-token": auth.Identity{Name: "test", Role: auth.Admin}}, Store: etcdtest.Store(t), Orchestrator: sig,
 		Drivers: map[cheops.DriverName]cheops.Driver{cheops.DriverKubernetes: kubernetes.New()},
 		Log:     slog.New(slog.NewTextHandler(io.Discard, nil))})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	c, err := client.New(srv.URL)
+	c, err := client.New(srv.URL, client.WithBearerToken("test-admin-token"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cheops-io/cheops"
 	"github.com/cheops-io/cheops/api"
+	"github.com/cheops-io/cheops/auth"
 	"github.com/cheops-io/cheops/client"
 	"github.com/cheops-io/cheops/drivers/kubernetes"
 	"github.com/cheops-io/cheops/internal/etcdtest"
@@ -28,11 +29,11 @@ func (idle) Signal(context.Context, string, string) error { return nil }
 // The bug end to end through the real API: `apply --policy-timeout 2m` on a transactional resource
 // leaves it transactional, sets the timeout, and makes the manifest exactly the file's.
 func TestApplyPolicyTimeoutAgainstTheRealAPI(t *testing.T) {
-	srv := httptest.NewServer(api.New(api.Config{Store: etcdtest.Store(t), Orchestrator: idle{},
+	srv := httptest.NewServer(api.New(api.Config{Auth: auth.Tokens{"test-admin-token": auth.Identity{Name: "test", Role: auth.Admin}}, Store: etcdtest.Store(t), Orchestrator: idle{},
 		Drivers: map[cheops.DriverName]cheops.Driver{cheops.DriverKubernetes: kubernetes.New()},
 		Log:     slog.New(slog.NewTextHandler(io.Discard, nil))}))
 	t.Cleanup(srv.Close)
-	c, err := client.New(srv.URL)
+	c, err := client.New(srv.URL, client.WithBearerToken("test-admin-token"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,11 +45,11 @@ func TestApplyPolicyTimeoutAgainstTheRealAPI(t *testing.T) {
 		}
 	}
 	file := writeManifest(t, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\ndata: {v: \"1\", gone: x}\n")
-	if out, err := runCLI(t, "--server", srv.URL, "apply", "-f", file, "--sites", "paris,berlin", "--consistency", "transactional"); err != nil {
+	if out, err := runCLI(t, "--server", srv.URL, "--token", "test-admin-token", "apply", "-f", file, "--sites", "paris,berlin", "--consistency", "transactional"); err != nil {
 		t.Fatalf("apply --consistency transactional: %v\n%s", err, out)
 	}
 	file = writeManifest(t, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\ndata: {v: \"2\"}\n")
-	if out, err := runCLI(t, "--server", srv.URL, "apply", "-f", file, "--policy-timeout", "2m"); err != nil {
+	if out, err := runCLI(t, "--server", srv.URL, "--token", "test-admin-token", "apply", "-f", file, "--policy-timeout", "2m"); err != nil {
 		t.Fatalf("apply --policy-timeout 2m: %v\n%s", err, out)
 	}
 	r, err := c.GetResource(ctx, "web")
@@ -65,7 +66,7 @@ func TestApplyPolicyTimeoutAgainstTheRealAPI(t *testing.T) {
 	if len(r.Scope.Sites) != 2 {
 		t.Fatalf("scope after apply without a scope flag = %+v, want the two sites kept", r.Scope)
 	}
-	if out, err := runCLI(t, "--server", srv.URL, "apply", "-f", file, "--selector", "region=eu"); err != nil {
+	if out, err := runCLI(t, "--server", srv.URL, "--token", "test-admin-token", "apply", "-f", file, "--selector", "region=eu"); err != nil {
 		t.Fatalf("apply --selector: %v\n%s", err, out)
 	}
 	if r, err = c.GetResource(ctx, "web"); err != nil || r.Scope.Selector != "region=eu" || len(r.Scope.Sites) != 0 || r.Policy.Consistency != cheops.Transactional {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cheops-io/cheops/auth"
 	"github.com/cheops-io/cheops/seal"
 	"github.com/cheops-io/cheops/store"
 )
@@ -16,7 +17,7 @@ import (
 func newAdminCmd() *cobra.Command {
 	admin := &cobra.Command{
 		Use:   "admin",
-		Short: "Operator commands: encryption keys and sealed credentials",
+		Short: "Operator commands: API tokens, encryption keys and sealed credentials",
 	}
 	admin.AddCommand(&cobra.Command{
 		Use:   "new-key",
@@ -34,6 +35,29 @@ run 'cheops admin rotate-credentials' to re-seal what older keys sealed.`,
 			return err
 		},
 	})
+	var name, role, sites string
+	newToken := &cobra.Command{
+		Use:   "new-token --name NAME --role viewer|operator|admin [--sites SELECTOR]",
+		Short: "Make an API token: print it once, and the tokens-file entry that holds only its SHA-256",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			entry := fmt.Sprintf("tokens: [{name: %q, role: %q, sha256: %q, sites: %q}]", name, role, auth.Hash("x"), sites)
+			if _, err := auth.ParseTokens([]byte(entry)); err != nil {
+				return usageError{err}
+			}
+			token, err := auth.NewToken()
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "# the token, shown this once: give it to %s\n%s\n# append this entry to the tokens file (under tokens:)\n- {name: %q, role: %q, sha256: %q, sites: %q}\n",
+				name, token, name, role, auth.Hash(token), sites)
+			return err
+		},
+	}
+	newToken.Flags().StringVar(&name, "name", "", "who the token is for; recorded as the actor of what it changes")
+	newToken.Flags().StringVar(&role, "role", "viewer", "viewer, operator or admin")
+	newToken.Flags().StringVar(&sites, "sites", "", "a label selector: the token may only place resources on, and see, the sites it matches")
+	admin.AddCommand(newToken)
 	var ecfg etcdConfig
 	var sc sealConfig
 	rotate := &cobra.Command{

@@ -21,9 +21,9 @@ func newEventsCmd(f *clientFlags) *cobra.Command {
 				return err
 			}
 			return f.print(cmd, map[string]any{"items": evs}, func(w *tabwriter.Writer) {
-				fmt.Fprintln(w, "TIME\tTYPE\tSITE\tGENERATION\tMESSAGE")
+				fmt.Fprintln(w, "TIME\tTYPE\tSITE\tGENERATION\tACTOR\tMESSAGE")
 				for _, e := range evs {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\n", e.Time.Format(time.RFC3339), e.Type, e.Site, e.Generation, e.Message)
+					fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", e.Time.Format(time.RFC3339), e.Type, e.Site, e.Generation, e.Actor, e.Message)
 				}
 			})
 		},

@@ -56,11 +56,12 @@ func (h levelFloor) WithGroup(name string) slog.Handler {
 }
 
 // serveAPI runs the API on addr until ctx ends.
-func serveAPI(ctx context.Context, addr string, s *store.Store, tc client.Client, taskQueue string, host hostConfig, log *slog.Logger) error {
+func serveAPI(ctx context.Context, addr string, s *store.Store, tc client.Client, taskQueue string, host hostConfig, authn api.Authenticator, log *slog.Logger) error {
 	e := api.New(api.Config{
 		Store:        s,
 		Orchestrator: &workflows.Client{Temporal: tc, TaskQueue: taskQueue},
 		Drivers:      host.drivers(),
+		Auth:         authn,
 		Ready: func(ctx context.Context) error {
 			_, err := tc.CheckHealth(ctx, &client.CheckHealthRequest{})
 			return err
@@ -124,6 +125,7 @@ type devConfig struct {
 	PprofAddr    string
 	Host         hostConfig
 	Seal         sealConfig
+	Tokens       tokensConfig
 }
 
 func newDevCmd() *cobra.Command {
@@ -148,6 +150,7 @@ replicas and running workflows all come back.`,
 	c.WorkerConfig.register(fs)
 	c.Host.register(fs)
 	c.Seal.register(fs, "")
+	c.Tokens.register(fs)
 	fs.StringVar(&c.LogLevel, "log-level", envOr("CHEOPS_LOG_LEVEL", "info"), "debug, info, warn or error (CHEOPS_LOG_LEVEL)")
 	registerPprof(fs, &c.PprofAddr)
 	return cmd
@@ -175,6 +178,22 @@ func runDev(c devConfig) error {
 	}
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return fmt.Errorf("--data-dir: %w", err)
+	}
+	if c.Tokens.File == "" {
+		// The dev server makes an admin token of its own, which the CLI finds (see clientFlags).
+		c.Tokens.File = filepath.Join(c.DataDir, "tokens.yaml")
+		created, err := ensureDevToken(c.Tokens.File, filepath.Join(c.DataDir, devTokenFile))
+		if err != nil {
+			return err
+		}
+		if created {
+			log.Info("made an admin token for this dev server; the CLI run from this folder uses it, others send it as a bearer token",
+				"tokenFile", filepath.Join(c.DataDir, devTokenFile), "tokensFile", c.Tokens.File)
+		}
+	}
+	authn, err := c.Tokens.load(log)
+	if err != nil {
+		return err
 	}
 	if c.Seal.KeyFile == "" {
 		// Two commands on a fresh machine: dev makes its own key, kept with its data.
@@ -230,7 +249,7 @@ func runDev(c devConfig) error {
 	s := store.New(ec, "/cheops")
 	s.SealWith(keys)
 	errc := make(chan error, 2)
-	go func() { errc <- serveAPI(ctx, c.Listen, s, tc, tcfg.TaskQueue, c.Host, log) }()
+	go func() { errc <- serveAPI(ctx, c.Listen, s, tc, tcfg.TaskQueue, c.Host, authn, log) }()
 	if c.Worker {
 		go func() { errc <- runWorker(ctx, tc, s, tcfg, c.WorkerConfig, c.Host, log) }()
 	}
@@ -251,6 +270,7 @@ func newServerCmd() *cobra.Command {
 	var ecfg etcdConfig
 	var host hostConfig
 	var sc sealConfig
+	var tokens tokensConfig
 	var listen, level, pprofAddr string
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -260,8 +280,15 @@ func newServerCmd() *cobra.Command {
 			if err := host.validate(); err != nil {
 				return err
 			}
+			if tokens.File == "" {
+				return errors.New("--tokens-file is required: every route but health needs a bearer token (make one with 'cheops admin new-token')")
+			}
 			return runExternal(tcfg, ecfg, sc, level, pprofAddr, func(ctx context.Context, tc client.Client, s *store.Store, log *slog.Logger) error {
-				return serveAPI(ctx, listen, s, tc, tcfg.TaskQueue, host, log)
+				authn, err := tokens.load(log)
+				if err != nil {
+					return err
+				}
+				return serveAPI(ctx, listen, s, tc, tcfg.TaskQueue, host, authn, log)
 			})
 		},
 	}
@@ -269,6 +296,7 @@ func newServerCmd() *cobra.Command {
 	ecfg.register(cmd.Flags())
 	host.register(cmd.Flags())
 	sc.register(cmd.Flags(), "")
+	tokens.register(cmd.Flags())
 	cmd.Flags().StringVar(&listen, "listen", envOr("CHEOPS_LISTEN", "127.0.0.1:8080"), "API listen address (CHEOPS_LISTEN)")
 	cmd.Flags().StringVar(&level, "log-level", envOr("CHEOPS_LOG_LEVEL", "info"), "debug, info, warn or error (CHEOPS_LOG_LEVEL)")
 	registerPprof(cmd.Flags(), &pprofAddr)

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/cheops-io/cheops"
+	"github.com/cheops-io/cheops/auth"
 	"github.com/cheops-io/cheops/drivers/kubernetes"
 	"github.com/cheops-io/cheops/drivers/openstack"
 	"github.com/cheops-io/cheops/seal"
@@ -85,4 +87,48 @@ func (c sealConfig) load() (*seal.Keyring, error) {
 		return nil, fmt.Errorf("--encryption-key-file: %w", err)
 	}
 	return k, nil
+}
+
+// tokensConfig is where the API's bearer tokens are.
+type tokensConfig struct {
+	File string
+}
+
+func (c *tokensConfig) register(fs *pflag.FlagSet) {
+	fs.StringVar(&c.File, "tokens-file", envOr("CHEOPS_TOKENS_FILE", ""),
+		"YAML file of the API's tokens, 'tokens: [{name, role: viewer|operator|admin, sha256, sites: <selector>}]', re-read when it changes; 'cheops admin new-token' makes an entry (CHEOPS_TOKENS_FILE; dev: <data-dir>/tokens.yaml)")
+}
+
+// load reads the tokens file; later changes are read as they come, and a change that does not
+// parse is logged and leaves the tokens read before in force.
+func (c tokensConfig) load(log *slog.Logger) (*auth.TokenFile, error) {
+	f, err := auth.LoadTokenFile(c.File)
+	if err != nil {
+		return nil, fmt.Errorf("--tokens-file: %w", err)
+	}
+	f.OnError = func(err error) { log.Error("tokens file changed but cannot be read", "error", err) }
+	return f, nil
+}
+
+// devTokenFile is where, in its data folder, 'cheops dev' keeps its admin token.
+const devTokenFile = "dev-token"
+
+// ensureDevToken makes an admin token for a dev server, unless its tokens file exists: the token
+// in tokenPath (readable by its owner only), its hash in tokensFile.
+func ensureDevToken(tokensFile, tokenPath string) (bool, error) {
+	if _, err := os.Stat(tokensFile); err == nil {
+		return false, nil
+	}
+	token, err := auth.NewToken()
+	if err != nil {
+		return false, err
+	}
+	if err := os.WriteFile(tokenPath, []byte(token+"\n"), 0o600); err != nil {
+		return false, fmt.Errorf("write the dev token: %w", err)
+	}
+	doc := fmt.Sprintf("# The API's tokens: name, role (viewer, operator, admin), the token's SHA-256, optional sites selector.\ntokens:\n- {name: dev-admin, role: admin, sha256: %s}\n", auth.Hash(token))
+	if err := os.WriteFile(tokensFile, []byte(doc), 0o600); err != nil {
+		return false, fmt.Errorf("write the dev tokens file: %w", err)
+	}
+	return true, nil
 }

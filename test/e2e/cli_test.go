@@ -19,6 +19,7 @@ import (
 func cli(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	cmd := exec.Command(env.cheops.Bin, append([]string{"--server", env.api}, args...)...)
+	cmd.Env = append(os.Environ(), "CHEOPS_TOKEN="+env.cheops.Token)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -74,7 +75,7 @@ func TestCLIWalkthrough(t *testing.T) {
 	if err != nil || u.Object["data"].(map[string]any)["greeting"] != "bonjour" {
 		t.Fatalf("update not on site-3: %v %v", err, u)
 	}
-	if out, err = cli(t, "events", "from-cli"); err != nil || !strings.Contains(out, "Applied") || !strings.Contains(out, "Updated") {
+	if out, err = cli(t, "events", "from-cli"); err != nil || !strings.Contains(out, "Applied") || !strings.Contains(out, "Updated") || !strings.Contains(out, "dev-admin") {
 		t.Fatalf("events: %v\n%s", err, out)
 	}
 	if out, err = cli(t, "delete", "from-cli", "--wait"); err != nil || !strings.Contains(out, "deleted") {

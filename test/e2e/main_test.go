@@ -97,7 +97,7 @@ func run(m *testing.M) int {
 	}
 	defer env.cheops.Close()
 	env.api = env.cheops.API
-	if env.client, err = client.New(env.api); err != nil {
+	if env.client, err = client.New(env.api, client.WithBearerToken(env.cheops.Token)); err != nil {
 		return fail(err)
 	}
 	if env.slow, err = harness.NewSlowProxy(env.kube.Apiservers[2].URL[len("https://"):], 0); err != nil {
@@ -162,6 +162,7 @@ func call(method, path string, body any, header map[string]string) (int, []byte)
 	}
 	req, _ := http.NewRequest(method, env.api+path, r)
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+env.cheops.Token)
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -103,9 +104,11 @@ type Cheops struct {
 	DevPprof, WorkerPprof string
 	// SiteFilesDir is the folder whose files sites may name (--site-files-dir).
 	SiteFilesDir string
-	devArgs      []string
-	logLevel     string
-	Dev, Worker  *Process
+	// Token is the admin token the dev process made; every /v1 request needs it.
+	Token       string
+	devArgs     []string
+	logLevel    string
+	Dev, Worker *Process
 }
 
 // Options tune the cheops processes a harness starts.
@@ -177,7 +180,9 @@ func (c *Cheops) StartDev() error {
 		if resp, err := http.Get(c.API + "/readyz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return nil
+				token, err := os.ReadFile(filepath.Join(c.Dir, "data", "dev-token"))
+				c.Token = strings.TrimSpace(string(token))
+				return err
 			}
 		}
 		time.Sleep(200 * time.Millisecond)
