@@ -11,10 +11,8 @@ import (
 	"github.com/cheops-io/cheops/scope"
 )
 
-// Authenticator says whose a bearer token is; auth.TokenFile is one.
-type Authenticator interface {
-	Authenticate(token string) (auth.Identity, error)
-}
+// Authenticator says whose a bearer token is: auth.TokenFile, auth.OIDC, or an auth.Chain of them.
+type Authenticator = auth.Authenticator
 
 // identityKey is where a request's identity is kept in its echo.Context.
 const identityKey = "cheops.identity"
@@ -32,8 +30,10 @@ func (s *server) authorize(need auth.Role) echo.MiddlewareFunc {
 			if s.Auth == nil {
 				return unauthorized("invalid token")
 			}
-			id, err := s.Auth.Authenticate(token)
+			id, err := s.Auth.Authenticate(c.Request().Context(), token)
 			if err != nil {
+				// Why a token failed is for the server's log, not for the caller.
+				s.Log.Debug("token refused", "error", err)
 				return unauthorized("invalid token")
 			}
 			if !id.Role.Allows(need) {

@@ -4,6 +4,7 @@
 package auth
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -209,7 +210,7 @@ func (f *TokenFile) refresh() {
 }
 
 // Authenticate returns the identity of a bearer token, or ErrInvalidToken.
-func (f *TokenFile) Authenticate(token string) (Identity, error) {
+func (f *TokenFile) Authenticate(_ context.Context, token string) (Identity, error) {
 	if token == "" {
 		return Identity{}, ErrInvalidToken
 	}
@@ -247,9 +248,29 @@ func NewIdentity(name string, role Role, sites string) (Identity, error) {
 type Tokens map[string]Identity
 
 // Authenticate returns the identity of a token, or ErrInvalidToken.
-func (t Tokens) Authenticate(token string) (Identity, error) {
+func (t Tokens) Authenticate(_ context.Context, token string) (Identity, error) {
 	if id, ok := t[token]; ok && token != "" {
 		return id, nil
 	}
 	return Identity{}, ErrInvalidToken
+}
+
+// Authenticator says whose a bearer token is. Every failure is, or wraps, ErrInvalidToken.
+type Authenticator interface {
+	Authenticate(ctx context.Context, token string) (Identity, error)
+}
+
+// Chain tries each authenticator in turn: the first that knows the token decides.
+type Chain []Authenticator
+
+// Authenticate returns the identity the first authenticator finds, or the last failure.
+func (c Chain) Authenticate(ctx context.Context, token string) (Identity, error) {
+	err := ErrInvalidToken
+	for _, a := range c {
+		var id Identity
+		if id, err = a.Authenticate(ctx, token); err == nil {
+			return id, nil
+		}
+	}
+	return Identity{}, err
 }

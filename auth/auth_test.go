@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -58,30 +59,30 @@ func TestTokenFileIsReloaded(t *testing.T) {
 	}
 	var reported []error
 	f.OnError = func(err error) { reported = append(reported, err) }
-	if id, err := f.Authenticate("alice-secret"); err != nil || id.Name != "alice" || id.Role != Admin {
+	if id, err := f.Authenticate(context.Background(), "alice-secret"); err != nil || id.Name != "alice" || id.Role != Admin {
 		t.Fatalf("alice: %+v, %v", id, err)
 	}
-	if _, err := f.Authenticate("wrong"); !errors.Is(err, ErrInvalidToken) {
+	if _, err := f.Authenticate(context.Background(), "wrong"); !errors.Is(err, ErrInvalidToken) {
 		t.Fatalf("a wrong token: %v", err)
 	}
 	write("tokens: [{name: bob, role: viewer, sha256: " + Hash("bob-secret") + ", sites: region=eu}]")
 	f.checked = time.Time{} // skip the once-a-second wait
-	if _, err := f.Authenticate("alice-secret"); !errors.Is(err, ErrInvalidToken) {
+	if _, err := f.Authenticate(context.Background(), "alice-secret"); !errors.Is(err, ErrInvalidToken) {
 		t.Fatalf("alice after her token was removed: %v", err)
 	}
-	id, err := f.Authenticate("bob-secret")
+	id, err := f.Authenticate(context.Background(), "bob-secret")
 	if err != nil || id.Role != Viewer || !id.Bound() || !id.MaySee(map[string]string{"region": "eu"}) || id.MaySee(map[string]string{"region": "us"}) {
 		t.Fatalf("bob: %+v, %v", id, err)
 	}
 	write("tokens: [{name: bob, role: superuser, sha256: " + Hash("bob-secret") + "}]")
 	f.checked = time.Time{}
-	if id, err := f.Authenticate("bob-secret"); err != nil || id.Role != Viewer {
+	if id, err := f.Authenticate(context.Background(), "bob-secret"); err != nil || id.Role != Viewer {
 		t.Fatalf("after a bad change bob is %+v, %v; want the viewer read before", id, err)
 	}
 	if len(reported) != 1 || !strings.Contains(reported[0].Error(), "tokens[0].role") {
 		t.Fatalf("reported %v; want the bad change reported once", reported)
 	}
-	if _, err := f.Authenticate(""); !errors.Is(err, ErrInvalidToken) {
+	if _, err := f.Authenticate(context.Background(), ""); !errors.Is(err, ErrInvalidToken) {
 		t.Fatal("an empty token authenticated")
 	}
 	if _, err := LoadTokenFile("/dev/zero"); err == nil {

@@ -280,8 +280,8 @@ func newServerCmd() *cobra.Command {
 			if err := host.validate(); err != nil {
 				return err
 			}
-			if tokens.File == "" {
-				return errors.New("--tokens-file is required: every route but health needs a bearer token (make one with 'cheops admin new-token')")
+			if err := tokens.validate(); err != nil {
+				return err
 			}
 			return runExternal(tcfg, ecfg, sc, level, pprofAddr, func(ctx context.Context, tc client.Client, s *store.Store, log *slog.Logger) error {
 				authn, err := tokens.load(log)

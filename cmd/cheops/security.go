@@ -89,25 +89,58 @@ func (c sealConfig) load() (*seal.Keyring, error) {
 	return k, nil
 }
 
-// tokensConfig is where the API's bearer tokens are.
+// tokensConfig is how the API authenticates bearer tokens: a tokens file, OpenID Connect ID
+// tokens, or both.
 type tokensConfig struct {
 	File string
+	// OIDC holds the flags' values; it is used only when an issuer is given.
+	OIDC *auth.OIDC
 }
 
 func (c *tokensConfig) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.File, "tokens-file", envOr("CHEOPS_TOKENS_FILE", ""),
 		"YAML file of the API's tokens, 'tokens: [{name, role: viewer|operator|admin, sha256, sites: <selector>}]', re-read when it changes; 'cheops admin new-token' makes an entry (CHEOPS_TOKENS_FILE; dev: <data-dir>/tokens.yaml)")
+	c.OIDC = &auth.OIDC{}
+	fs.StringVar(&c.OIDC.Issuer, "oidc-issuer", envOr("CHEOPS_OIDC_ISSUER", ""), "also accept OpenID Connect ID tokens of this issuer URL (CHEOPS_OIDC_ISSUER)")
+	fs.StringVar(&c.OIDC.Audience, "oidc-audience", envOr("CHEOPS_OIDC_AUDIENCE", ""), "the client ID ID tokens must be issued for (CHEOPS_OIDC_AUDIENCE)")
+	fs.StringVar(&c.OIDC.RoleClaim, "oidc-role-claim", envOr("CHEOPS_OIDC_ROLE_CLAIM", "cheops_role"), "claim holding the role, a string or a list (CHEOPS_OIDC_ROLE_CLAIM)")
+	fs.StringVar(&c.OIDC.NameClaim, "oidc-name-claim", envOr("CHEOPS_OIDC_NAME_CLAIM", "sub"), "claim recorded as the actor (CHEOPS_OIDC_NAME_CLAIM)")
+	fs.StringVar(&c.OIDC.SitesClaim, "oidc-sites-claim", envOr("CHEOPS_OIDC_SITES_CLAIM", ""), "claim holding a site selector the caller is bound to (CHEOPS_OIDC_SITES_CLAIM)")
+}
+
+// validate checks that some authentication is configured, and OIDC's settings go together.
+func (c *tokensConfig) validate() error {
+	if c.File == "" && c.OIDC.Issuer == "" {
+		return errors.New("--tokens-file or --oidc-issuer is required: every route but health needs a bearer token (make one with 'cheops admin new-token')")
+	}
+	if (c.OIDC.Issuer == "") != (c.OIDC.Audience == "") {
+		return errors.New("--oidc-issuer and --oidc-audience go together")
+	}
+	if c.OIDC.Issuer != "" && !strings.HasPrefix(c.OIDC.Issuer, "https://") && !strings.HasPrefix(c.OIDC.Issuer, "http://127.0.0.1") && !strings.HasPrefix(c.OIDC.Issuer, "http://localhost") {
+		return fmt.Errorf("--oidc-issuer: %q must be an https URL", c.OIDC.Issuer)
+	}
+	return nil
 }
 
 // load reads the tokens file; later changes are read as they come, and a change that does not
 // parse is logged and leaves the tokens read before in force.
-func (c tokensConfig) load(log *slog.Logger) (*auth.TokenFile, error) {
-	f, err := auth.LoadTokenFile(c.File)
-	if err != nil {
-		return nil, fmt.Errorf("--tokens-file: %w", err)
+func (c *tokensConfig) load(log *slog.Logger) (auth.Authenticator, error) {
+	if err := c.validate(); err != nil {
+		return nil, err
 	}
-	f.OnError = func(err error) { log.Error("tokens file changed but cannot be read", "error", err) }
-	return f, nil
+	var chain auth.Chain
+	if c.File != "" {
+		f, err := auth.LoadTokenFile(c.File)
+		if err != nil {
+			return nil, fmt.Errorf("--tokens-file: %w", err)
+		}
+		f.OnError = func(err error) { log.Error("tokens file changed but cannot be read", "error", err) }
+		chain = append(chain, f)
+	}
+	if c.OIDC.Issuer != "" {
+		chain = append(chain, c.OIDC)
+	}
+	return chain, nil
 }
 
 // devTokenFile is where, in its data folder, 'cheops dev' keeps its admin token.
