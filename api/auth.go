@@ -24,17 +24,21 @@ func (s *server) authorize(need auth.Role) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			token, ok := bearer(c.Request())
-			if !ok {
+			id, certOK := certIdentity(c.Request())
+			switch {
+			case !ok && certOK:
+				// A client certificate the server verified (mTLS) stands for its subject.
+			case !ok:
 				return unauthorized("a bearer token is required (Authorization: Bearer <token>)")
-			}
-			if s.Auth == nil {
+			case s.Auth == nil:
 				return unauthorized("invalid token")
-			}
-			id, err := s.Auth.Authenticate(c.Request().Context(), token)
-			if err != nil {
-				// Why a token failed is for the server's log, not for the caller.
-				s.Log.Debug("token refused", "error", err)
-				return unauthorized("invalid token")
+			default:
+				var err error
+				if id, err = s.Auth.Authenticate(c.Request().Context(), token); err != nil {
+					// Why a token failed is for the server's log, not for the caller.
+					s.Log.Debug("token refused", "error", err)
+					return unauthorized("invalid token")
+				}
 			}
 			if !id.Role.Allows(need) {
 				p := problem(http.StatusForbidden, "role "+string(id.Role)+" of "+id.Name+" may not do this; it needs role "+string(need))
@@ -45,6 +49,26 @@ func (s *server) authorize(need auth.Role) echo.MiddlewareFunc {
 			return next(c)
 		}
 	}
+}
+
+// certIdentity is the identity of a client certificate the server verified against its client CA:
+// the subject's common name (as "cert:<CN>") with the strongest role among its organizational
+// units. A certificate naming no role is no identity.
+func certIdentity(r *http.Request) (auth.Identity, bool) {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
+		return auth.Identity{}, false
+	}
+	leaf := r.TLS.VerifiedChains[0][0]
+	var best auth.Role
+	for _, ou := range leaf.Subject.OrganizationalUnit {
+		if role := auth.Role(ou); role.Valid() && role.Allows(best) && (best == "" || !best.Allows(role)) {
+			best = role
+		}
+	}
+	if best == "" || leaf.Subject.CommonName == "" {
+		return auth.Identity{}, false
+	}
+	return auth.Identity{Name: "cert:" + leaf.Subject.CommonName, Role: best}, true
 }
 
 func bearer(r *http.Request) (string, bool) {

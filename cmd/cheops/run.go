@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -56,7 +57,7 @@ func (h levelFloor) WithGroup(name string) slog.Handler {
 }
 
 // serveAPI runs the API on addr until ctx ends.
-func serveAPI(ctx context.Context, addr string, s *store.Store, tc client.Client, taskQueue string, host hostConfig, authn api.Authenticator, log *slog.Logger) error {
+func serveAPI(ctx context.Context, listen listenConfig, s *store.Store, tc client.Client, taskQueue string, host hostConfig, authn api.Authenticator, log *slog.Logger) error {
 	e := api.New(api.Config{
 		Store:        s,
 		Orchestrator: &workflows.Client{Temporal: tc, TaskQueue: taskQueue},
@@ -68,12 +69,20 @@ func serveAPI(ctx context.Context, addr string, s *store.Store, tc client.Client
 		},
 		Log: log,
 	})
-	ln, err := net.Listen("tcp", addr)
+	tlsCfg, err := listen.tlsConfig()
 	if err != nil {
-		return fmt.Errorf("--listen %s: %w", addr, err)
+		return err
 	}
-	log.Info("API listening", "address", "http://"+ln.Addr().String())
-	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
+	ln, err := net.Listen("tcp", listen.Addr)
+	if err != nil {
+		return fmt.Errorf("--listen %s: %w", listen.Addr, err)
+	}
+	scheme := "http://"
+	if tlsCfg != nil {
+		ln, scheme = tls.NewListener(ln, tlsCfg), "https://"
+	}
+	log.Info("API listening", "address", scheme+ln.Addr().String(), "clientCertificates", listen.ClientCA != "")
+	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsCfg}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -114,7 +123,7 @@ func signalContext() (context.Context, context.CancelFunc) {
 
 type devConfig struct {
 	DataDir      string
-	Listen       string
+	Listen       listenConfig
 	TemporalPort int
 	UIPort       int
 	EtcdClient   string
@@ -141,7 +150,7 @@ replicas and running workflows all come back.`,
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&c.DataDir, "data-dir", envOr("CHEOPS_DATA_DIR", ".cheops"), "folder of etcd's and Temporal's data (CHEOPS_DATA_DIR)")
-	fs.StringVar(&c.Listen, "listen", envOr("CHEOPS_LISTEN", "127.0.0.1:8080"), "API listen address (CHEOPS_LISTEN)")
+	c.Listen.register(fs)
 	fs.IntVar(&c.TemporalPort, "temporal-port", envInt("CHEOPS_TEMPORAL_PORT", 7233), "Temporal gRPC port on 127.0.0.1 (CHEOPS_TEMPORAL_PORT)")
 	fs.IntVar(&c.UIPort, "ui-port", envInt("CHEOPS_UI_PORT", 8233), "Temporal Web UI port on 127.0.0.1; -1 disables it (CHEOPS_UI_PORT)")
 	fs.StringVar(&c.EtcdClient, "etcd-client-addr", envOr("CHEOPS_ETCD_CLIENT_ADDR", "127.0.0.1:2379"), "embedded etcd client address (CHEOPS_ETCD_CLIENT_ADDR)")
@@ -170,7 +179,7 @@ func runDev(c devConfig) error {
 	if err != nil {
 		return err
 	}
-	if err := errors.Join(c.WorkerConfig.validate(), c.Host.validate()); err != nil {
+	if err := errors.Join(c.WorkerConfig.validate(), c.Host.validate(), c.Listen.validate()); err != nil {
 		return err
 	}
 	if c.TemporalPort <= 0 || c.TemporalPort > 65535 {
@@ -271,7 +280,8 @@ func newServerCmd() *cobra.Command {
 	var host hostConfig
 	var sc sealConfig
 	var tokens tokensConfig
-	var listen, level, pprofAddr string
+	var listen listenConfig
+	var level, pprofAddr string
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the API against an external Temporal and etcd",
@@ -280,7 +290,7 @@ func newServerCmd() *cobra.Command {
 			if err := host.validate(); err != nil {
 				return err
 			}
-			if err := tokens.validate(); err != nil {
+			if err := errors.Join(tokens.validate(), listen.validate()); err != nil {
 				return err
 			}
 			return runExternal(tcfg, ecfg, sc, level, pprofAddr, func(ctx context.Context, tc client.Client, s *store.Store, log *slog.Logger) error {
@@ -297,7 +307,7 @@ func newServerCmd() *cobra.Command {
 	host.register(cmd.Flags())
 	sc.register(cmd.Flags(), "")
 	tokens.register(cmd.Flags())
-	cmd.Flags().StringVar(&listen, "listen", envOr("CHEOPS_LISTEN", "127.0.0.1:8080"), "API listen address (CHEOPS_LISTEN)")
+	listen.register(cmd.Flags())
 	cmd.Flags().StringVar(&level, "log-level", envOr("CHEOPS_LOG_LEVEL", "info"), "debug, info, warn or error (CHEOPS_LOG_LEVEL)")
 	registerPprof(cmd.Flags(), &pprofAddr)
 	return cmd

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -164,4 +167,65 @@ func ensureDevToken(tokensFile, tokenPath string) (bool, error) {
 		return false, fmt.Errorf("write the dev tokens file: %w", err)
 	}
 	return true, nil
+}
+
+// listenConfig is how the API serves: TLS, optionally verifying client certificates (mTLS), or
+// plain HTTP, which is refused off this machine unless asked for.
+type listenConfig struct {
+	Addr            string
+	TLSCert, TLSKey string
+	ClientCA        string
+	InsecureHTTP    bool
+}
+
+func (c *listenConfig) register(fs *pflag.FlagSet) {
+	fs.StringVar(&c.Addr, "listen", envOr("CHEOPS_LISTEN", "127.0.0.1:8080"), "API listen address (CHEOPS_LISTEN)")
+	fs.StringVar(&c.TLSCert, "tls-cert", envOr("CHEOPS_TLS_CERT", ""), "serve the API over TLS with this certificate (CHEOPS_TLS_CERT)")
+	fs.StringVar(&c.TLSKey, "tls-key", envOr("CHEOPS_TLS_KEY", ""), "the certificate's key (CHEOPS_TLS_KEY)")
+	fs.StringVar(&c.ClientCA, "client-ca", envOr("CHEOPS_CLIENT_CA", ""), "also accept client certificates signed by this CA; the subject's CN is the actor, an OU names the role (CHEOPS_CLIENT_CA)")
+	fs.BoolVar(&c.InsecureHTTP, "insecure-http", envOr("CHEOPS_INSECURE_HTTP", "") == "true", "serve plain HTTP on an address other than loopback (behind a TLS-terminating proxy) (CHEOPS_INSECURE_HTTP)")
+}
+
+func (c *listenConfig) validate() error {
+	host, _, err := net.SplitHostPort(c.Addr)
+	if err != nil {
+		return fmt.Errorf("--listen: %q is not host:port", c.Addr)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if c.ClientCA != "" && c.TLSCert == "" {
+		return errors.New("--client-ca needs --tls-cert and --tls-key: client certificates come with TLS")
+	}
+	ip := net.ParseIP(host)
+	local := host == "localhost" || ip != nil && ip.IsLoopback()
+	if c.TLSCert == "" && !local && !c.InsecureHTTP {
+		return fmt.Errorf("--listen %s: refusing to serve the API, which holds every site's credentials, over plain HTTP off this machine; give --tls-cert and --tls-key, or --insecure-http behind a TLS-terminating proxy", c.Addr)
+	}
+	return nil
+}
+
+// tlsConfig is the server's TLS configuration, or nil for plain HTTP.
+func (c *listenConfig) tlsConfig() (*tls.Config, error) {
+	if c.TLSCert == "" {
+		return nil, nil
+	}
+	pair, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	if c.ClientCA != "" {
+		pem, err := os.ReadFile(c.ClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("--client-ca: %w", err)
+		}
+		cfg.ClientCAs = x509.NewCertPool()
+		if !cfg.ClientCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--client-ca: %s holds no PEM certificate", c.ClientCA)
+		}
+		// A bearer token still works without a certificate; a certificate given must verify.
+		cfg.ClientAuth = tls.VerifyClientCertIfGiven
+	}
+	return cfg, nil
 }
