@@ -37,7 +37,7 @@ variables named in each flag's help are read when the flag is not given.`,
 	root.AddCommand(newDevCmd(), newServerCmd(), newWorkerCmd(), newAdminCmd())
 	client := &clientFlags{}
 	for _, c := range append([]*cobra.Command{newSiteCmd(client), newApplyCmd(client), newGetCmd(client),
-		newListCmd(client), newDeleteCmd(client), newEventsCmd(client)}, newActionCmds(client)...) {
+		newListCmd(client), newDeleteCmd(client), newEventsCmd(client), newLoginCmd(client)}, newActionCmds(client)...) {
 		client.register(c)
 		root.AddCommand(c)
 	}
