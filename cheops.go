@@ -43,6 +43,8 @@ type Site struct {
 	// ProbeFailures counts the probes failed in a row; Health turns Unreachable at a threshold.
 	ProbeFailures int        `json:"probeFailures,omitempty"`
 	ProbedAt      *time.Time `json:"probedAt,omitempty"`
+	// CreatedBy names who registered the site (a token's name).
+	CreatedBy string `json:"createdBy,omitempty"`
 	// HasCredentials tells whether write-only credentials are stored for the site.
 	HasCredentials bool      `json:"hasCredentials"`
 	CreatedAt      time.Time `json:"createdAt"`
@@ -387,6 +389,13 @@ const (
 	// EventActionRequested: an operator asked for an action (the message names it: pause,
 	// resume, retry, resync); the workflow then acts on it.
 	EventActionRequested EventType = "ActionRequested"
+	// EventSiteCreated, EventSiteUpdated and EventSiteDeleted record a site's changes, with
+	// their actor, in the site's own event log.
+	EventSiteCreated EventType = "SiteCreated"
+	EventSiteUpdated EventType = "SiteUpdated"
+	EventSiteDeleted EventType = "SiteDeleted"
+	// EventHealthChanged: a site's probed health changed; the message says to what and why.
+	EventHealthChanged EventType = "HealthChanged"
 	// EventPaused and EventResumed: an operator paused or resumed the resource.
 	EventPaused  EventType = "Paused"
 	EventResumed EventType = "Resumed"

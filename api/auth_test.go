@@ -20,6 +20,7 @@ var wantRoles = map[string]string{
 	"GET /v1/sites/:name":          "viewer",
 	"PUT /v1/sites/:name":          "admin",
 	"DELETE /v1/sites/:name":       "admin",
+	"GET /v1/sites/:name/events":   "viewer",
 	"POST /v1/resources":           "operator",
 	"GET /v1/resources":            "viewer",
 	"GET /v1/resources/:id":        "viewer",
@@ -214,5 +215,40 @@ func TestEventsNameTheActor(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "actor=operator") {
 		t.Error("the log has no line naming the actor of a change")
+	}
+}
+
+// A site's log says who registered, changed and removed it, and outlives it.
+func TestSiteEventsNameTheActor(t *testing.T) {
+	h := newAPI(t)
+	if rec := do(t, h, http.MethodPost, "/v1/sites", map[string]any{"name": "audit-site", "driver": "kubernetes",
+		"kubernetes": map[string]any{"kubeconfig": kubeconfig}}); rec.Code != http.StatusCreated {
+		t.Fatalf("add: %d %s", rec.Code, rec.Body)
+	}
+	if rec := do(t, h, http.MethodPut, "/v1/sites/audit-site", map[string]any{"labels": map[string]string{"tier": "lab"},
+		"kubernetes": map[string]any{"kubeconfig": kubeconfig}}, "Authorization", "Bearer eu-admin-token"); rec.Code != http.StatusNotFound {
+		t.Fatalf("a region=eu admin changing a site outside it: %d %s; want 404", rec.Code, rec.Body)
+	}
+	if rec := do(t, h, http.MethodPut, "/v1/sites/audit-site", map[string]any{"labels": map[string]string{"tier": "lab"},
+		"kubernetes": map[string]any{"kubeconfig": kubeconfig}}); rec.Code != http.StatusOK {
+		t.Fatalf("put: %d %s", rec.Code, rec.Body)
+	}
+	if rec := do(t, h, http.MethodDelete, "/v1/sites/audit-site", nil); rec.Code != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", rec.Code, rec.Body)
+	}
+	rec := do(t, h, http.MethodGet, "/v1/sites/audit-site/events", nil, "Authorization", "Bearer viewer-token")
+	var evs struct{ Items []cheops.Event }
+	if err := json.Unmarshal(rec.Body.Bytes(), &evs); err != nil || rec.Code != http.StatusOK {
+		t.Fatalf("events: %d %s", rec.Code, rec.Body)
+	}
+	var got []string
+	for _, ev := range evs.Items {
+		got = append(got, string(ev.Type)+" by "+ev.Actor)
+	}
+	if strings.Join(got, ", ") != "SiteCreated by admin, SiteUpdated by admin, SiteDeleted by admin" {
+		t.Errorf("site events: %s", strings.Join(got, ", "))
+	}
+	if rec := do(t, h, http.MethodGet, "/v1/sites/never-was/events", nil); rec.Code != http.StatusNotFound {
+		t.Errorf("events of a site that never was: %d", rec.Code)
 	}
 }

@@ -93,6 +93,7 @@ func (s *server) routes() []Route {
 		{http.MethodGet, "/sites/:name", auth.Viewer, s.getSite},
 		{http.MethodPut, "/sites/:name", auth.Admin, s.putSite},
 		{http.MethodDelete, "/sites/:name", auth.Admin, s.deleteSite},
+		{http.MethodGet, "/sites/:name/events", auth.Viewer, s.siteEvents},
 
 		{http.MethodPost, "/resources", auth.Operator, s.createResource},
 		{http.MethodGet, "/resources", auth.Viewer, s.listResources},

@@ -110,6 +110,7 @@ func (s *server) createSite(c echo.Context) error {
 	if err := mayManage(identity(c), site); err != nil {
 		return err
 	}
+	site.CreatedBy = actor(c)
 	site, err = s.Store.CreateSite(c.Request().Context(), site, cred)
 	if errors.Is(err, store.ErrExists) {
 		return problem(http.StatusConflict, "site "+req.Name+" already exists")
@@ -211,9 +212,13 @@ func (s *server) putSite(c echo.Context) error {
 	if newCred != nil {
 		*newCred = cred
 	}
-	updated, err := s.Store.UpdateSite(ctx, name, newCred, func(cur *cheops.Site) error {
+	updated, err := s.Store.UpdateSite(ctx, name, newCred, func(cur *cheops.Site) (*cheops.Event, error) {
 		cur.Labels, cur.Kubernetes, cur.OpenStack = site.Labels, site.Kubernetes, site.OpenStack
-		return nil
+		msg := "settings replaced; credentials kept"
+		if newCred != nil {
+			msg = "settings and credentials replaced"
+		}
+		return &cheops.Event{Type: cheops.EventSiteUpdated, Actor: actor(c), Message: msg}, nil
 	})
 	if err != nil {
 		return err
@@ -229,7 +234,7 @@ func (s *server) deleteSite(c echo.Context) error {
 	if _, err := s.lookupSite(c, c.Param("name")); err != nil {
 		return err
 	}
-	err = s.Store.DeleteSite(c.Request().Context(), c.Param("name"), force)
+	err = s.Store.DeleteSite(c.Request().Context(), c.Param("name"), force, actor(c))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return problem(http.StatusNotFound, "site "+c.Param("name")+" does not exist")
@@ -251,4 +256,22 @@ func boolParam(c echo.Context, name string) (bool, error) {
 		return false, invalid(name, "must be true or false")
 	}
 	return b, nil
+}
+
+func (s *server) siteEvents(c echo.Context) error {
+	name := c.Param("name")
+	if _, err := s.lookupSite(c, name); err != nil {
+		// A removed site's log is still there, for whoever may see every site.
+		if p, ok := err.(*Problem); !ok || p.Status != http.StatusNotFound || identity(c).Bound() {
+			return err
+		}
+	}
+	evs, err := s.Store.SiteEvents(c.Request().Context(), name)
+	if err != nil {
+		return err
+	}
+	if len(evs) == 0 {
+		return problem(http.StatusNotFound, "site "+name+" does not exist and never did")
+	}
+	return c.JSON(http.StatusOK, map[string]any{"items": evs})
 }

@@ -85,3 +85,13 @@ func (c *Client) DeleteSite(ctx context.Context, name string, force bool) error 
 	}
 	return c.do(ctx, request{method: http.MethodDelete, path: sitePath(name), query: q})
 }
+
+// SiteEvents returns a site's event log, oldest first: who registered, changed and removed it, and
+// its health changes. It is kept after the site is removed.
+func (c *Client) SiteEvents(ctx context.Context, name string) ([]cheops.Event, error) {
+	var out struct {
+		Items []cheops.Event `json:"items"`
+	}
+	err := c.do(ctx, request{method: http.MethodGet, path: sitePath(name) + "/events", out: &out})
+	return out.Items, err
+}

@@ -12,7 +12,8 @@ import (
 	"github.com/cheops-io/cheops"
 )
 
-// CreateSite stores a new site and its credentials.
+// CreateSite stores a new site, its credentials and its SiteCreated event (by site.CreatedBy) in
+// one transaction.
 func (s *Store) CreateSite(ctx context.Context, site cheops.Site, cred cheops.Credentials) (cheops.Site, error) {
 	now := s.now()
 	site.CreatedAt, site.UpdatedAt = now, now
@@ -20,7 +21,8 @@ func (s *Store) CreateSite(ctx context.Context, site cheops.Site, cred cheops.Cr
 	if site.Health == "" {
 		site.Health = cheops.SiteUnknown
 	}
-	ops := []clientv3.Op{clientv3.OpPut(s.siteKey(site.Name), mustJSON(site))}
+	ops := []clientv3.Op{clientv3.OpPut(s.siteKey(site.Name), mustJSON(site)),
+		s.siteEventOp(site.Name, cheops.Event{Type: cheops.EventSiteCreated, Actor: site.CreatedBy})}
 	if !cred.Empty() {
 		v, err := s.credValue(site.Name, cred)
 		if err != nil {
@@ -52,16 +54,18 @@ func (s *Store) ListSites(ctx context.Context) ([]cheops.Site, error) {
 	return list[cheops.Site](ctx, s, s.prefix+"/sites/")
 }
 
-// UpdateSite changes a site through fn; cred, when not nil, replaces the credentials. When fn returns
-// ErrSkip nothing is written.
-func (s *Store) UpdateSite(ctx context.Context, name string, cred *cheops.Credentials, fn func(*cheops.Site) error) (cheops.Site, error) {
+// UpdateSite changes a site through fn; cred, when not nil, replaces the credentials. The event fn
+// returns, if any, goes to the site's log in the same transaction. When fn returns ErrSkip
+// nothing is written.
+func (s *Store) UpdateSite(ctx context.Context, name string, cred *cheops.Credentials, fn func(*cheops.Site) (*cheops.Event, error)) (cheops.Site, error) {
 	for range maxCASRetries {
 		var site cheops.Site
 		rev, err := s.get(ctx, s.siteKey(name), &site)
 		if err != nil {
 			return site, fmt.Errorf("site %s: %w", name, err)
 		}
-		if err := fn(&site); errors.Is(err, ErrSkip) {
+		ev, err := fn(&site)
+		if errors.Is(err, ErrSkip) {
 			return site, nil
 		} else if err != nil {
 			return site, err
@@ -82,6 +86,9 @@ func (s *Store) UpdateSite(ctx context.Context, name string, cred *cheops.Creden
 			}
 		}
 		ops = append(ops, clientv3.OpPut(s.siteKey(name), mustJSON(site)))
+		if ev != nil {
+			ops = append(ops, s.siteEventOp(name, *ev))
+		}
 		ok, err := s.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(s.siteKey(name)), "=", rev)}, ops...)
 		if err != nil {
 			return site, err
@@ -143,15 +150,16 @@ func (s *Store) SiteResources(ctx context.Context, name string) ([]string, error
 
 // DeleteSite removes a site. Unless force is set, a site that still holds replicas is refused with
 // ErrConflict; the check and the delete are one transaction, so a replica recorded concurrently is
-// not missed.
-func (s *Store) DeleteSite(ctx context.Context, name string, force bool) error {
+// not missed. The SiteDeleted event (by actor) is written with the delete.
+func (s *Store) DeleteSite(ctx context.Context, name string, force bool, actor string) error {
 	p := s.prefix + "/site-replicas/" + name + "/"
 	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(s.siteKey(name)), ">", 0)}
 	if !force {
 		// No key under the prefix: the newest create revision in the range is 0.
 		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(p), "=", 0).WithPrefix())
 	}
-	ok, err := s.txn(ctx, cmps, clientv3.OpDelete(s.siteKey(name)), clientv3.OpDelete(s.credKey(name)))
+	ev := cheops.Event{Type: cheops.EventSiteDeleted, Actor: actor, Message: fmt.Sprintf("force=%t", force)}
+	ok, err := s.txn(ctx, cmps, clientv3.OpDelete(s.siteKey(name)), clientv3.OpDelete(s.credKey(name)), s.siteEventOp(name, ev))
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@
 //	/replicas/<id>/<site>           Replica
 //	/site-replicas/<site>/<id>      empty; which resources have a replica on a site
 //	/events/<id>/<time>-<seq>       Event, append-only
+//	/site-events/<name>/<time>-<seq> Event of a site (who changed it, its health), append-only
 //	/specs/<id>/<generation>        Snapshot of each generation not yet committed (manifest, overrides)
 //	/committed/<id>                 Snapshot of the last generation applied everywhere (transactional)
 package store
@@ -76,7 +77,10 @@ func (s *Store) replicaKey(id, site string) string { return s.replicaPrefix(id) 
 func (s *Store) siteReplicaKey(site, id string) string {
 	return s.prefix + "/site-replicas/" + site + "/" + id
 }
-func (s *Store) eventPrefix(id string) string  { return s.prefix + "/events/" + id + "/" }
+func (s *Store) eventPrefix(id string) string { return s.prefix + "/events/" + id + "/" }
+func (s *Store) siteEventPrefix(name string) string {
+	return s.prefix + "/site-events/" + name + "/"
+}
 func (s *Store) committedKey(id string) string { return s.prefix + "/committed/" + id }
 func (s *Store) specPrefix(id string) string   { return s.prefix + "/specs/" + id + "/" }
 func (s *Store) specKey(id string, gen int64) string {

@@ -86,16 +86,16 @@ func TestDeleteSiteRefusedWhileItHoldsReplicas(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteSite(ctx, "berlin", false); !errors.Is(err, store.ErrConflict) {
+	if err := s.DeleteSite(ctx, "berlin", false, "test"); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("DeleteSite = %v, want ErrConflict", err)
 	}
 	if err := s.DeleteResource(ctx, r.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteSite(ctx, "berlin", false); err != nil {
+	if err := s.DeleteSite(ctx, "berlin", false, "test"); err != nil {
 		t.Fatalf("DeleteSite after the resource is gone: %v", err)
 	}
-	if err := s.DeleteSite(ctx, "berlin", false); !errors.Is(err, store.ErrNotFound) {
+	if err := s.DeleteSite(ctx, "berlin", false, "test"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("DeleteSite of a missing site = %v, want ErrNotFound", err)
 	}
 	mustCreateSite(t, s, "rome")
@@ -103,7 +103,7 @@ func TestDeleteSiteRefusedWhileItHoldsReplicas(t *testing.T) {
 	if _, err := s.UpdateReplica(ctx, r2.ID, "rome", func(*cheops.Replica) (*cheops.Event, error) { return nil, nil }); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteSite(ctx, "rome", true); err != nil {
+	if err := s.DeleteSite(ctx, "rome", true, "test"); err != nil {
 		t.Fatalf("forced DeleteSite = %v", err)
 	}
 }
@@ -360,7 +360,7 @@ func TestCredentialsAreSealedAtRest(t *testing.T) {
 		t.Fatal(err)
 	}
 	pw := cheops.Credentials{Password: secrets[1]}
-	if _, err := s.UpdateSite(ctx, "b", &pw, func(*cheops.Site) error { return nil }); err != nil {
+	if _, err := s.UpdateSite(ctx, "b", &pw, func(*cheops.Site) (*cheops.Event, error) { return nil, nil }); err != nil {
 		t.Fatal(err)
 	}
 	raw := func() string {
@@ -396,7 +396,7 @@ func TestCredentialsAreSealedAtRest(t *testing.T) {
 	if _, err := s.SiteCredentials(ctx, "b"); err == nil || strings.Contains(err.Error(), secrets[0]) {
 		t.Fatalf("a credential moved to another site: %v", err)
 	}
-	if _, err := s.UpdateSite(ctx, "b", &pw, func(*cheops.Site) error { return nil }); err != nil {
+	if _, err := s.UpdateSite(ctx, "b", &pw, func(*cheops.Site) (*cheops.Event, error) { return nil, nil }); err != nil {
 		t.Fatal(err)
 	}
 	// Rotation: a new key seals; everything is re-sealed under it, the legacy plain value too.

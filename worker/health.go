@@ -82,20 +82,27 @@ func (p *Prober) probe(ctx context.Context, name string) error {
 		return nil
 	}
 	var before cheops.SiteHealth
-	site, err := p.Store.UpdateSite(ctx, name, nil, func(s *cheops.Site) error {
+	site, err := p.Store.UpdateSite(ctx, name, nil, func(s *cheops.Site) (*cheops.Event, error) {
 		before = s.Health
 		now := time.Now().UTC()
 		s.ProbedAt = &now
 		if probeErr == nil {
 			s.Health, s.HealthMessage, s.ProbeFailures = cheops.SiteReady, "", 0
-			return nil
+		} else {
+			s.ProbeFailures++
+			if s.ProbeFailures >= p.Config.Failures {
+				s.Health = cheops.SiteUnreachable
+				s.HealthMessage = fmt.Sprintf("%d probes failed in a row; last: %s", s.ProbeFailures, healthText(probeErr))
+			}
 		}
-		s.ProbeFailures++
-		if s.ProbeFailures >= p.Config.Failures {
-			s.Health = cheops.SiteUnreachable
-			s.HealthMessage = fmt.Sprintf("%d probes failed in a row; last: %s", s.ProbeFailures, healthText(probeErr))
+		if s.Health == before {
+			return nil, nil
 		}
-		return nil
+		msg := string(before) + " → " + string(s.Health)
+		if s.HealthMessage != "" {
+			msg += ": " + s.HealthMessage
+		}
+		return &cheops.Event{Type: cheops.EventHealthChanged, Message: msg}, nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil

@@ -14,7 +14,7 @@ import (
 
 func newSiteCmd(f *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "site", Short: "Register, list, show and remove sites"}
-	cmd.AddCommand(newSiteAddCmd(f), newSiteAddOpenStackCmd(f), newSiteListCmd(f), newSiteGetCmd(f), newSiteRemoveCmd(f))
+	cmd.AddCommand(newSiteAddCmd(f), newSiteAddOpenStackCmd(f), newSiteListCmd(f), newSiteGetCmd(f), newSiteRemoveCmd(f), newSiteEventsCmd(f))
 	return cmd
 }
 

@@ -34,6 +34,9 @@ func TestCLIWalkthrough(t *testing.T) {
 	if strings.Contains(out, "token") {
 		t.Fatalf("site list shows credentials:\n%s", out)
 	}
+	if out, err = cli(t, "site", "events", "site-1"); err != nil || !strings.Contains(out, "SiteCreated") || !strings.Contains(out, "dev-admin") {
+		t.Fatalf("site events: %v\n%s", err, out)
+	}
 	file := filepath.Join(t.TempDir(), "cm.yaml")
 	manifest := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-cli\ndata:\n  greeting: hello\n"
 	if err := os.WriteFile(file, []byte(manifest), 0o600); err != nil {
