@@ -161,7 +161,7 @@ func TestPlanReplicas(t *testing.T) {
 			in := cheops.PlanInput{Resource: tc.res, Replicas: tc.replicas, Retry: tc.retry, Resync: tc.resync,
 				Health: map[string]cheops.SiteHealth{}}
 			if tc.res.Deletion == nil {
-				placed, err := scope.Resolve(tc.res.Scope, tc.sites, tc.res.Driver, cheops.Held(tc.replicas))
+				placed, err := scope.Resolve(tc.res.Scope, scope.Within(tc.res, tc.sites), tc.res.Driver, cheops.Held(tc.replicas))
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -17,23 +17,34 @@ type Placement struct {
 // Names returns every site name an expression mentions, in order of appearance.
 func Names(x Expr) []string {
 	var names []string
-	var walk func(Expr)
-	walk = func(x Expr) {
-		switch x := x.(type) {
-		case Site:
-			names = append(names, x.Name)
-		case All:
-			for _, t := range x.Terms {
-				walk(t)
-			}
-		case Any:
-			for _, t := range x.Alternatives {
-				walk(t)
-			}
+	leaves(x, func(leaf Expr) {
+		if s, ok := leaf.(Site); ok {
+			names = append(names, s.Name)
+		}
+	})
+	return names
+}
+
+// leaves calls visit on every site and selector term of an expression, in order of appearance.
+func leaves(x Expr, visit func(Expr)) {
+	switch x := x.(type) {
+	case Site, Selector:
+		visit(x)
+	case All:
+		for _, t := range x.Terms {
+			leaves(t, visit)
+		}
+	case Any:
+		for _, t := range x.Alternatives {
+			leaves(t, visit)
 		}
 	}
-	walk(x)
-	return names
+}
+
+// Matches reports whether a site with these labels matches the selector term.
+func (s Selector) Matches(labels map[string]string) bool {
+	v, has := labels[s.Key]
+	return (s.Op == "=" && has && v == s.Value) || (s.Op == "!=" && v != s.Value)
 }
 
 // Evaluate resolves an expression against the known sites. held names the sites that hold a replica
@@ -80,8 +91,7 @@ func (e *evaluator) eval(x Expr) map[string]bool {
 		}
 	case Selector:
 		for _, name := range e.order {
-			v, has := e.sites[name].Labels[x.Key]
-			if (x.Op == "=" && has && v == x.Value) || (x.Op == "!=" && v != x.Value) {
+			if x.Matches(e.sites[name].Labels) {
 				out[name] = true
 			}
 		}

@@ -161,27 +161,14 @@ func Reach(sc cheops.Scope, sites []cheops.Site, driver cheops.DriverName) []str
 	}
 	if sc.Expression != "" {
 		if x, err := Parse(sc.Expression); err == nil {
-			var walk func(Expr)
-			walk = func(x Expr) {
-				switch x := x.(type) {
+			leaves(x, func(leaf Expr) {
+				switch leaf := leaf.(type) {
 				case Site:
-					set[x.Name] = true
+					set[leaf.Name] = true
 				case Selector:
-					matchAll(func(l map[string]string) bool {
-						v, has := l[x.Key]
-						return (x.Op == "=" && has && v == x.Value) || (x.Op == "!=" && v != x.Value)
-					})
-				case All:
-					for _, t := range x.Terms {
-						walk(t)
-					}
-				case Any:
-					for _, t := range x.Alternatives {
-						walk(t)
-					}
+					matchAll(leaf.Matches)
 				}
-			}
-			walk(x)
+			})
 		}
 	}
 	return slices.Sorted(maps.Keys(set))

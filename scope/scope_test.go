@@ -193,3 +193,30 @@ func TestResolveSelectsOnlySitesOfTheDriver(t *testing.T) {
 		t.Error("a bad selector resolved")
 	}
 }
+
+func TestReachCoversEveryAlternative(t *testing.T) {
+	sites := []cheops.Site{
+		{Name: "paris", Driver: cheops.DriverKubernetes, Labels: map[string]string{"region": "eu"}},
+		{Name: "berlin", Driver: cheops.DriverKubernetes, Labels: map[string]string{"region": "eu"}},
+		{Name: "ny", Driver: cheops.DriverKubernetes, Labels: map[string]string{"region": "us"}},
+		{Name: "os", Driver: cheops.DriverOpenStack, Labels: map[string]string{"region": "us"}},
+	}
+	for _, c := range []struct {
+		sc   cheops.Scope
+		want []string
+	}{
+		{cheops.Scope{Expression: "paris | ny"}, []string{"ny", "paris"}},
+		{cheops.Scope{Expression: "(paris | berlin) & region=us"}, []string{"berlin", "ny", "paris"}},
+		{cheops.Scope{Expression: "region!=eu"}, []string{"ny"}},
+		{cheops.Scope{Selector: "region=eu"}, []string{"berlin", "paris"}},
+		{cheops.Scope{Sites: []string{"ny"}}, []string{"ny"}},
+	} {
+		if got := Reach(c.sc, sites, cheops.DriverKubernetes); !slices.Equal(got, c.want) {
+			t.Errorf("Reach(%+v) = %v, want %v", c.sc, got, c.want)
+		}
+	}
+	bound := cheops.Resource{Within: "region=eu"}
+	if got := Within(bound, sites); len(got) != 2 || got[0].Name != "paris" || got[1].Name != "berlin" {
+		t.Errorf("Within(region=eu) = %v", got)
+	}
+}
