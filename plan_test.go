@@ -72,6 +72,12 @@ func TestPlanReplicas(t *testing.T) {
 			{Name: "os", Driver: cheops.DriverOpenStack, Labels: map[string]string{"region": "eu"}}},
 		want: want{sites: []string{"a"}, apply: []string{"a"}, owed: []string{"a"}},
 	}, {
+		name: "a resource bound to some sites (declared by a bound token) is never placed outside them",
+		res:  cheops.Resource{Generation: 1, Within: "region=eu", Scope: cheops.Scope{Selector: "tier=web"}},
+		sites: []cheops.Site{k8s("a", cheops.SiteReady, map[string]string{"region": "eu", "tier": "web"}),
+			k8s("b", cheops.SiteReady, map[string]string{"region": "us", "tier": "web"})},
+		want: want{sites: []string{"a"}, apply: []string{"a"}, owed: []string{"a"}},
+	}, {
 		name:     "failover: the held alternative's site is unreachable, the next one takes over",
 		res:      cheops.Resource{Generation: 1, Scope: cheops.Scope{Expression: "a | b"}},
 		sites:    []cheops.Site{k8s("a", cheops.SiteUnreachable, nil), k8s("b", cheops.SiteReady, nil)},
