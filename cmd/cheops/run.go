@@ -196,8 +196,10 @@ func runDev(c devConfig) error {
 			return err
 		}
 		if created {
+			tokenPath := filepath.Join(c.DataDir, devTokenFile)
 			log.Info("made an admin token for this dev server; the CLI run from this folder uses it, others send it as a bearer token",
-				"tokenFile", filepath.Join(c.DataDir, devTokenFile), "tokensFile", c.Tokens.File)
+				"tokenFile", tokenPath, "tokensFile", c.Tokens.File,
+				"example", `curl -H "Authorization: Bearer $(cat `+tokenPath+`)" http://`+c.Listen.Addr+`/v1/sites`)
 		}
 	}
 	authn, err := c.Tokens.load(log)
