@@ -56,11 +56,34 @@ func (a *Activities) ApplyReplica(ctx context.Context, in ApplyInput) (ApplyOutp
 	return a.applyAndRecord(ctx, r, in.Site, cheops.EventApplied, "", in.Force)
 }
 
-// applyAndRecord makes r's manifest at r's generation true on a site and records the replica, with
-// an event of type evType once it is done. message, when set, is kept on the Ready replica.
-// force applies even when the record says the site is already done.
+// applyAndRecord is applySite for an activity that applies one site: the attempt is Temporal's,
+// and a failure recorded on the replica is mapped to Temporal's retry behaviour.
 func (a *Activities) applyAndRecord(ctx context.Context, r cheops.Resource, site string, evType cheops.EventType, message string, force bool) (ApplyOutput, error) {
-	attempt := int(activity.GetInfo(ctx).Attempt)
+	out, err := a.applySite(ctx, r, site, siteApply{event: evType, message: message, force: force, attempt: int(activity.GetInfo(ctx).Attempt)})
+	var rec *recordedFailure
+	if errors.As(err, &rec) {
+		return out, asTemporalError(rec.err)
+	}
+	return out, err
+}
+
+// siteApply says how applySite applies and records one site.
+type siteApply struct {
+	// event is the type of the event recorded once the site is done.
+	event cheops.EventType
+	// message, when set, is kept on the Ready replica.
+	message string
+	// force applies even when the record says the site is already done.
+	force bool
+	// attempt is the number of this try, recorded as the replica's Attempts.
+	attempt int
+}
+
+// applySite makes r's manifest at r's generation true on a site and records the replica. A failure
+// to apply is recorded on the replica and returned as a *recordedFailure holding the classified
+// error; any other error (a failure to record) is returned as it is.
+func (a *Activities) applySite(ctx context.Context, r cheops.Resource, site string, how siteApply) (ApplyOutput, error) {
+	attempt := how.attempt
 	t, d, err := a.target(ctx, r.Driver, site)
 	var manifest []byte
 	var applied []string
@@ -81,7 +104,7 @@ func (a *Activities) applyAndRecord(ctx context.Context, r cheops.Resource, site
 		hash = digest(append(append([]byte{}, manifest...), b...))
 	}
 	done := func(rep *cheops.Replica) bool {
-		return !force && rep.State == cheops.ReplicaReady && rep.ObservedGeneration == r.Generation && rep.AppliedHash == hash
+		return !how.force && rep.State == cheops.ReplicaReady && rep.ObservedGeneration == r.Generation && rep.AppliedHash == hash
 	}
 	rep, err := a.Store.UpdateReplica(ctx, r.ID, site, func(rep *cheops.Replica) (*cheops.Event, error) {
 		if done(rep) {
@@ -113,12 +136,12 @@ func (a *Activities) applyAndRecord(ctx context.Context, r cheops.Resource, site
 	_, err = a.Store.UpdateReplica(ctx, r.ID, site, func(rep *cheops.Replica) (*cheops.Event, error) {
 		rep.State = cheops.ReplicaReady
 		rep.LocalID, rep.Object, rep.Overrides = res.LocalID, &res.Object, applied
-		rep.ObservedGeneration, rep.AppliedHash, rep.Message, rep.FailedGeneration = r.Generation, hash, message, 0
+		rep.ObservedGeneration, rep.AppliedHash, rep.Message, rep.FailedGeneration = r.Generation, hash, how.message, 0
 		msg := "local ID " + res.LocalID
-		if message != "" {
-			msg = message + "; " + msg
+		if how.message != "" {
+			msg = how.message + "; " + msg
 		}
-		return &cheops.Event{Type: evType, Site: site, Generation: r.Generation, Message: msg}, nil
+		return &cheops.Event{Type: how.event, Site: site, Generation: r.Generation, Message: msg}, nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		// The resource was forgotten while we applied: the object we just made must not outlive it.
@@ -130,8 +153,14 @@ func (a *Activities) applyAndRecord(ctx context.Context, r cheops.Resource, site
 	return ApplyOutput{LocalID: res.LocalID, Generation: r.Generation}, nil
 }
 
-// recordFailure records a failed apply on the replica, by its class, and returns the error mapped
-// for Temporal.
+// recordedFailure is a failed apply whose failure is recorded on its replica.
+type recordedFailure struct{ err error }
+
+func (f *recordedFailure) Error() string { return f.err.Error() }
+func (f *recordedFailure) Unwrap() error { return f.err }
+
+// recordFailure records a failed apply on the replica, by its class, and returns it as a
+// *recordedFailure; when it cannot be recorded, it returns both errors joined, unrecorded.
 func (a *Activities) recordFailure(ctx context.Context, r cheops.Resource, site string, attempt int, err error) error {
 	class := cheops.ClassOf(err)
 	state := cheops.ReplicaApplying
@@ -158,7 +187,7 @@ func (a *Activities) recordFailure(ctx context.Context, r cheops.Resource, site 
 	}); rerr != nil && !errors.Is(rerr, store.ErrNotFound) {
 		return errors.Join(err, rerr)
 	}
-	return asTemporalError(err)
+	return &recordedFailure{err}
 }
 
 // resource reads a resource for an activity. ok is false when the resource is already forgotten:
@@ -190,11 +219,12 @@ func (a *Activities) target(ctx context.Context, driver cheops.DriverName, siteN
 }
 
 // heartbeating runs fn while heartbeating, so a worker that dies mid-call is noticed within the
-// heartbeat timeout rather than the whole start-to-close timeout.
+// heartbeat timeout rather than the whole start-to-close timeout. Inside a wave the wave
+// heartbeats, with its progress as details, which a heartbeat from here would overwrite.
 func heartbeating(ctx context.Context, fn func(context.Context) error) error {
 	done := make(chan struct{})
 	defer close(done)
-	if activity.IsActivity(ctx) {
+	if activity.IsActivity(ctx) && !inWave(ctx) {
 		go func() {
 			t := time.NewTicker(2 * time.Second)
 			defer t.Stop()
