@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -10,35 +11,41 @@ import (
 	"github.com/cheops-io/cheops/activities"
 )
 
+// Waves. Constants: a value that could differ between a run and its replay would make the workflow
+// non-deterministic.
+const (
+	// waveSize is the most sites one ApplyWave applies: its input and its result (an outcome per
+	// site) stay small in the history, and a wave retried after its worker died repeats little.
+	waveSize = 100
+	// applyAttempts is how often a site's transient failure is tried within a round, with a wait
+	// of applyBackoff doubling up to applyBackoffMax in between: the budget the per-site
+	// activity's retry policy had.
+	applyAttempts   = 5
+	applyBackoff    = time.Second
+	applyBackoffMax = 30 * time.Second
+)
+
 // converge is one round of eventual mode: apply the generation to every site that needs it, remove
 // replicas that left the scope, and say how long to wait before the next round. Sites fail
 // independently: a failing site does not hold the others back, and is retried with capped
 // exponential backoff, or at once when its health changes.
 func (r *resourceRun) converge(ctx workflow.Context, plan cheops.Plan) time.Duration {
 	r.status.Phase = PhaseApplying
-	applyCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 2 * time.Minute,
-		HeartbeatTimeout:    10 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second,
-			MaximumAttempts: 5,
-			// A rejected object fails at once; an unreachable site is parked until it comes back.
-			NonRetryableErrorTypes: []string{string(cheops.Permanent), string(cheops.Unreachable)},
-		},
-	})
-	errs := fanOut(ctx, plan.Apply, plan.MaxParallel, func(site string) workflow.Future {
-		return workflow.ExecuteActivity(applyCtx, a.ApplyReplica, activities.ApplyInput{
-			ResourceID: r.status.ResourceID, Site: site, Generation: plan.Generation, Force: plan.Resync})
-	})
+	var failures map[string]siteFailure
+	if workflow.GetVersion(ctx, "apply-waves", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		failures = r.applyEachSite(ctx, plan)
+	} else {
+		failures = r.applyInWaves(ctx, plan)
+	}
 	r.status.Failed = nil
 	retryLater := len(plan.Parked) > 0
 	for _, site := range plan.Apply {
-		err := errs[site]
-		if err == nil {
+		f, failed := failures[site]
+		if !failed {
 			continue
 		}
 		r.status.Failed = append(r.status.Failed, site)
-		switch errorClass(err) {
+		switch f.class {
 		case cheops.Permanent:
 			r.status.Rejected = append(r.status.Rejected, site)
 		case cheops.Unreachable:
@@ -47,7 +54,7 @@ func (r *resourceRun) converge(ctx workflow.Context, plan cheops.Plan) time.Dura
 			// Transient failures outlasted their retries: record why, and retry in a later round.
 			retryLater = true
 			_ = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, recordOptions), a.MarkReplicaFailed,
-				activities.MarkInput{ResourceID: r.status.ResourceID, Site: site, Message: rootMessage(err)}).Get(ctx, nil)
+				activities.MarkInput{ResourceID: r.status.ResourceID, Site: site, Message: f.message}).Get(ctx, nil)
 		}
 	}
 	// A replica that cannot be removed yet (its site is down) is removed in a later round.
@@ -87,4 +94,94 @@ func backoff(initial, maxWait time.Duration, n int) time.Duration {
 		d *= 2
 	}
 	return min(d, maxWait)
+}
+
+// siteFailure is why a site did not converge in a round: the class of its last failure ("" when
+// the class is unknown: a timeout, a worker lost) and the driver's own words.
+type siteFailure struct {
+	class   cheops.ErrorClass
+	message string
+}
+
+// applyEachSite applies the plan with one ApplyReplica activity per site, retried by Temporal. It is
+// how runs that started before waves apply, kept unchanged so that their histories replay.
+func (r *resourceRun) applyEachSite(ctx workflow.Context, plan cheops.Plan) map[string]siteFailure {
+	applyCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Minute,
+		HeartbeatTimeout:    10 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: applyBackoff, BackoffCoefficient: 2, MaximumInterval: applyBackoffMax,
+			MaximumAttempts: applyAttempts,
+			// A rejected object fails at once; an unreachable site is parked until it comes back.
+			NonRetryableErrorTypes: []string{string(cheops.Permanent), string(cheops.Unreachable)},
+		},
+	})
+	errs := fanOut(ctx, plan.Apply, plan.MaxParallel, func(site string) workflow.Future {
+		return workflow.ExecuteActivity(applyCtx, a.ApplyReplica, activities.ApplyInput{
+			ResourceID: r.status.ResourceID, Site: site, Generation: plan.Generation, Force: plan.Resync})
+	})
+	failures := map[string]siteFailure{}
+	for _, site := range plan.Apply {
+		if err := errs[site]; err != nil {
+			failures[site] = siteFailure{class: errorClass(err), message: rootMessage(err)}
+		}
+	}
+	return failures
+}
+
+// applyInWaves applies the plan in waves of at most waveSize sites, one ApplyWave activity per
+// wave, each applying plan.MaxParallel sites at once. Sites that failed transiently are tried
+// again, and only they, after a backoff, up to applyAttempts in all; a rejected site is not
+// tried again, nor an unreachable one (it is parked). It returns each failed site's last failure.
+func (r *resourceRun) applyInWaves(ctx workflow.Context, plan cheops.Plan) map[string]siteFailure {
+	failures := map[string]siteFailure{}
+	wait := applyBackoff
+	for attempt, sites := 1, plan.Apply; len(sites) > 0; attempt++ {
+		if attempt > 1 {
+			if err := workflow.Sleep(ctx, wait); err != nil {
+				break // the run is ending: the sites left keep their failures
+			}
+			wait = min(2*wait, applyBackoffMax)
+		}
+		var again []string
+		for wave := range slices.Chunk(sites, waveSize) {
+			for _, o := range r.applyWave(ctx, plan, wave, attempt) {
+				if o.Class == "" {
+					delete(failures, o.Site)
+					continue
+				}
+				failures[o.Site] = siteFailure{class: o.Class, message: o.Message}
+				if o.Class == cheops.Transient && attempt < applyAttempts {
+					again = append(again, o.Site)
+				}
+			}
+		}
+		sites = again
+	}
+	return failures
+}
+
+// applyWave runs one ApplyWave and returns its outcomes. A wave that fails as a whole (its worker
+// kept dying, the store could not be read) counts as a transient failure of each of its sites.
+func (r *resourceRun) applyWave(ctx workflow.Context, plan cheops.Plan, sites []string, attempt int) []activities.SiteOutcome {
+	waveCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		// Each site has activities.SiteTimeout within the wave; the heartbeat notices a lost worker.
+		StartToCloseTimeout: time.Minute + activities.SiteTimeout*time.Duration((len(sites)+max(plan.MaxParallel, 1)-1)/max(plan.MaxParallel, 1)),
+		HeartbeatTimeout:    10 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: applyBackoff, BackoffCoefficient: 2, MaximumInterval: applyBackoffMax, MaximumAttempts: 3,
+		},
+	})
+	var out activities.WaveOutput
+	err := workflow.ExecuteActivity(waveCtx, a.ApplyWave, activities.WaveInput{
+		ResourceID: r.status.ResourceID, Generation: plan.Generation, Sites: sites,
+		MaxParallel: plan.MaxParallel, Force: plan.Resync, Attempt: attempt}).Get(ctx, &out)
+	if err == nil {
+		return out.Sites
+	}
+	outcomes := make([]activities.SiteOutcome, len(sites))
+	for i, site := range sites {
+		outcomes[i] = activities.SiteOutcome{Site: site, Class: cheops.Transient, Message: rootMessage(err)}
+	}
+	return outcomes
 }

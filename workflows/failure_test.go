@@ -39,16 +39,16 @@ func TestUnreachableSiteBacksOffUntilItsHealthChanges(t *testing.T) {
 		}
 		return p, nil
 	})
-	env.OnActivity(a.ApplyReplica, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ApplyInput) (activities.ApplyOutput, error) {
+	onWave(env, func(_ activities.WaveInput, site string) activities.SiteOutcome {
 		mu.Lock()
 		defer mu.Unlock()
-		if in.Site == "down" {
+		if site == "down" {
 			attempts++
 			if !up {
-				return activities.ApplyOutput{}, temporal.NewApplicationError("connection refused", string(cheops.Unreachable))
+				return activities.SiteOutcome{Site: site, Class: cheops.Unreachable, Message: "connection refused"}
 			}
 		}
-		return activities.ApplyOutput{Generation: 1}, nil
+		return activities.SiteOutcome{Site: site, Generation: 1}
 	})
 	env.OnActivity(a.CommitGeneration, mock.Anything, mock.Anything).Return(nil).Once()
 	// After four rounds (0, 10, 30, 70 s: waits of 10, 20, 40) the site comes back and says so.
@@ -175,11 +175,11 @@ func TestPauseUpdateResume(t *testing.T) {
 		return cheops.Plan{Exists: true, Generation: generation, Consistency: cheops.Eventual, Paused: paused,
 			MaxParallel: 1, Sites: []string{"a"}, Apply: []string{"a"}}, nil
 	})
-	env.OnActivity(a.ApplyReplica, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ApplyInput) (activities.ApplyOutput, error) {
+	onWave(env, func(in activities.WaveInput, site string) activities.SiteOutcome {
 		mu.Lock()
 		defer mu.Unlock()
 		applied = append(applied, in.Generation)
-		return activities.ApplyOutput{Generation: in.Generation}, nil
+		return activities.SiteOutcome{Site: site, Generation: in.Generation}
 	})
 	env.OnActivity(a.CommitGeneration, mock.Anything, mock.Anything).Return(nil)
 	var appliedWhilePaused []int64

@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -33,6 +34,38 @@ func TestFanOutIsolatesAPermanentFailure(t *testing.T) {
 		Sites: []string{"a", "b", "c"}, Apply: []string{"a", "b", "c"}}
 	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(plan, nil).Once()
 	var attemptsB atomic.Int32
+	onWave(env, func(in activities.WaveInput, site string) activities.SiteOutcome {
+		if site == "b" {
+			attemptsB.Add(1)
+			return activities.SiteOutcome{Site: site, Class: cheops.Permanent, Message: "admission denied"}
+		}
+		return activities.SiteOutcome{Site: site, LocalID: "uid-" + site, Generation: in.Generation}
+	})
+	// After the resync interval the workflow re-plans; the resource is then gone.
+	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(cheops.Plan{}, nil).Once()
+	var st Status
+	env.RegisterDelayedCallback(func() { st = queryStatus(t, env) }, time.Second)
+	env.ExecuteWorkflow(ResourceWorkflow, ResourceInput{ResourceID: "r1"})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if attemptsB.Load() != 1 {
+		t.Fatalf("site b applied %d times, want 1 (permanent errors are not retried)", attemptsB.Load())
+	}
+	if !slices.Equal(st.Failed, []string{"b"}) || !slices.Equal(st.Rejected, []string{"b"}) {
+		t.Fatalf("status.Failed = %v, Rejected = %v; want [b] for both", st.Failed, st.Rejected)
+	}
+}
+
+// Runs that started before waves apply each site with its own activity (the DefaultVersion of
+// "apply-waves"), and keep doing so: the same isolation of a permanent failure holds there.
+func TestPerSitePathIsolatesAPermanentFailure(t *testing.T) {
+	env := newEnv(t)
+	env.OnGetVersion("apply-waves", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	plan := cheops.Plan{Exists: true, Name: "cm", Generation: 1, MaxParallel: 10,
+		Sites: []string{"a", "b", "c"}, Apply: []string{"a", "b", "c"}}
+	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(plan, nil).Once()
+	var attemptsB atomic.Int32
 	env.OnActivity(a.ApplyReplica, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.ApplyInput) (activities.ApplyOutput, error) {
 			if in.Site == "b" {
@@ -41,19 +74,9 @@ func TestFanOutIsolatesAPermanentFailure(t *testing.T) {
 			}
 			return activities.ApplyOutput{LocalID: "uid-" + in.Site, Generation: in.Generation}, nil
 		})
-	// After the resync interval the workflow re-plans; the resource is then gone.
 	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(cheops.Plan{}, nil).Once()
-	var failed []string
-	env.RegisterDelayedCallback(func() {
-		v, err := env.QueryWorkflow(QueryStatus)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		var st Status
-		_ = v.Get(&st)
-		failed = st.Failed
-	}, time.Second)
+	var st Status
+	env.RegisterDelayedCallback(func() { st = queryStatus(t, env) }, time.Second)
 	env.ExecuteWorkflow(ResourceWorkflow, ResourceInput{ResourceID: "r1"})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
@@ -61,40 +84,30 @@ func TestFanOutIsolatesAPermanentFailure(t *testing.T) {
 	if attemptsB.Load() != 1 {
 		t.Fatalf("site b applied %d times, want 1 (permanent errors are not retried)", attemptsB.Load())
 	}
-	if len(failed) != 1 || failed[0] != "b" {
-		t.Fatalf("status.Failed = %v, want [b]", failed)
+	if !slices.Equal(st.Failed, []string{"b"}) {
+		t.Fatalf("status.Failed = %v, want [b]", st.Failed)
 	}
 }
 
-// No more than MaxParallel replicas are applied at once.
+// Each wave is asked to apply no more than the plan's MaxParallel sites at once (ApplyWave keeps to
+// it: see activities.TestApplyWaveIsBounded), and every site is applied once.
 func TestFanOutIsBounded(t *testing.T) {
 	env := newEnv(t)
 	sites := []string{"s1", "s2", "s3", "s4", "s5", "s6", "s7"}
 	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(
 		cheops.Plan{Exists: true, Generation: 1, MaxParallel: 2, Sites: sites, Apply: sites}, nil).Once()
-	var mu sync.Mutex
-	var now, peak, calls int
-	env.OnActivity(a.ApplyReplica, mock.Anything, mock.Anything).Return(
-		func(context.Context, activities.ApplyInput) (activities.ApplyOutput, error) {
-			mu.Lock()
-			now++
-			calls++
-			peak = max(peak, now)
-			mu.Unlock()
-			time.Sleep(20 * time.Millisecond)
-			mu.Lock()
-			now--
-			mu.Unlock()
-			return activities.ApplyOutput{}, nil
-		})
+	waves := onWave(env, func(in activities.WaveInput, site string) activities.SiteOutcome {
+		return activities.SiteOutcome{Site: site, Generation: in.Generation}
+	})
 	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(cheops.Plan{}, nil).Once()
 	env.OnActivity(a.CommitGeneration, mock.Anything, mock.Anything).Return(nil).Once()
 	env.ExecuteWorkflow(ResourceWorkflow, ResourceInput{ResourceID: "r1"})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
-	if calls != len(sites) || peak > 2 || peak < 1 {
-		t.Fatalf("calls = %d, peak concurrency = %d; want %d calls, at most 2 at once", calls, peak, len(sites))
+	got := waves.all()
+	if len(got) != 1 || got[0].MaxParallel != 2 || !slices.Equal(got[0].Sites, sites) {
+		t.Fatalf("waves = %+v; want one of all %d sites, at most 2 at once", got, len(sites))
 	}
 }
 
@@ -109,11 +122,10 @@ func TestApplyUpdateWakesAndRefusesStaleGenerations(t *testing.T) {
 	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(cheops.Plan{}, nil).Once()
 	env.OnActivity(a.CommitGeneration, mock.Anything, mock.Anything).Return(nil)
 	var applied []int64
-	env.OnActivity(a.ApplyReplica, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.ApplyInput) (activities.ApplyOutput, error) {
-			applied = append(applied, in.Generation)
-			return activities.ApplyOutput{Generation: in.Generation}, nil
-		})
+	onWave(env, func(in activities.WaveInput, site string) activities.SiteOutcome {
+		applied = append(applied, in.Generation)
+		return activities.SiteOutcome{Site: site, Generation: in.Generation}
+	})
 	var staleErr, okErr error
 	env.RegisterDelayedCallback(func() {
 		env.UpdateWorkflow(UpdateApply, "u1", &testsuite.TestUpdateCallback{
@@ -186,7 +198,9 @@ func TestContinuesAsNewWhenHistoryGrows(t *testing.T) {
 	sites := []string{"a", "b", "c", "d"}
 	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(
 		cheops.Plan{Exists: true, Generation: 3, MaxParallel: 4, Sites: sites, Apply: sites}, nil).Once()
-	env.OnActivity(a.ApplyReplica, mock.Anything, mock.Anything).Return(activities.ApplyOutput{Generation: 3}, nil)
+	onWave(env, func(in activities.WaveInput, site string) activities.SiteOutcome {
+		return activities.SiteOutcome{Site: site, Generation: in.Generation}
+	})
 	env.OnActivity(a.CommitGeneration, mock.Anything, activities.CommitInput{ResourceID: "r1", Generation: 3, Sites: sites}).Return(nil).Once()
 	env.ExecuteWorkflow(ResourceWorkflow, ResourceInput{ResourceID: "r1"})
 	var can *workflow.ContinueAsNewError
