@@ -77,6 +77,9 @@ type siteApply struct {
 	force bool
 	// attempt is the number of this try, recorded as the replica's Attempts.
 	attempt int
+	// targets, when set, answers for the site's target from a read made for many sites (see
+	// store.Targets); otherwise the site is read alone.
+	targets func(site string) (cheops.Target, error)
 }
 
 // applySite makes r's manifest at r's generation true on a site and records the replica. A failure
@@ -84,7 +87,15 @@ type siteApply struct {
 // error; any other error (a failure to record) is returned as it is.
 func (a *Activities) applySite(ctx context.Context, r cheops.Resource, site string, how siteApply) (ApplyOutput, error) {
 	attempt := how.attempt
-	t, d, err := a.target(ctx, r.Driver, site)
+	var t cheops.Target
+	var d cheops.Driver
+	var err error
+	if how.targets != nil {
+		t, err = how.targets(site)
+		t, d, err = a.driverFor(t, err, r.Driver, site)
+	} else {
+		t, d, err = a.target(ctx, r.Driver, site)
+	}
 	var manifest []byte
 	var applied []string
 	var refs map[string]string
@@ -202,6 +213,11 @@ func (a *Activities) resource(ctx context.Context, id string) (r cheops.Resource
 
 func (a *Activities) target(ctx context.Context, driver cheops.DriverName, siteName string) (cheops.Target, cheops.Driver, error) {
 	t, err := a.Store.Target(ctx, siteName)
+	return a.driverFor(t, err, driver, siteName)
+}
+
+// driverFor checks a site's target, as the store read it, and returns the driver for it.
+func (a *Activities) driverFor(t cheops.Target, err error, driver cheops.DriverName, siteName string) (cheops.Target, cheops.Driver, error) {
 	if errors.Is(err, store.ErrNotFound) {
 		return t, nil, cheops.Classify(cheops.Permanent, fmt.Errorf("site %s does not exist", siteName))
 	}

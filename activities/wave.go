@@ -55,10 +55,11 @@ type WaveProgress struct {
 }
 
 // ApplyWave applies the resource's current generation to a wave of sites, at most in.MaxParallel at
-// once, and reports each site's outcome: one site's failure does not fail the others, nor the
-// activity. The activity fails only when it cannot read the resource or its context ends (its
-// worker is stopping, or it timed out); then Temporal retries it, and a retry does not force again
-// the sites its heartbeats say were done.
+// once, and reports each site's outcome. It reads the resource, and the targets of all its sites,
+// once for the wave. One site's failure fails neither the others nor the activity: the activity
+// fails only when it cannot read the resource or the sites, or its context ends (its worker is
+// stopping, or it timed out); then Temporal retries it, and a retry does not force again the sites
+// its heartbeats say were done.
 func (a *Activities) ApplyWave(ctx context.Context, in WaveInput) (WaveOutput, error) {
 	out := WaveOutput{Sites: make([]SiteOutcome, len(in.Sites))}
 	r, ok, err := a.resource(ctx, in.ResourceID)
@@ -70,6 +71,11 @@ func (a *Activities) ApplyWave(ctx context.Context, in WaveInput) (WaveOutput, e
 			out.Sites[i] = SiteOutcome{Site: site, Skipped: true}
 		}
 		return out, nil
+	}
+	// One read of every site's target for the wave, rather than one per site.
+	targets, err := a.Store.Targets(ctx, in.Sites)
+	if err != nil {
+		return WaveOutput{}, err
 	}
 	var before WaveProgress
 	if activity.IsActivity(ctx) && activity.HasHeartbeatDetails(ctx) {
@@ -94,7 +100,7 @@ func (a *Activities) ApplyWave(ctx context.Context, in WaveInput) (WaveOutput, e
 		force := in.Force && !slices.Contains(before.Done, site)
 		wg.Go(func() {
 			defer func() { <-slots }()
-			out.Sites[i] = a.applyInWave(waveCtx, r, site, siteApply{event: cheops.EventApplied, force: force, attempt: in.Attempt})
+			out.Sites[i] = a.applyInWave(waveCtx, r, site, siteApply{event: cheops.EventApplied, force: force, attempt: in.Attempt, targets: targets})
 			progress.add(site)
 		})
 	}
