@@ -155,7 +155,7 @@ func TestBadPatchIsAProblemNamingTheField(t *testing.T) {
 		{"manifest removed", "PATCH", `{"manifest":null}`, nil, 422, "manifest"},
 		{"unknown site", "PATCH", `{"scope":{"sites":["atlantis"]}}`, nil, 422, "scope.sites"},
 		{"negative If-Match", "PATCH", `{"policy":{"timeout":"2m"}}`, []string{"If-Match", `"-1"`}, 422, "If-Match"},
-		{"negative If-Match on PUT", "PUT", `{"policy":{"timeout":"2m"}}`, []string{"If-Match", `"-1"`}, 422, "If-Match"},
+		{"negative If-Match on PUT", "PUT", `{"policy":{"timeout":"2m"}}`, []string{"If-Match", `"-1"`, "Content-Type", "application/json"}, 422, "If-Match"},
 		{"If-Match not a generation", "PATCH", `{"policy":{"timeout":"2m"}}`, []string{"If-Match", `"abc"`}, 422, "If-Match"},
 		{"not an object", "PATCH", `[1]`, nil, 400, ""},
 		{"malformed", "PATCH", `{"policy":`, nil, 400, ""},

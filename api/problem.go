@@ -1,12 +1,15 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
+	"reflect"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -38,6 +41,14 @@ func problem(status int, detail string) *Problem {
 	return &Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail}
 }
 
+// problemAt is a problem of any status that names the field at fault: a header, a path or query
+// parameter, the body, or a member of it.
+func problemAt(status int, field, detail string) *Problem {
+	p := problem(status, detail)
+	p.Errors = []FieldProblem{{Field: field, Message: detail}}
+	return p
+}
+
 func invalid(field, msg string) *Problem {
 	p := problem(http.StatusUnprocessableEntity, field+": "+msg)
 	p.Errors = []FieldProblem{{Field: field, Message: msg}}
@@ -49,7 +60,11 @@ func fieldProblem(err error, prefix string) *Problem {
 	if errors.As(err, &fe) {
 		return invalid(prefix+fe.Field, fe.Message)
 	}
-	return problem(http.StatusUnprocessableEntity, err.Error())
+	field := strings.TrimSuffix(prefix, ".")
+	if field == "" {
+		field = "body"
+	}
+	return problemAt(http.StatusUnprocessableEntity, field, err.Error())
 }
 
 // errorHandler renders every error as problem+json. Unexpected errors are logged and answered with
@@ -64,11 +79,7 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		switch {
 		case errors.As(err, &p):
 		case errors.As(err, &he):
-			msg := http.StatusText(he.Code)
-			if s, ok := he.Message.(string); ok {
-				msg = s
-			}
-			p = problem(he.Code, msg)
+			p = routerProblem(he, c)
 		default:
 			log.Error("request failed", "method", c.Request().Method, "path", c.Path(), "error", err)
 			p = problem(http.StatusInternalServerError, "internal error; see the server log")
@@ -82,38 +93,109 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 	}
 }
 
-// decode reads a JSON body strictly: unknown fields, trailing data and wrong types are 422s naming
-// the field; an oversized body is a 413.
+// routerProblem is the problem for an error of Echo's own: a path no route matches, a method the
+// route does not serve, or an error of Echo's binding. Each names what is at fault.
+func routerProblem(he *echo.HTTPError, c echo.Context) *Problem {
+	req := c.Request()
+	switch he.Code {
+	case http.StatusNotFound:
+		return problemAt(he.Code, "path", "no route for "+truncate(req.URL.Path, 200))
+	case http.StatusMethodNotAllowed:
+		return problemAt(he.Code, "method", truncate(req.Method, 20)+" is not allowed on "+truncate(req.URL.Path, 200)+
+			"; allowed: "+c.Response().Header().Get(echo.HeaderAllow))
+	case http.StatusRequestEntityTooLarge:
+		return problemAt(he.Code, "body", http.StatusText(he.Code))
+	case http.StatusUnsupportedMediaType:
+		return problemAt(he.Code, echo.HeaderContentType, http.StatusText(he.Code))
+	}
+	msg := http.StatusText(he.Code)
+	if s, ok := he.Message.(string); ok && s != "" {
+		msg = s
+	}
+	return problem(he.Code, msg)
+}
+
+// jsonKind names what a Go type is written as in JSON.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		if t.Elem().Kind() == reflect.Uint8 && t.Name() != "" { // json.RawMessage: any JSON value
+			return "a JSON value"
+		}
+		return "an array"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	}
+	return t.String()
+}
+
+// truncate shortens what a caller sent before it is quoted back.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
+}
+
+// decode reads a JSON body strictly: a Content-Type other than JSON is a 415; unknown fields, wrong
+// types and invalid Unicode are 422s naming the field; malformed JSON, trailing data and an empty
+// body are 400s and an oversized body a 413, each naming the body.
 func decode(c echo.Context, v any) error {
+	if ct := c.Request().Header.Get(echo.HeaderContentType); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != echo.MIMEApplicationJSON {
+			return problemAt(http.StatusUnsupportedMediaType, echo.HeaderContentType, "must be application/json")
+		}
+	}
 	return decodeJSON(c.Request().Body, v)
 }
 
-// decodeJSON is decode of any reader.
+// decodeJSON is decode of any reader, whatever its media type.
 func decodeJSON(r io.Reader, v any) error {
-	dec := json.NewDecoder(r)
+	data, err := io.ReadAll(r)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return problemAt(http.StatusRequestEntityTooLarge, "body", fmt.Sprintf("request body larger than %d bytes", mbe.Limit))
+	}
+	if err != nil {
+		return problemAt(http.StatusBadRequest, "body", "reading the request body: "+err.Error())
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var te *json.UnmarshalTypeError
 		var se *json.SyntaxError
-		var mbe *http.MaxBytesError
 		switch {
-		case errors.As(err, &mbe):
-			return problem(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", mbe.Limit))
 		case errors.As(err, &te):
-			return invalid(te.Field, "must be "+te.Type.String())
+			field := te.Field
+			if field == "" {
+				field = "body"
+			}
+			return invalid(field, "must be "+jsonKind(te.Type))
 		case errors.As(err, &se):
-			return problem(http.StatusBadRequest, fmt.Sprintf("malformed JSON at byte %d: %v", se.Offset, err))
+			return problemAt(http.StatusBadRequest, "body", fmt.Sprintf("malformed JSON at byte %d: %v", se.Offset, err))
 		case errors.Is(err, io.EOF):
-			return problem(http.StatusBadRequest, "request body is empty")
+			return problemAt(http.StatusBadRequest, "body", "request body is empty")
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 			return invalid(field, "unknown field")
 		default:
-			return problem(http.StatusBadRequest, "malformed JSON: "+err.Error())
+			return problemAt(http.StatusBadRequest, "body", "malformed JSON: "+err.Error())
 		}
 	}
-	if dec.More() {
-		return problem(http.StatusBadRequest, "trailing data after the JSON document")
+	if len(bytes.TrimSpace(data[dec.InputOffset():])) > 0 {
+		return problemAt(http.StatusBadRequest, "body", "trailing data after the JSON document")
+	}
+	if field, ok := validUnicode(data); !ok {
+		return invalid(field, `is not valid Unicode: a string holds a byte sequence that is not UTF-8 or a lone surrogate escape such as "\ud800"`)
 	}
 	return nil
 }

@@ -251,7 +251,7 @@ func (s *server) createResource(c echo.Context) error {
 	ctx := c.Request().Context()
 	stored, created, err := s.Store.CreateResource(ctx, r)
 	if errors.Is(err, store.ErrExists) {
-		return problem(http.StatusConflict, "a resource named "+r.Name+" already exists")
+		return problemAt(http.StatusConflict, "name", "a resource named "+r.Name+" already exists")
 	}
 	if err != nil {
 		return err
@@ -299,14 +299,14 @@ func (s *server) lookupID(c echo.Context, id string) (cheops.Resource, error) {
 	if _, err := uuid.Parse(id); err != nil {
 		if id, err = s.Store.ResourceIDByName(ctx, id); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
-				return cheops.Resource{}, problem(http.StatusNotFound, "resource "+given+" does not exist")
+				return cheops.Resource{}, problemAt(http.StatusNotFound, "id", "resource "+given+" does not exist")
 			}
 			return cheops.Resource{}, err
 		}
 	}
 	r, err := s.Store.GetResource(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return r, problem(http.StatusNotFound, "resource "+given+" does not exist")
+		return r, problemAt(http.StatusNotFound, "id", "resource "+given+" does not exist")
 	}
 	if err != nil {
 		return r, err
@@ -314,7 +314,7 @@ func (s *server) lookupID(c echo.Context, id string) (cheops.Resource, error) {
 	// A resource placed outside a bound caller's sites does not exist for it.
 	if ok, err := s.visible(c, r, nil); err != nil || !ok {
 		if err == nil {
-			err = problem(http.StatusNotFound, "resource "+given+" does not exist")
+			err = problemAt(http.StatusNotFound, "id", "resource "+given+" does not exist")
 		}
 		return cheops.Resource{}, err
 	}
@@ -349,7 +349,7 @@ var actions = []string{"pause", "resume", "retry", "resync"}
 func (s *server) resourceAction(c echo.Context) error {
 	id, action, ok := strings.Cut(c.Param("id"), ":")
 	if !ok {
-		return problem(http.StatusMethodNotAllowed, "POST a resource action: /v1/resources/{id}:pause, :resume, :retry or :resync")
+		return problemAt(http.StatusMethodNotAllowed, "action", "POST a resource action: /v1/resources/{id}:pause, :resume, :retry or :resync")
 	}
 	if !slices.Contains(actions, action) {
 		return invalid("action", fmt.Sprintf("unknown action %q; one of %s", action, strings.Join(actions, ", ")))
@@ -359,7 +359,7 @@ func (s *server) resourceAction(c echo.Context) error {
 		return err
 	}
 	if r.Deletion != nil {
-		return problem(http.StatusConflict, "the resource is being deleted")
+		return problemAt(http.StatusConflict, "id", "the resource is being deleted")
 	}
 	ctx := c.Request().Context()
 	if err := s.Store.AppendEvent(ctx, r.ID, cheops.Event{Type: cheops.EventActionRequested, Message: action, Actor: actor(c)}); err != nil {
@@ -397,8 +397,8 @@ func ifMatch(c echo.Context) (int64, error) {
 		return -1, nil
 	}
 	g, err := strconv.ParseInt(strings.Trim(strings.TrimPrefix(m, "W/"), `"`), 10, 64)
-	if err != nil || g < 0 {
-		return 0, invalid("If-Match", "must be a resource generation, as its ETag gives it")
+	if err != nil || g < 1 {
+		return 0, invalid("If-Match", "must be a resource generation (a positive number), as its ETag gives it")
 	}
 	return g, nil
 }
@@ -441,16 +441,14 @@ var patchTypes = []string{"application/merge-patch+json", echo.MIMEApplicationJS
 // (a part of the declaration removed goes back to its default, or is refused when it is required).
 func (s *server) patchResource(c echo.Context) error {
 	if mt, _, err := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType)); err != nil || !slices.Contains(patchTypes, mt) {
-		p := problem(http.StatusUnsupportedMediaType, "Content-Type: a PATCH takes a JSON merge patch (application/merge-patch+json or application/json)")
-		p.Errors = []FieldProblem{{Field: "Content-Type", Message: "must be application/merge-patch+json or application/json"}}
-		return p
+		return problemAt(http.StatusUnsupportedMediaType, echo.HeaderContentType, "a PATCH takes a JSON merge patch: must be application/merge-patch+json or application/json")
 	}
 	var patch json.RawMessage
-	if err := decode(c, &patch); err != nil {
+	if err := decodeJSON(c.Request().Body, &patch); err != nil {
 		return err
 	}
 	if !bytes.HasPrefix(bytes.TrimSpace(patch), []byte("{")) {
-		return problem(http.StatusBadRequest, "a merge patch of a resource must be a JSON object")
+		return problemAt(http.StatusBadRequest, "body", "a merge patch of a resource must be a JSON object")
 	}
 	cur, err := s.lookup(c)
 	if err != nil {
@@ -466,7 +464,7 @@ func (s *server) patchResource(c echo.Context) error {
 	}
 	merged, err := jsonpatch.MergePatch(doc, patch)
 	if err != nil {
-		return problem(http.StatusBadRequest, "merge patch: "+err.Error())
+		return problemAt(http.StatusBadRequest, "body", "merge patch: "+err.Error())
 	}
 	var req resourceRequest
 	if err := decodeJSON(bytes.NewReader(merged), &req); err != nil {
@@ -498,10 +496,10 @@ func (s *server) update(c echo.Context, cur cheops.Resource, want int64, next ch
 	changed := false
 	updated, err := s.Store.UpdateResource(ctx, cur.ID, func(r *cheops.Resource) (*cheops.Event, error) {
 		if want >= 0 && r.Generation != want {
-			return nil, problem(http.StatusPreconditionFailed, fmt.Sprintf("generation is %d, not %d", r.Generation, want))
+			return nil, problemAt(http.StatusPreconditionFailed, "If-Match", fmt.Sprintf("generation is %d, not %d", r.Generation, want))
 		}
 		if r.Deletion != nil {
-			return nil, problem(http.StatusConflict, "the resource is being deleted")
+			return nil, problemAt(http.StatusConflict, "id", "the resource is being deleted")
 		}
 		changed = !sameDeclaration(*r, next)
 		if !changed {
@@ -512,7 +510,7 @@ func (s *server) update(c echo.Context, cur cheops.Resource, want int64, next ch
 		return &cheops.Event{Type: cheops.EventUpdated, Generation: r.Generation, Actor: actor(c)}, nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return problem(http.StatusNotFound, "resource "+c.Param("id")+" does not exist")
+		return problemAt(http.StatusNotFound, "id", "resource "+c.Param("id")+" does not exist")
 	}
 	if err != nil {
 		return err
@@ -550,7 +548,7 @@ func (s *server) deleteResource(c echo.Context) error {
 		return &cheops.Event{Type: cheops.EventDeleteRequested, Message: "orphan=" + strconv.FormatBool(orphan), Actor: actor(c)}, nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return problem(http.StatusNotFound, "resource "+c.Param("id")+" does not exist")
+		return problemAt(http.StatusNotFound, "id", "resource "+c.Param("id")+" does not exist")
 	}
 	if err != nil {
 		return err

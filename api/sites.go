@@ -113,7 +113,7 @@ func (s *server) createSite(c echo.Context) error {
 	site.CreatedBy = actor(c)
 	site, err = s.Store.CreateSite(c.Request().Context(), site, cred)
 	if errors.Is(err, store.ErrExists) {
-		return problem(http.StatusConflict, "site "+req.Name+" already exists")
+		return problemAt(http.StatusConflict, "name", "site "+req.Name+" already exists")
 	}
 	if err != nil {
 		return err
@@ -144,7 +144,7 @@ func (s *server) getSite(c echo.Context) error {
 func (s *server) lookupSite(c echo.Context, name string) (cheops.Site, error) {
 	site, err := s.Store.GetSite(c.Request().Context(), name)
 	if errors.Is(err, store.ErrNotFound) || err == nil && !identity(c).MaySee(site.Labels) {
-		return cheops.Site{}, problem(http.StatusNotFound, "site "+name+" does not exist")
+		return cheops.Site{}, problemAt(http.StatusNotFound, "name", "site "+name+" does not exist")
 	}
 	return site, err
 }
@@ -237,9 +237,9 @@ func (s *server) deleteSite(c echo.Context) error {
 	err = s.Store.DeleteSite(c.Request().Context(), c.Param("name"), force, actor(c))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return problem(http.StatusNotFound, "site "+c.Param("name")+" does not exist")
+		return problemAt(http.StatusNotFound, "name", "site "+c.Param("name")+" does not exist")
 	case errors.Is(err, store.ErrConflict):
-		return problem(http.StatusConflict, err.Error()+"; delete those resources first, or pass force=true to forget their replicas there")
+		return problemAt(http.StatusConflict, "force", err.Error()+"; delete those resources first, or pass force=true to forget their replicas there")
 	case err != nil:
 		return err
 	}
@@ -271,7 +271,7 @@ func (s *server) siteEvents(c echo.Context) error {
 		return err
 	}
 	if len(evs) == 0 {
-		return problem(http.StatusNotFound, "site "+name+" does not exist and never did")
+		return problemAt(http.StatusNotFound, "name", "site "+name+" does not exist and never did")
 	}
 	return c.JSON(http.StatusOK, map[string]any{"items": evs})
 }
