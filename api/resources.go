@@ -24,6 +24,13 @@ import (
 	"github.com/cheops-io/cheops/store"
 )
 
+// MaxDeclarationBytes bounds a resource's manifest and overrides as they are stored: compact JSON,
+// HTML characters unescaped. The store writes them twice in one etcd transaction (the resource's
+// record and its generation's spec), and etcd refuses a request over 1.5 MiB (its default
+// --max-request-bytes): two copies of 512 KiB and the rest of the record stay well under that. A
+// larger declaration is a 413 naming manifest, before anything is written.
+const MaxDeclarationBytes = 512 << 10
+
 // resourceRequest is the body of POST /v1/resources and PUT /v1/resources/{id}, and what a PATCH
 // merges its patch onto. On PUT, a field left out keeps its value.
 type resourceRequest struct {
@@ -156,7 +163,7 @@ func (s *server) validateResource(c echo.Context, r *cheops.Resource) error {
 	if err := json.Compact(&compact, r.Manifest); err != nil {
 		return invalid("manifest", "is not valid JSON")
 	}
-	r.Manifest = compact.Bytes()
+	r.Manifest = unescapeHTML(compact.Bytes())
 	sites, err := s.Store.ListSites(c.Request().Context())
 	if err != nil {
 		return err
@@ -166,6 +173,10 @@ func (s *server) validateResource(c echo.Context, r *cheops.Resource) error {
 	}
 	if err := validateOverrides(r, d, sites); err != nil {
 		return err
+	}
+	if n := declarationSize(*r); n > MaxDeclarationBytes {
+		return problemAt(http.StatusRequestEntityTooLarge, "manifest",
+			fmt.Sprintf("the manifest and overrides take %d bytes; at most %d fit the store", n, MaxDeclarationBytes))
 	}
 	switch r.Policy.Consistency {
 	case "":
@@ -186,6 +197,57 @@ func (s *server) validateResource(c echo.Context, r *cheops.Resource) error {
 		r.Within = id.Sites
 	}
 	return mayPlace(id, *r, sites)
+}
+
+// unescapeHTML writes the \u003c, \u003e and \u0026 escapes of a JSON document as the characters
+// they stand for. Go's encoder escapes these three by default, so a client written in Go sends
+// every "<" of a manifest as six bytes; stored that way, a manifest of them took six times its size
+// in etcd.
+func unescapeHTML(doc []byte) []byte {
+	if !bytes.Contains(doc, []byte(`\u00`)) {
+		return doc
+	}
+	out := make([]byte, 0, len(doc))
+	inString := false
+	for i := 0; i < len(doc); i++ {
+		c := doc[i]
+		switch {
+		case c == '"':
+			inString = !inString
+		case c == '\\' && inString && i+1 < len(doc):
+			if i+5 < len(doc) && doc[i+1] == 'u' {
+				switch strings.ToLower(string(doc[i+2 : i+6])) {
+				case "003c":
+					out, i = append(out, '<'), i+5
+					continue
+				case "003e":
+					out, i = append(out, '>'), i+5
+					continue
+				case "0026":
+					out, i = append(out, '&'), i+5
+					continue
+				}
+			}
+			out, i = append(out, c, doc[i+1]), i+1 // any other escape, kept whole
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// declarationSize is how many bytes r's manifest and overrides take in the store.
+func declarationSize(r cheops.Resource) int {
+	if len(r.Overrides) == 0 {
+		return len(r.Manifest)
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // as the store writes them
+	if err := enc.Encode(r.Overrides); err != nil {
+		return len(r.Manifest) + MaxDeclarationBytes // unreachable: overrides are plain data
+	}
+	return len(r.Manifest) + len(bytes.TrimSpace(b.Bytes()))
 }
 
 // validateOverrides checks each override's target and patch, and that the manifest it produces is
@@ -213,7 +275,7 @@ func validateOverrides(r *cheops.Resource, d cheops.Driver, sites []cheops.Site)
 		}
 		var compact bytes.Buffer
 		_ = json.Compact(&compact, o.Patch)
-		r.Overrides[i].Patch = compact.Bytes()
+		r.Overrides[i].Patch = unescapeHTML(compact.Bytes())
 		patched, _, err := overrides.Apply(cheops.Resource{Manifest: r.Manifest, Overrides: r.Overrides[i : i+1]}, cheops.Site{Name: o.Site})
 		if err == nil && o.Selector == "" {
 			err = d.Validate(patched)
