@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"os"
 	"reflect"
 	"strings"
 
@@ -165,8 +166,11 @@ func decodeJSON(r io.Reader, v any) error {
 	if errors.As(err, &mbe) {
 		return problemAt(http.StatusRequestEntityTooLarge, "body", fmt.Sprintf("request body larger than %d bytes", mbe.Limit))
 	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return problemAt(http.StatusRequestTimeout, "body", "the request body did not arrive in time")
+	}
 	if err != nil {
-		return problemAt(http.StatusBadRequest, "body", "reading the request body: "+err.Error())
+		return problemAt(http.StatusBadRequest, "body", "reading the request body failed")
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

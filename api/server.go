@@ -49,9 +49,15 @@ type Config struct {
 	// Auth authenticates the bearer tokens of every route but /healthz, /readyz and
 	// /openapi.yaml. Without it, every such request is refused.
 	Auth Authenticator
+	// MaxInFlightPerClient bounds the requests one client address may have in flight; more are
+	// a 429 (default DefaultMaxInFlightPerClient).
+	MaxInFlightPerClient int
 }
 
-type server struct{ Config }
+type server struct {
+	Config
+	inFlight *inFlight
+}
 
 // New returns the API's HTTP handler.
 func New(cfg Config) *echo.Echo {
@@ -61,11 +67,14 @@ func New(cfg Config) *echo.Echo {
 	if cfg.BodyLimit == 0 {
 		cfg.BodyLimit = 1 << 20
 	}
-	s := &server{cfg}
+	if cfg.MaxInFlightPerClient == 0 {
+		cfg.MaxInFlightPerClient = DefaultMaxInFlightPerClient
+	}
+	s := &server{Config: cfg, inFlight: &inFlight{max: cfg.MaxInFlightPerClient, n: map[string]int{}}}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(cfg.Log)
-	e.Use(s.recoverer, s.logRequests, s.limitBody)
+	e.Use(s.recoverer, s.logRequests, s.limitClients, s.limitBody)
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)

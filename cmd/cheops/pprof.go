@@ -5,9 +5,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/cheops-io/cheops/api"
 )
 
 // registerPprof adds --pprof-addr to a command's flags.
@@ -31,7 +32,8 @@ func servePprof(addr string, log *slog.Logger) error {
 		return err
 	}
 	log.Info("pprof listening", "address", "http://"+ln.Addr().String()+"/debug/pprof/")
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// No WriteTimeout: a CPU profile or trace is written for as long as ?seconds= asks.
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: api.ReadHeaderTimeout, ReadTimeout: api.ReadTimeout, IdleTimeout: api.IdleTimeout}
 	go func() { _ = srv.Serve(ln) }()
 	return nil
 }

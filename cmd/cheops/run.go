@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -80,9 +79,13 @@ func serveAPI(ctx context.Context, listen listenConfig, s *store.Store, tc clien
 	scheme := "http://"
 	if tlsCfg != nil {
 		ln, scheme = tls.NewListener(ln, tlsCfg), "https://"
+	} else {
+		// net/http's own refusals as problem+json; under TLS net/http needs the *tls.Conn itself.
+		ln = api.ProblemListener(ln)
 	}
 	log.Info("API listening", "address", scheme+ln.Addr().String(), "clientCertificates", listen.ClientCA != "")
-	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsCfg}
+	srv := api.NewHTTPServer(e)
+	srv.TLSConfig = tlsCfg
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
