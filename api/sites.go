@@ -209,6 +209,11 @@ func (s *server) putSite(c echo.Context) error {
 	if err := mayManage(identity(c), site); err != nil {
 		return err
 	}
+	if keep {
+		if err := secretStays(cur, site, cred); err != nil {
+			return err
+		}
+	}
 	if newCred != nil {
 		*newCred = cred
 	}
@@ -224,6 +229,55 @@ func (s *server) putSite(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, updated)
+}
+
+// secretStays refuses to keep a site's stored secret (cred) when the new settings would send it
+// somewhere else than the old ones did, or trust that endpoint differently: a caller could
+// otherwise point a site at their own endpoint and have the worker deliver a secret that the API
+// never shows. Sending the secret again is proof enough that the caller has it.
+func secretStays(old, next cheops.Site, cred cheops.Credentials) error {
+	if next.Kubernetes != nil {
+		var o cheops.KubernetesSite
+		if old.Kubernetes != nil {
+			o = *old.Kubernetes
+		}
+		for _, f := range []struct{ name, old, new string }{
+			{"kubeconfigPath", o.KubeconfigPath, next.Kubernetes.KubeconfigPath},
+			{"context", o.Context, next.Kubernetes.Context},
+		} {
+			if f.old != f.new {
+				return invalid("kubernetes.kubeconfig", "must be sent again to change kubernetes."+f.name+
+					": the stored one is only used the way it was first sent")
+			}
+		}
+	}
+	if next.OpenStack != nil {
+		var o cheops.OpenStackSite
+		if old.OpenStack != nil {
+			o = *old.OpenStack
+		}
+		n := *next.OpenStack
+		field := "openstack.password"
+		if cred.ApplicationCredentialSecret != "" {
+			field = "openstack.applicationCredentialSecret"
+		}
+		for _, f := range []struct{ name, old, new string }{
+			{"authURL", o.AuthURL, n.AuthURL},
+			{"cloudsFile", o.CloudsFile, n.CloudsFile},
+			{"cloud", o.Cloud, n.Cloud},
+			{"username", o.Username, n.Username},
+			{"userDomain", o.UserDomain, n.UserDomain},
+			{"applicationCredentialID", o.ApplicationCredentialID, n.ApplicationCredentialID},
+			{"caFile", o.CAFile, n.CAFile},
+			{"insecure", strconv.FormatBool(o.Insecure), strconv.FormatBool(n.Insecure)},
+		} {
+			if f.old != f.new {
+				return invalid(field, "must be sent again to change openstack."+f.name+
+					": the stored one is only sent where it was first sent")
+			}
+		}
+	}
+	return nil
 }
 
 func (s *server) deleteSite(c echo.Context) error {
