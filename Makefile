@@ -7,6 +7,9 @@ E2E_FLAGS ?=
 # How long `make unit` fuzzes the scope-lang parser. Minimising each new input is capped at 200 runs:
 # the default (60 s each) spends most of a short fuzz minimising instead of fuzzing.
 FUZZ_TIME ?= 15s
+# How long `make unit` fuzzes the API (FuzzAPI: arbitrary requests against the real handlers and an
+# embedded etcd); see README (Tests) for a longer run.
+API_FUZZ_TIME ?= 20s
 # The race detector covers the packages whose tests exercise concurrency (the store's concurrent
 # writers, the workflow's fan-out); the others run without it, since instrumenting client-go or a
 # whole Temporal server would add many minutes to a cold build for code that is not ours.
@@ -33,6 +36,7 @@ unit:
 	$(GO) test -race -count=1 $(RACE_PKGS)
 	$(GO) test -count=1 $(PLAIN_PKGS)
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZ_TIME) -fuzzminimizetime 200x ./scope
+	$(GO) test -run '^$$' -fuzz FuzzAPI -fuzztime $(API_FUZZ_TIME) -fuzzminimizetime 200x ./api
 
 kube-tools:
 	@bash scripts/kube-tools.sh >/dev/null
