@@ -110,7 +110,7 @@ func TestOpenAPIDocumentIsValid(t *testing.T) {
 
 // checkResponse fails the test when the response to req is not one the OpenAPI document describes
 // for the operation req matched: an undocumented status, header or body shape. A request the
-// document has no operation for must have been refused with a 404 or 405.
+// document has no operation for must have been refused with a 404 or a 405.
 func checkResponse(t *testing.T, req *http.Request, rec *httptest.ResponseRecorder) {
 	t.Helper()
 	router, err := openAPI()
@@ -119,8 +119,10 @@ func checkResponse(t *testing.T, req *http.Request, rec *httptest.ResponseRecord
 	}
 	route, params, err := router.FindRoute(req)
 	if err != nil {
-		if (errors.Is(err, routers.ErrPathNotFound) && rec.Code == http.StatusNotFound) ||
-			(errors.Is(err, routers.ErrMethodNotAllowed) && rec.Code == http.StatusMethodNotAllowed) {
+		// The routers may disagree on which it is: Echo matches /v1/resources//events with an
+		// empty id, so an unknown method there is a 405 where kin-openapi finds no path.
+		if (errors.Is(err, routers.ErrPathNotFound) || errors.Is(err, routers.ErrMethodNotAllowed)) &&
+			(rec.Code == http.StatusNotFound || rec.Code == http.StatusMethodNotAllowed) {
 			return
 		}
 		t.Errorf("%s %s answered %d but the OpenAPI document has no such operation: %v", req.Method, req.URL, rec.Code, err)
