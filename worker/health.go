@@ -34,22 +34,36 @@ type Prober struct {
 	Log       *slog.Logger
 }
 
-// Run probes every Config.Interval until ctx ends.
+// NewSiteCheck is how often the prober looks for sites never probed (just added), so a new site's
+// health is known within about a second rather than after a whole Config.Interval.
+const NewSiteCheck = time.Second
+
+// Run probes every site every Config.Interval, and a new site within NewSiteCheck, until ctx ends.
 func (p *Prober) Run(ctx context.Context) {
+	tick := time.NewTicker(NewSiteCheck)
+	defer tick.Stop()
+	var next time.Time
 	for {
-		if err := p.ProbeOnce(ctx); err != nil && ctx.Err() == nil {
+		all := !time.Now().Before(next)
+		if all {
+			next = time.Now().Add(p.Config.Interval)
+		}
+		if err := p.probeSites(ctx, all); err != nil && ctx.Err() == nil {
 			p.Log.Warn("probe sites", "error", err)
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(p.Config.Interval):
+		case <-tick.C:
 		}
 	}
 }
 
 // ProbeOnce probes every site once, in parallel.
-func (p *Prober) ProbeOnce(ctx context.Context) error {
+func (p *Prober) ProbeOnce(ctx context.Context) error { return p.probeSites(ctx, true) }
+
+// probeSites probes every site, or only those never probed, in parallel.
+func (p *Prober) probeSites(ctx context.Context, all bool) error {
 	sites, err := p.Store.ListSites(ctx)
 	if err != nil {
 		return err
@@ -57,7 +71,9 @@ func (p *Prober) ProbeOnce(ctx context.Context) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(sites))
 	for i, site := range sites {
-		wg.Go(func() { errs[i] = p.probe(ctx, site.Name) })
+		if all || site.ProbedAt == nil {
+			wg.Go(func() { errs[i] = p.probe(ctx, site.Name) })
+		}
 	}
 	wg.Wait()
 	return errors.Join(errs...)

@@ -80,3 +80,36 @@ func TestHealthTextNeverQuotesAnAnswer(t *testing.T) {
 		t.Errorf("probeDetail = %q, want the detail for the log", got)
 	}
 }
+
+// A site added after the prober started is probed within about a second, not after a whole
+// interval, and its change of health is in its event log.
+func TestNewSiteIsProbedAtOnce(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := etcdtest.Store(t)
+	p := &Prober{Store: s, Drivers: map[cheops.DriverName]cheops.Driver{cheops.DriverKubernetes: &flakyDriver{}},
+		Config: HealthConfig{Interval: time.Hour, Failures: 3, Timeout: time.Second}, Log: slog.Default()}
+	go p.Run(ctx)
+	time.Sleep(100 * time.Millisecond) // the first full round has run, on no site
+	if _, err := s.CreateSite(ctx, cheops.Site{Name: "late", Driver: cheops.DriverKubernetes}, cheops.Credentials{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * NewSiteCheck)
+	for {
+		site, err := s.GetSite(ctx, "late")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if site.Health == cheops.SiteReady && site.ProbedAt != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("site added after the prober started is %s after %s; want Ready within about %s", site.Health, 5*NewSiteCheck, NewSiteCheck)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	evs, err := s.SiteEvents(ctx, "late")
+	if err != nil || len(evs) != 2 || evs[1].Type != cheops.EventHealthChanged || evs[1].Message != "Unknown → Ready" {
+		t.Fatalf("site events %+v, %v; want SiteCreated then HealthChanged Unknown → Ready", evs, err)
+	}
+}
