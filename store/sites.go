@@ -173,5 +173,19 @@ func (s *Store) DeleteSite(ctx context.Context, name string, force bool, actor s
 	if err != nil {
 		return err
 	}
-	return fmt.Errorf("site %s still holds replicas of %d resource(s) (%s): %w", name, len(ids), strings.Join(ids, ", "), ErrConflict)
+	// Name a few, not all: a site may hold thousands.
+	const named = 3
+	var names []string
+	for _, id := range ids[:min(len(ids), named)] {
+		if r, err := s.GetResource(ctx, id); err == nil {
+			names = append(names, r.Name)
+		} else {
+			names = append(names, id)
+		}
+	}
+	more := ""
+	if len(ids) > named {
+		more = fmt.Sprintf(" and %d more", len(ids)-named)
+	}
+	return fmt.Errorf("site %s still holds replicas of %d resource(s) (%s%s): %w", name, len(ids), strings.Join(names, ", "), more, ErrConflict)
 }

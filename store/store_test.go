@@ -86,8 +86,24 @@ func TestDeleteSiteRefusedWhileItHoldsReplicas(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeleteSite(ctx, "berlin", false, "test"); !errors.Is(err, store.ErrConflict) {
-		t.Fatalf("DeleteSite = %v, want ErrConflict", err)
+	if err := s.DeleteSite(ctx, "berlin", false, "test"); !errors.Is(err, store.ErrConflict) || !strings.Contains(err.Error(), "1 resource(s) (cm)") {
+		t.Fatalf("DeleteSite = %v, want ErrConflict naming cm", err)
+	}
+	// Many resources: the refusal counts them and names a few.
+	var many []cheops.Resource
+	for i := range 5 {
+		many = append(many, mustCreateResource(t, s, fmt.Sprintf("many-%d", i), ""))
+		if _, err := s.UpdateReplica(ctx, many[i].ID, "berlin", func(*cheops.Replica) (*cheops.Event, error) { return nil, nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeleteSite(ctx, "berlin", false, "test"); err == nil || !strings.Contains(err.Error(), "6 resource(s)") || !strings.Contains(err.Error(), "and 3 more") {
+		t.Fatalf("DeleteSite with 6 resources = %v; want them counted and 3 named", err)
+	}
+	for _, m := range many {
+		if err := s.DeleteResource(ctx, m.ID); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := s.DeleteResource(ctx, r.ID); err != nil {
 		t.Fatal(err)
