@@ -28,7 +28,7 @@ func newListCmd(f *clientFlags) *cobra.Command {
 			return f.print(cmd, map[string]any{"items": all}, func(w *tabwriter.Writer) {
 				fmt.Fprintln(w, "NAME\tID\tGENERATION\tSTATE\tREADY")
 				for _, r := range all {
-					fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%d/%d\n", r.Name, r.ID, r.Generation, r.State, r.ReadyReplicas(), len(r.Replicas))
+					fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\n", r.Name, r.ID, r.Generation, r.State, readyColumn(r))
 				}
 			})
 		},
@@ -37,4 +37,23 @@ func newListCmd(f *clientFlags) *cobra.Command {
 	cmd.Flags().StringVar(&state, "state", "", "only resources in this state")
 	cmd.Flags().StringVar(&o.NamePrefix, "name-prefix", "", "only resources whose name starts so")
 	return cmd
+}
+
+// readyColumn says how many replicas are Ready at the current generation; for a rolled-back
+// resource, whose replicas were put back to an earlier generation, how many are Ready at that one.
+func readyColumn(r client.Resource) string {
+	if r.State == cheops.ResourceRolledBack {
+		at := map[int64]int{}
+		var gen int64
+		for _, rep := range r.Replicas {
+			if rep.State == cheops.ReplicaReady {
+				at[rep.ObservedGeneration]++
+				gen = max(gen, rep.ObservedGeneration)
+			}
+		}
+		if gen > 0 {
+			return fmt.Sprintf("%d/%d at generation %d", at[gen], len(r.Replicas), gen)
+		}
+	}
+	return fmt.Sprintf("%d/%d", r.ReadyReplicas(), len(r.Replicas))
 }
