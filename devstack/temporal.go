@@ -73,7 +73,7 @@ func StartTemporal(o TemporalOptions) (*Temporal, error) {
 	if err != nil {
 		return nil, err
 	}
-	logger := tlog.NewZapLogger(tlog.BuildZapLogger(tlog.Config{Level: o.LogLevel, Format: "console"}))
+	logger := tlog.NewZapLogger(quietLogger(tlog.BuildZapLogger(tlog.Config{Level: o.LogLevel, Format: "console"})))
 	srv, err := temporal.NewServer(
 		temporal.WithConfig(cfg),
 		temporal.ForServices(temporal.DefaultServices),
