@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,6 +72,15 @@ func TestApplyPolicyTimeoutAgainstTheRealAPI(t *testing.T) {
 	}
 	if r, err = c.GetResource(ctx, "web"); err != nil || r.Scope.Selector != "region=eu" || len(r.Scope.Sites) != 0 || r.Policy.Consistency != cheops.Transactional {
 		t.Fatalf("after apply --selector: scope %+v, policy %+v, %v", r.Scope, r.Policy, err)
+	}
+	// A manifest name that cannot name a resource: the error says where the name came from.
+	dotted := writeManifest(t, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: my.config}\ndata: {v: \"1\"}\n")
+	out, err := runCLI(t, "--server", srv.URL, "--token", "test-admin-token", "apply", "-f", dotted, "--sites", "paris")
+	if err == nil || !strings.Contains(out, "metadata.name") || !strings.Contains(out, `"my.config"`) || !strings.Contains(out, "--name") {
+		t.Fatalf("apply of a manifest named my.config: %v\n%s; want the error to name metadata.name and --name", err, out)
+	}
+	if out, err := runCLI(t, "--server", srv.URL, "--token", "test-admin-token", "apply", "-f", dotted, "--sites", "paris", "--name", "my-config"); err != nil {
+		t.Fatalf("apply --name my-config: %v\n%s", err, out)
 	}
 }
 

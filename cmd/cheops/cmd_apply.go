@@ -65,7 +65,8 @@ func (f *clientFlags) apply(cmd *cobra.Command, o applyOptions) error {
 	if err != nil {
 		return err
 	}
-	if o.name == "" {
+	fromManifest := o.name == ""
+	if fromManifest {
 		o.name = m.name
 	}
 	if o.name == "" {
@@ -112,6 +113,11 @@ func (f *clientFlags) apply(cmd *cobra.Command, o applyOptions) error {
 			}
 		}
 		r, err = c.CreateResource(ctx, req, client.CreateOptions{IdempotencyKey: uuid.NewString()})
+	}
+	var p *client.Problem
+	if fromManifest && errors.As(err, &p) && p.Field == "name" {
+		// The user wrote no name: say where it came from.
+		return fmt.Errorf("-f %s: the resource is named after the manifest's metadata.name (OpenStack: spec.name), %q, which cannot name a resource: %s; give --name", o.file, o.name, p.Detail)
 	}
 	if err != nil {
 		return err
