@@ -15,6 +15,7 @@
 //	/site-events/<name>/<time>-<seq> Event of a site (who changed it, its health), append-only
 //	/specs/<id>/<generation>        Snapshot of each generation not yet committed (manifest, overrides)
 //	/committed/<id>                 Snapshot of the last generation applied everywhere (transactional)
+//	/leaders/<task>/<lease>         the election of the worker that leads a task (prober, sweep)
 package store
 
 import (

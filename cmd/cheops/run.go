@@ -98,6 +98,15 @@ func serveAPI(ctx context.Context, listen listenConfig, s *store.Store, tc clien
 	}
 }
 
+// leaderTTL is how long a dead worker keeps leading the sweep and the prober before another takes over.
+const leaderTTL = 5 * time.Second
+
+// workerID names this worker process in leader elections.
+func workerID() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d", host, os.Getpid())
+}
+
 // runWorker runs the Temporal worker, the resource sweeper and the site prober until ctx ends.
 func runWorker(ctx context.Context, tc client.Client, s *store.Store, tcfg temporalConfig, wcfg workerConfig, host hostConfig, log *slog.Logger) error {
 	if err := workflows.EnsureSearchAttributes(ctx, tc, tcfg.Namespace); err != nil {
@@ -110,9 +119,18 @@ func runWorker(ctx context.Context, tc client.Client, s *store.Store, tcfg tempo
 	}
 	log.Info("worker polling", "taskQueue", tcfg.TaskQueue)
 	wc := &workflows.Client{Temporal: tc, TaskQueue: tcfg.TaskQueue}
-	go worker.Sweep(ctx, s, wc, wcfg.SweepInterval, log)
+	// However many workers run, one sweeps and one probes, so a site's failure threshold means the
+	// same with one worker or five; a leader that dies hands over within about leaderTTL.
+	id := workerID()
+	go s.Lead(ctx, "sweep", id, leaderTTL, func(ctx context.Context) {
+		log.Info("leading the resource sweep", "worker", id)
+		worker.Sweep(ctx, s, wc, wcfg.SweepInterval, log)
+	})
 	prober := &worker.Prober{Store: s, Drivers: drivers, Workflows: wc, Config: wcfg.Health, Log: log}
-	go prober.Run(ctx)
+	go s.Lead(ctx, "prober", id, leaderTTL, func(ctx context.Context) {
+		log.Info("leading the site prober", "worker", id)
+		prober.Run(ctx)
+	})
 	<-ctx.Done()
 	w.Stop()
 	return nil
