@@ -67,7 +67,7 @@ func (a *Activities) applyAndRecord(ctx context.Context, r cheops.Resource, site
 	return out, err
 }
 
-// siteApply says how applySite applies and records one site.
+// siteApply says how a site is applied and recorded, by applySite or by a wave.
 type siteApply struct {
 	// event is the type of the event recorded once the site is done.
 	event cheops.EventType
@@ -77,9 +77,6 @@ type siteApply struct {
 	force bool
 	// attempt is the number of this try, recorded as the replica's Attempts.
 	attempt int
-	// targets, when set, answers for the site's target from a read made for many sites (see
-	// store.Targets); otherwise the site is read alone.
-	targets func(site string) (cheops.Target, error)
 }
 
 // applySite makes r's manifest at r's generation true on a site and records the replica. A failure
@@ -87,7 +84,7 @@ type siteApply struct {
 // error; any other error (a failure to record) is returned as it is. A wave takes the same steps
 // (prepare, mark Applying, apply, record) for many sites at once, batching the records.
 func (a *Activities) applySite(ctx context.Context, r cheops.Resource, site string, how siteApply) (ApplyOutput, error) {
-	p, err := a.prepare(ctx, r, site, how.targets)
+	p, err := a.prepare(ctx, r, site, nil)
 	if err != nil {
 		return ApplyOutput{}, a.recordFailure(ctx, r, site, how.attempt, err)
 	}
@@ -125,7 +122,8 @@ type prepared struct {
 }
 
 // prepare works out what applying r on a site takes. Its error is the site's failure, to record.
-// targets, when set, answers for the site's target (see siteApply).
+// targets, when set, answers for the site's target from a read made for many sites (see
+// store.Targets); otherwise the site is read alone.
 func (a *Activities) prepare(ctx context.Context, r cheops.Resource, site string, targets func(string) (cheops.Target, error)) (prepared, error) {
 	p := prepared{site: site}
 	var err error
