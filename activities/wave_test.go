@@ -462,3 +462,100 @@ func TestApplyWaveDeletesWhatItMadeForAForgottenResource(t *testing.T) {
 		t.Errorf("replicas recorded for a forgotten resource: %+v", reps)
 	}
 }
+
+// stallDriver makes an object on every site it applies, counting applies per site; on the sites
+// named slow it then stalls until its context ends, as a worker killed mid-wave leaves them.
+type stallDriver struct {
+	downDriver
+	slow    map[string]bool
+	mu      sync.Mutex
+	applied map[string]int
+	objects map[string]int
+}
+
+func (d *stallDriver) Apply(ctx context.Context, t cheops.Target, req cheops.ApplyRequest) (cheops.ApplyResult, error) {
+	d.mu.Lock()
+	d.applied[t.Site.Name]++
+	d.objects[t.Site.Name] = 1 // applying again makes no second object
+	slow := d.slow[t.Site.Name]
+	d.mu.Unlock()
+	if slow {
+		<-ctx.Done()
+		return cheops.ApplyResult{}, ctx.Err()
+	}
+	return cheops.ApplyResult{LocalID: "uid-" + t.Site.Name, Object: cheops.ObjectRef{Kind: "ConfigMap", Name: t.Site.Name}}, nil
+}
+
+// A wave cut short loses the outcomes it had not recorded, and no more: its retry skips the sites
+// recorded Ready and applies the others again (their replicas still say Applying), so each site
+// ends with one object and one Applied event.
+func TestApplyWaveCutShortIsRetriedWithoutDuplicates(t *testing.T) {
+	ctx := context.Background()
+	var sites []string
+	slow := map[string]bool{}
+	for i := range 20 {
+		sites = append(sites, fmt.Sprintf("site-%03d", i))
+		slow[sites[i]] = i%4 == 0
+	}
+	s, _, a, _ := waveFixture(t, sites...)
+	d := &stallDriver{slow: slow, applied: map[string]int{}, objects: map[string]int{}}
+	a.Drivers[cheops.DriverKubernetes] = d
+	in := WaveInput{ResourceID: "r1", Generation: 1, Sites: sites, MaxParallel: 20, Attempt: 1}
+	cut, cancel := context.WithCancel(ctx)
+	waveDone := make(chan error)
+	go func() {
+		_, err := a.ApplyWave(cut, in)
+		waveDone <- err
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		reps, err := s.ListReplicas(ctx, "r1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ready := 0
+		for _, rep := range reps {
+			if rep.State == cheops.ReplicaReady {
+				ready++
+			}
+		}
+		if ready == 15 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sites recorded Ready, want the 15 fast ones", ready)
+		}
+	}
+	cancel()
+	if err := <-waveDone; err == nil {
+		t.Fatal("a wave cut short succeeded")
+	}
+	for site, stalled := range slow {
+		if !stalled {
+			continue
+		}
+		if rep, err := s.GetReplica(ctx, "r1", site); err != nil || rep.State != cheops.ReplicaApplying {
+			t.Fatalf("%s after the cut: %+v, %v; want Applying", site, rep, err)
+		}
+	}
+
+	d.slow = nil
+	out, err := a.ApplyWave(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range out.Sites {
+		if o.Class != "" || o.LocalID != "uid-"+o.Site {
+			t.Errorf("%s on retry: %+v, want Ready", o.Site, o)
+		}
+		want := 1
+		if slow[o.Site] {
+			want = 2
+		}
+		if d.applied[o.Site] != want || d.objects[o.Site] != 1 {
+			t.Errorf("%s: applied %d times, %d objects; want %d, 1", o.Site, d.applied[o.Site], d.objects[o.Site], want)
+		}
+	}
+	if n := countApplied(t, s); n != len(sites) {
+		t.Errorf("%d Applied events, want one per site (%d)", n, len(sites))
+	}
+}
