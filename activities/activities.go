@@ -67,7 +67,7 @@ func (a *Activities) applyAndRecord(ctx context.Context, r cheops.Resource, site
 	return out, err
 }
 
-// siteApply says how applySite applies and records one site.
+// siteApply says how a site is applied and recorded, by applySite or by a wave.
 type siteApply struct {
 	// event is the type of the event recorded once the site is done.
 	event cheops.EventType
@@ -77,91 +77,133 @@ type siteApply struct {
 	force bool
 	// attempt is the number of this try, recorded as the replica's Attempts.
 	attempt int
-	// targets, when set, answers for the site's target from a read made for many sites (see
-	// store.Targets); otherwise the site is read alone.
-	targets func(site string) (cheops.Target, error)
 }
 
 // applySite makes r's manifest at r's generation true on a site and records the replica. A failure
 // to apply is recorded on the replica and returned as a *recordedFailure holding the classified
-// error; any other error (a failure to record) is returned as it is.
+// error; any other error (a failure to record) is returned as it is. A wave takes the same steps
+// (prepare, mark Applying, apply, record) for many sites at once, batching the records.
 func (a *Activities) applySite(ctx context.Context, r cheops.Resource, site string, how siteApply) (ApplyOutput, error) {
-	attempt := how.attempt
-	var t cheops.Target
-	var d cheops.Driver
-	var err error
-	if how.targets != nil {
-		t, err = how.targets(site)
-		t, d, err = a.driverFor(t, err, r.Driver, site)
-	} else {
-		t, d, err = a.target(ctx, r.Driver, site)
-	}
-	var manifest []byte
-	var applied []string
-	var refs map[string]string
-	if err == nil {
-		manifest, applied, err = overrides.Apply(r, t.Site)
-	}
-	if err == nil {
-		refs, err = a.resolveReferences(ctx, d, r, site, manifest)
-	}
+	p, err := a.prepare(ctx, r, site, nil)
 	if err != nil {
-		return ApplyOutput{}, a.recordFailure(ctx, r, site, attempt, err)
+		return ApplyOutput{}, a.recordFailure(ctx, r, site, how.attempt, err)
 	}
-	// What a replica is made of includes the local IDs its references resolve to on the site.
-	hash := digest(manifest)
-	if len(refs) > 0 {
-		b, _ := json.Marshal(refs)
-		hash = digest(append(append([]byte{}, manifest...), b...))
-	}
-	done := func(rep *cheops.Replica) bool {
-		return !how.force && rep.State == cheops.ReplicaReady && rep.ObservedGeneration == r.Generation && rep.AppliedHash == hash
-	}
-	rep, err := a.Store.UpdateReplica(ctx, r.ID, site, func(rep *cheops.Replica) (*cheops.Event, error) {
-		if done(rep) {
-			return nil, store.ErrSkip
-		}
-		rep.State = cheops.ReplicaApplying
-		rep.Attempts = attempt
-		return nil, nil
-	})
+	rep, err := a.Store.UpdateReplica(ctx, r.ID, site, p.markApplying(r, how))
 	if err != nil {
 		return ApplyOutput{}, err
 	}
-	if done(&rep) {
+	if p.done(r, how, &rep) {
 		return ApplyOutput{LocalID: rep.LocalID, Generation: r.Generation}, nil
 	}
-	var res cheops.ApplyResult
-	err = heartbeating(ctx, func(ctx context.Context) error {
-		var err error
-		res, err = d.Apply(ctx, t, cheops.ApplyRequest{ResourceID: r.ID, ResourceName: r.Name, Generation: r.Generation, Manifest: manifest, References: refs})
-		return err
-	})
-	if err == nil && rep.Object != nil && *rep.Object != res.Object {
-		// The manifest now names another object: the one applied before is no longer ours to keep.
-		err = heartbeating(ctx, func(ctx context.Context) error { return d.Delete(ctx, t, *rep.Object) })
-	}
+	res, err := a.apply(ctx, r, &p, rep.Object)
 	if err != nil {
-		return ApplyOutput{}, a.recordFailure(ctx, r, site, attempt, err)
+		return ApplyOutput{}, a.recordFailure(ctx, r, site, how.attempt, err)
 	}
-	_, err = a.Store.UpdateReplica(ctx, r.ID, site, func(rep *cheops.Replica) (*cheops.Event, error) {
-		rep.State = cheops.ReplicaReady
-		rep.LocalID, rep.Object, rep.Overrides = res.LocalID, &res.Object, applied
-		rep.ObservedGeneration, rep.AppliedHash, rep.Message, rep.FailedGeneration = r.Generation, hash, how.message, 0
-		msg := "local ID " + res.LocalID
-		if how.message != "" {
-			msg = how.message + "; " + msg
-		}
-		return &cheops.Event{Type: how.event, Site: site, Generation: r.Generation, Message: msg}, nil
-	})
+	_, err = a.Store.UpdateReplica(ctx, r.ID, site, p.recordReady(r, how, res))
 	if errors.Is(err, store.ErrNotFound) {
-		// The resource was forgotten while we applied: the object we just made must not outlive it.
-		return ApplyOutput{Skipped: true}, a.deleteOnSite(ctx, r.Driver, site, res.Object)
+		return a.forgottenWhileApplied(ctx, r, site, res)
 	}
 	if err != nil {
 		return ApplyOutput{}, err
 	}
 	return ApplyOutput{LocalID: res.LocalID, Generation: r.Generation}, nil
+}
+
+// prepared is a site made ready to apply: its target and driver, the manifest with the site's
+// overrides, the local IDs its references resolve to on the site, and the digest of all that.
+type prepared struct {
+	site      string
+	target    cheops.Target
+	driver    cheops.Driver
+	manifest  []byte
+	overrides []string
+	refs      map[string]string
+	hash      string
+}
+
+// prepare works out what applying r on a site takes. Its error is the site's failure, to record.
+// targets, when set, answers for the site's target from a read made for many sites (see
+// store.Targets); otherwise the site is read alone.
+func (a *Activities) prepare(ctx context.Context, r cheops.Resource, site string, targets func(string) (cheops.Target, error)) (prepared, error) {
+	p := prepared{site: site}
+	var err error
+	if targets != nil {
+		p.target, err = targets(site)
+		p.target, p.driver, err = a.driverFor(p.target, err, r.Driver, site)
+	} else {
+		p.target, p.driver, err = a.target(ctx, r.Driver, site)
+	}
+	if err == nil {
+		p.manifest, p.overrides, err = overrides.Apply(r, p.target.Site)
+	}
+	if err == nil {
+		p.refs, err = a.resolveReferences(ctx, p.driver, r, site, p.manifest)
+	}
+	if err != nil {
+		return p, err
+	}
+	// What a replica is made of includes the local IDs its references resolve to on the site.
+	p.hash = digest(p.manifest)
+	if len(p.refs) > 0 {
+		b, _ := json.Marshal(p.refs)
+		p.hash = digest(append(append([]byte{}, p.manifest...), b...))
+	}
+	return p, nil
+}
+
+// done says whether the replica already holds what p would apply at r's generation, so that
+// applying it again can be skipped (unless forced).
+func (p *prepared) done(r cheops.Resource, how siteApply, rep *cheops.Replica) bool {
+	return !how.force && rep.State == cheops.ReplicaReady && rep.ObservedGeneration == r.Generation && rep.AppliedHash == p.hash
+}
+
+// markApplying is the update that records an attempt at the site before it is applied; a replica
+// already done is left alone.
+func (p *prepared) markApplying(r cheops.Resource, how siteApply) func(*cheops.Replica) (*cheops.Event, error) {
+	return func(rep *cheops.Replica) (*cheops.Event, error) {
+		if p.done(r, how, rep) {
+			return nil, store.ErrSkip
+		}
+		rep.State = cheops.ReplicaApplying
+		rep.Attempts = how.attempt
+		return nil, nil
+	}
+}
+
+// apply applies p on its site. When the manifest now names another object than the one recorded
+// (prev), that one is deleted: it is no longer ours to keep.
+func (a *Activities) apply(ctx context.Context, r cheops.Resource, p *prepared, prev *cheops.ObjectRef) (cheops.ApplyResult, error) {
+	var res cheops.ApplyResult
+	err := heartbeating(ctx, func(ctx context.Context) error {
+		var err error
+		res, err = p.driver.Apply(ctx, p.target, cheops.ApplyRequest{ResourceID: r.ID, ResourceName: r.Name, Generation: r.Generation, Manifest: p.manifest, References: p.refs})
+		return err
+	})
+	if err == nil && prev != nil && *prev != res.Object {
+		err = heartbeating(ctx, func(ctx context.Context) error { return p.driver.Delete(ctx, p.target, *prev) })
+	}
+	return res, err
+}
+
+// recordReady is the update that records the site applied: Ready with what was applied, and the
+// event of how.event.
+func (p *prepared) recordReady(r cheops.Resource, how siteApply, res cheops.ApplyResult) func(*cheops.Replica) (*cheops.Event, error) {
+	return func(rep *cheops.Replica) (*cheops.Event, error) {
+		rep.State = cheops.ReplicaReady
+		rep.LocalID, rep.Object, rep.Overrides = res.LocalID, &res.Object, p.overrides
+		rep.ObservedGeneration, rep.AppliedHash, rep.Message, rep.FailedGeneration = r.Generation, p.hash, how.message, 0
+		msg := "local ID " + res.LocalID
+		if how.message != "" {
+			msg = how.message + "; " + msg
+		}
+		return &cheops.Event{Type: how.event, Site: p.site, Generation: r.Generation, Message: msg}, nil
+	}
+}
+
+// forgottenWhileApplied handles an apply whose Ready record was refused because the resource was
+// forgotten while it ran: the object it just made must not outlive the resource.
+func (a *Activities) forgottenWhileApplied(ctx context.Context, r cheops.Resource, site string, res cheops.ApplyResult) (ApplyOutput, error) {
+	return ApplyOutput{Skipped: true}, a.deleteOnSite(ctx, r.Driver, site, res.Object)
 }
 
 // recordedFailure is a failed apply whose failure is recorded on its replica.
@@ -173,6 +215,22 @@ func (f *recordedFailure) Unwrap() error { return f.err }
 // recordFailure records a failed apply on the replica, by its class, and returns it as a
 // *recordedFailure; when it cannot be recorded, it returns both errors joined, unrecorded.
 func (a *Activities) recordFailure(ctx context.Context, r cheops.Resource, site string, attempt int, err error) error {
+	_, rerr := a.Store.UpdateReplica(ctx, r.ID, site, failureRecord(r, site, attempt, err))
+	return recorded(err, rerr)
+}
+
+// recorded is a failed apply err once the attempt to record it returned rerr: a *recordedFailure,
+// or, when it could not be recorded, both errors joined. A resource forgotten meanwhile has no
+// replica left to record anything on, which is as good as recorded.
+func recorded(err, rerr error) error {
+	if rerr != nil && !errors.Is(rerr, store.ErrNotFound) {
+		return errors.Join(err, rerr)
+	}
+	return &recordedFailure{err}
+}
+
+// failureRecord is the update that records a failed apply on the replica, by its class.
+func failureRecord(r cheops.Resource, site string, attempt int, err error) func(*cheops.Replica) (*cheops.Event, error) {
 	class := cheops.ClassOf(err)
 	state := cheops.ReplicaApplying
 	switch class {
@@ -181,7 +239,7 @@ func (a *Activities) recordFailure(ctx context.Context, r cheops.Resource, site 
 	case cheops.Unreachable:
 		state = cheops.ReplicaUnreachable
 	}
-	if _, rerr := a.Store.UpdateReplica(ctx, r.ID, site, func(rep *cheops.Replica) (*cheops.Event, error) {
+	return func(rep *cheops.Replica) (*cheops.Event, error) {
 		// The same failure again is counted in Attempts, not logged again: a site down for a
 		// day must not grow the event log by thousands of identical lines. (Each attempt marks
 		// the replica Applying first, so the last failure is known by its message.)
@@ -195,10 +253,7 @@ func (a *Activities) recordFailure(ctx context.Context, r cheops.Resource, site 
 		}
 		return &cheops.Event{Type: cheops.EventApplyFailed, Site: site, Generation: r.Generation,
 			Message: fmt.Sprintf("attempt %d: %v", attempt, err)}, nil
-	}); rerr != nil && !errors.Is(rerr, store.ErrNotFound) {
-		return errors.Join(err, rerr)
 	}
-	return &recordedFailure{err}
 }
 
 // resource reads a resource for an activity. ok is false when the resource is already forgotten:

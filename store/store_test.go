@@ -40,12 +40,19 @@ func TestMain(m *testing.M) {
 // newStore returns a store under a prefix of its own, so tests do not see each other's keys.
 func newStore(t *testing.T) *store.Store {
 	t.Helper()
+	s, _ := newStoreAndClient(t)
+	return s
+}
+
+// newStoreAndClient is newStore, with the store's etcd client.
+func newStoreAndClient(t *testing.T) (*store.Store, *clientv3.Client) {
+	t.Helper()
 	c, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return store.New(c, "/test/"+t.Name())
+	return store.New(c, "/test/"+t.Name()), c
 }
 
 func TestSiteCredentialsAreKeptApart(t *testing.T) {

@@ -14,6 +14,14 @@ import (
 // closed when the test ends.
 func Store(t testing.TB) *store.Store {
 	t.Helper()
+	s, _ := StoreAndClient(t)
+	return s
+}
+
+// StoreAndClient is Store, with the etcd client under the store, for a test that looks at etcd
+// itself (its revision counts the transactions that wrote).
+func StoreAndClient(t testing.TB) (*store.Store, *clientv3.Client) {
+	t.Helper()
 	e, err := etcdembed.Start(etcdembed.Options{Dir: t.TempDir(), ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
@@ -24,5 +32,5 @@ func Store(t testing.TB) *store.Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return store.New(c, "")
+	return store.New(c, ""), c
 }
