@@ -355,11 +355,33 @@ func (a *Activities) DeleteReplica(ctx context.Context, in DeleteInput) error {
 	if !ok || err != nil {
 		return err
 	}
-	ev := cheops.Event{Type: cheops.EventDeleted, Site: in.Site}
-	if in.Orphan {
+	return asTemporalRemoval(a.removeReplica(ctx, r, in.Site, deletion(in.Site, in.Orphan)))
+}
+
+// deletion is how a replica leaves its site when it is deleted (or orphaned), alone or in a wave.
+func deletion(site string, orphan bool) removal {
+	ev := cheops.Event{Type: cheops.EventDeleted, Site: site}
+	if orphan {
 		ev.Type = cheops.EventOrphaned
 	}
-	return a.removeReplica(ctx, r, in.Site, removal{orphan: in.Orphan, event: ev})
+	return removal{orphan: orphan, event: ev}
+}
+
+// siteFailure is a failure of the site itself (finding or deleting its object), which keeps the
+// driver's class; any other error of removeReplica is the store's.
+type siteFailure struct{ err error }
+
+func (f *siteFailure) Error() string { return f.err.Error() }
+func (f *siteFailure) Unwrap() error { return f.err }
+
+// asTemporalRemoval maps removeReplica's error for an activity that removes one replica: a site's
+// failure by its class, a store error as it is.
+func asTemporalRemoval(err error) error {
+	var sf *siteFailure
+	if errors.As(err, &sf) {
+		return asTemporalError(sf.err)
+	}
+	return err
 }
 
 // removal says how a replica leaves its site.
@@ -375,7 +397,8 @@ type removal struct {
 // removeReplica is the one way a replica leaves a site, for a delete and for a rollback alike: it
 // finds an object an apply made without recording it (see cheops.Finder), marks the replica
 // Deleting, deletes the object from the site, then forgets the replica and records the event in one
-// transaction. Running it again after it finished changes nothing.
+// transaction. Running it again after it finished changes nothing. A failure to find or delete the
+// object is returned as a *siteFailure holding the classified error; any other error is the store's.
 func (a *Activities) removeReplica(ctx context.Context, r cheops.Resource, site string, how removal) error {
 	rep, err := a.Store.GetReplica(ctx, r.ID, site)
 	if errors.Is(err, store.ErrNotFound) {
@@ -387,7 +410,7 @@ func (a *Activities) removeReplica(ctx context.Context, r cheops.Resource, site 
 	ev := how.event
 	if !how.orphan && rep.Object == nil {
 		if rep.Object, err = a.findUnrecorded(ctx, r, site); err != nil {
-			return asTemporalError(err)
+			return &siteFailure{err}
 		}
 	}
 	what := "nothing was on the site"
@@ -408,7 +431,7 @@ func (a *Activities) removeReplica(ctx context.Context, r cheops.Resource, site 
 			return err
 		}
 		if err := a.deleteOnSite(ctx, r.Driver, site, *rep.Object); err != nil {
-			return asTemporalError(err)
+			return &siteFailure{err}
 		}
 	}
 	if ev.Message == "" {

@@ -78,7 +78,8 @@ func (d *lostDriver) Delete(_ context.Context, _ cheops.Target, ref cheops.Objec
 }
 
 // A replica whose object was made but never recorded (the worker died, or the activity timed out,
-// between the create call and the record) is still removed from its site on delete and on rollback.
+// between the create call and the record) is still removed from its site on delete (alone or in a
+// wave) and on rollback.
 func TestUnrecordedObjectIsFoundAndDeleted(t *testing.T) {
 	ctx := context.Background()
 	s := etcdtest.Store(t)
@@ -94,6 +95,17 @@ func TestUnrecordedObjectIsFoundAndDeleted(t *testing.T) {
 	for i, run := range []func(id string) error{
 		func(id string) error {
 			_, err := env.ExecuteActivity(a.DeleteReplica, DeleteInput{ResourceID: id, Site: "cloud"})
+			return err
+		},
+		func(id string) error {
+			v, err := env.ExecuteActivity(a.DeleteWave, DeleteWaveInput{ResourceID: id, Sites: []string{"cloud"}, MaxParallel: 1})
+			var out DeleteWaveOutput
+			if err == nil {
+				err = v.Get(&out)
+			}
+			if err == nil && out.Sites[0].Class != "" {
+				err = errors.New(out.Sites[0].Message)
+			}
 			return err
 		},
 		func(id string) error {

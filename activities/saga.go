@@ -123,8 +123,8 @@ func (a *Activities) CompensateReplica(ctx context.Context, in CompensateInput) 
 	}
 	// The snapshot had no replica here: nothing of this generation may remain on the site, not even
 	// an object whose creation was never recorded.
-	return a.removeReplica(ctx, r, in.Site, removal{message: message, event: cheops.Event{Type: cheops.EventRolledBack,
-		Site: in.Site, Generation: in.Generation, Message: message + "; removed, since the site had no earlier generation"}})
+	return asTemporalRemoval(a.removeReplica(ctx, r, in.Site, removal{message: message, event: cheops.Event{Type: cheops.EventRolledBack,
+		Site: in.Site, Generation: in.Generation, Message: message + "; removed, since the site had no earlier generation"}}))
 }
 
 // RollbackInput records the rollback of a transactional generation.
