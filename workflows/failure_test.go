@@ -123,7 +123,7 @@ func TestTransactionalRejectionRollsEverySiteBack(t *testing.T) {
 		records[1].Reasons["a"] != "" || records[1].Reasons["c"] == "" {
 		t.Fatalf("rollback records = %+v", records)
 	}
-	// DeleteReplica and CommitGeneration have no mock: calling either fails the test.
+	// DeleteWave and CommitGeneration have no mock: calling either fails the test.
 }
 
 // A transactional generation every site takes removes replicas that left the scope, then commits.
@@ -134,10 +134,11 @@ func TestTransactionalSuccessRemovesThenCommits(t *testing.T) {
 	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(plan, nil).Once()
 	env.OnActivity(a.ApplyReplica, mock.Anything, mock.Anything).Return(activities.ApplyOutput{Generation: 1}, nil).Twice()
 	var order []string
-	env.OnActivity(a.DeleteReplica, mock.Anything, activities.DeleteInput{ResourceID: "r1", Site: "old"}).Return(func(context.Context, activities.DeleteInput) error {
-		order = append(order, "remove")
-		return nil
-	}).Once()
+	env.OnActivity(a.DeleteWave, mock.Anything, activities.DeleteWaveInput{ResourceID: "r1", Sites: []string{"old"}, MaxParallel: 3}).Return(
+		func(context.Context, activities.DeleteWaveInput) (activities.DeleteWaveOutput, error) {
+			order = append(order, "remove")
+			return activities.DeleteWaveOutput{Sites: []activities.DeleteOutcome{{Site: "old"}}}, nil
+		}).Once()
 	env.OnActivity(a.CommitGeneration, mock.Anything, activities.CommitInput{ResourceID: "r1", Generation: 1, Sites: []string{"a", "b"}}).Return(func(context.Context, activities.CommitInput) error {
 		order = append(order, "commit")
 		return nil

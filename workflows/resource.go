@@ -283,6 +283,11 @@ func (r *resourceRun) delete(ctx workflow.Context, plan cheops.Plan) error {
 	r.status.Phase = PhaseDeleting
 	errs := r.removeReplicas(ctx, plan.Remove, plan.Orphan, plan.MaxParallel, untilDone)
 	for _, site := range plan.Remove {
+		if errors.Is(errs[site], errContinueAsNew) {
+			return r.continueAsNew(ctx) // the next run plans the deletion again, of what is left
+		}
+	}
+	for _, site := range plan.Remove {
 		if err := errs[site]; err != nil {
 			return fmt.Errorf("delete replica on site %s: %w", site, err)
 		}
@@ -294,8 +299,21 @@ func (r *resourceRun) delete(ctx workflow.Context, plan cheops.Plan) error {
 // untilDone retries a step that must not be abandoned (a deletion, a compensation) without limit.
 var untilDone = &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute}
 
-// removeReplicas deletes (or orphans) replicas on sites, with the given retry policy.
+// removeReplicas deletes (or orphans) replicas on sites, with the given retry policy for each site,
+// and returns each site's error. Runs that started before deletion waves remove each site with its
+// own DeleteReplica activity (removeEachSite), kept unchanged so that their histories replay.
 func (r *resourceRun) removeReplicas(ctx workflow.Context, sites []string, orphan bool, parallel int, retry *temporal.RetryPolicy) map[string]error {
+	if len(sites) == 0 {
+		return map[string]error{}
+	}
+	if workflow.GetVersion(ctx, "delete-waves", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return r.removeEachSite(ctx, sites, orphan, parallel, retry)
+	}
+	return r.removeInWaves(ctx, sites, orphan, parallel, retry)
+}
+
+// removeEachSite removes each replica with its own DeleteReplica activity, retried by Temporal.
+func (r *resourceRun) removeEachSite(ctx workflow.Context, sites []string, orphan bool, parallel int, retry *temporal.RetryPolicy) map[string]error {
 	delCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 2 * time.Minute,
 		HeartbeatTimeout:    10 * time.Second,

@@ -164,14 +164,14 @@ func TestDeleteRemovesReplicasThenForgets(t *testing.T) {
 		cheops.Plan{Exists: true, Deleting: true, MaxParallel: 5, Remove: []string{"a", "b"}}, nil).Once()
 	var removed []string
 	var mu sync.Mutex
-	env.OnActivity(a.DeleteReplica, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.DeleteInput) error {
+	onDeleteWave(env, func(in activities.DeleteWaveInput, site string) activities.DeleteOutcome {
 		mu.Lock()
-		removed = append(removed, in.Site)
+		removed = append(removed, site)
 		mu.Unlock()
 		if in.Orphan {
-			return errors.New("not an orphan delete")
+			return activities.DeleteOutcome{Site: site, Class: cheops.Permanent, Message: "not an orphan delete"}
 		}
-		return nil
+		return activities.DeleteOutcome{Site: site}
 	})
 	env.OnActivity(a.ForgetResource, mock.Anything, "r1").Return(nil).Once()
 	env.ExecuteWorkflow(ResourceWorkflow, ResourceInput{ResourceID: "r1"})

@@ -56,6 +56,12 @@ func (r *resourceRun) transact(ctx workflow.Context, plan cheops.Plan) (time.Dur
 	if len(reasons) == 0 {
 		errs := r.removeReplicas(ctx, plan.Remove, false, plan.MaxParallel, untilDone)
 		for _, site := range plan.Remove {
+			if errors.Is(errs[site], errContinueAsNew) {
+				// Not committed: the run continues as new, and the next one removes what is left.
+				return ResyncInterval, nil
+			}
+		}
+		for _, site := range plan.Remove {
 			if err := errs[site]; err != nil {
 				return 0, fmt.Errorf("remove replica on site %s: %w", site, err)
 			}
