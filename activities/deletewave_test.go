@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -197,4 +198,118 @@ func TestDeleteWaveOfAForgottenResource(t *testing.T) {
 	if out["a"].Class != "" || out["b"].Class != "" || len(d.deleted) != 0 {
 		t.Fatalf("outcomes %+v, deleted %v; want both done, nothing deleted", out, d.deleted)
 	}
+}
+
+// stallDeleter holds an object on every site; a slow site's delete waits until its context ends.
+type stallDeleter struct {
+	*siteDriver
+	dmu     sync.Mutex
+	slow    map[string]bool
+	objects map[string]bool
+}
+
+func (d *stallDeleter) Delete(ctx context.Context, t cheops.Target, _ cheops.ObjectRef) error {
+	d.dmu.Lock()
+	slow := d.slow[t.Site.Name]
+	d.dmu.Unlock()
+	if slow {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	d.dmu.Lock()
+	defer d.dmu.Unlock()
+	d.objects[t.Site.Name] = false
+	return nil
+}
+
+// A deletion wave cut short (its worker stops) never leaves an object on a site whose replica is
+// forgotten: the replicas of the sites it had not finished stay recorded, Deleting, and its retry
+// removes them, with one Deleted event per site.
+func TestDeleteWaveCutShortNeverForgetsAnObject(t *testing.T) {
+	ctx := context.Background()
+	var sites []string
+	slow := map[string]bool{}
+	for i := range 20 {
+		sites = append(sites, fmt.Sprintf("site-%03d", i))
+		slow[sites[i]] = i%4 == 0
+	}
+	s, sd, a, env := waveFixture(t, sites...)
+	runWave(t, env, a, WaveInput{ResourceID: "r1", Generation: 1, Sites: sites, MaxParallel: 20, Attempt: 1})
+	d := &stallDeleter{siteDriver: sd, slow: slow, objects: map[string]bool{}}
+	for _, site := range sites {
+		d.objects[site] = true
+	}
+	a.Drivers[cheops.DriverKubernetes] = d
+	in := DeleteWaveInput{ResourceID: "r1", Sites: sites, MaxParallel: 20}
+	cut, cancel := context.WithCancel(ctx)
+	waveDone := make(chan error)
+	go func() {
+		_, err := a.DeleteWave(cut, in)
+		waveDone <- err
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		reps, err := s.ListReplicas(ctx, "r1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(reps) == 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d replicas left, want the 5 slow ones", len(reps))
+		}
+	}
+	cancel()
+	if err := <-waveDone; err == nil {
+		t.Fatal("a wave cut short succeeded")
+	}
+	check := func(when string) {
+		t.Helper()
+		d.dmu.Lock()
+		defer d.dmu.Unlock()
+		for _, site := range sites {
+			rep, err := s.GetReplica(ctx, "r1", site)
+			forgotten := errors.Is(err, store.ErrNotFound)
+			if forgotten && d.objects[site] {
+				t.Errorf("%s %s: the replica is forgotten, its object is still on the site", when, site)
+			}
+			if !forgotten && (err != nil || rep.State != cheops.ReplicaDeleting) {
+				t.Errorf("%s %s: replica %+v, %v; want Deleting", when, site, rep, err)
+			}
+		}
+	}
+	check("after the cut")
+
+	d.dmu.Lock()
+	d.slow = nil
+	d.dmu.Unlock()
+	out, err := a.DeleteWave(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range out.Sites {
+		if o.Class != "" {
+			t.Errorf("%s on retry: %+v, want removed", o.Site, o)
+		}
+	}
+	check("after the retry")
+	reps, err := s.ListReplicas(ctx, "r1")
+	if err != nil || len(reps) != 0 {
+		t.Fatalf("replicas left: %+v, %v", reps, err)
+	}
+	for _, site := range sites {
+		if evs := eventsOf(t, s, site); slices.Index(evs, cheops.EventDeleted) != len(evs)-1 || countOf(evs, cheops.EventDeleted) != 1 {
+			t.Errorf("%s: events %v, want one Deleted, last", site, evs)
+		}
+	}
+}
+
+func countOf(evs []cheops.EventType, typ cheops.EventType) int {
+	n := 0
+	for _, ev := range evs {
+		if ev == typ {
+			n++
+		}
+	}
+	return n
 }
