@@ -24,6 +24,7 @@ import (
 	"github.com/cheops-io/cheops/devstack/etcdembed"
 	"github.com/cheops-io/cheops/drivers/kubernetes"
 	"github.com/cheops-io/cheops/drivers/openstack"
+	"github.com/cheops-io/cheops/metrics"
 	"github.com/cheops-io/cheops/store"
 )
 
@@ -74,9 +75,11 @@ func newAPI(t *testing.T) *echo.Echo {
 // newAPIWith returns the API over the shared etcd, telling o of every change.
 func newAPIWith(t *testing.T, o api.Orchestrator) *echo.Echo {
 	t.Helper()
+	st := newStore(t)
 	return api.New(api.Config{
-		Store:        newStore(t),
+		Store:        st,
 		Orchestrator: o,
+		Metrics:      metrics.New(st),
 		Drivers:      map[cheops.DriverName]cheops.Driver{cheops.DriverKubernetes: kubernetes.New(), cheops.DriverOpenStack: openstack.New()},
 		Log:          slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		BodyLimit:    64 << 10,

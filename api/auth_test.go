@@ -29,6 +29,7 @@ var wantRoles = map[string]string{
 	"PATCH /v1/resources/:id":      "operator",
 	"DELETE /v1/resources/:id":     "operator",
 	"GET /v1/resources/:id/events": "viewer",
+	"GET /metrics":                 "viewer",
 	"GET /healthz":                 "",
 	"GET /readyz":                  "",
 	"GET /openapi.yaml":            "",

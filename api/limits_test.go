@@ -13,14 +13,17 @@ import (
 	"github.com/cheops-io/cheops/api"
 	"github.com/cheops-io/cheops/drivers/kubernetes"
 	"github.com/cheops-io/cheops/drivers/openstack"
+	"github.com/cheops-io/cheops/metrics"
 )
 
 // newAPIConfig is newAPIWith with the Config changed by edit.
 func newAPIConfig(t *testing.T, o api.Orchestrator, edit func(*api.Config)) *echo.Echo {
 	t.Helper()
+	st := newStore(t)
 	cfg := api.Config{
-		Store:        newStore(t),
+		Store:        st,
 		Orchestrator: o,
+		Metrics:      metrics.New(st),
 		Drivers:      map[cheops.DriverName]cheops.Driver{cheops.DriverKubernetes: kubernetes.New(), cheops.DriverOpenStack: openstack.New()},
 		Log:          slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Auth:         testTokens,

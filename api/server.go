@@ -14,6 +14,7 @@ import (
 
 	"github.com/cheops-io/cheops"
 	"github.com/cheops-io/cheops/auth"
+	"github.com/cheops-io/cheops/metrics"
 	"github.com/cheops-io/cheops/store"
 )
 
@@ -49,6 +50,9 @@ type Config struct {
 	// Auth authenticates the bearer tokens of every route but /healthz, /readyz and
 	// /openapi.yaml. Without it, every such request is refused.
 	Auth Authenticator
+	// Metrics records each request's latency and is served at /metrics (role viewer); without
+	// it, /metrics is not served.
+	Metrics *metrics.Metrics
 	// MaxInFlightPerClient bounds the requests one client address may have in flight; more are
 	// a 429 (default DefaultMaxInFlightPerClient).
 	MaxInFlightPerClient int
@@ -79,6 +83,10 @@ func New(cfg Config) *echo.Echo {
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", openAPI) })
+	if cfg.Metrics != nil {
+		// Behind a token like /v1: route names, site names and counts tell an outsider too much.
+		e.GET("/metrics", echo.WrapHandler(cfg.Metrics.Handler()), s.authorize(auth.Viewer))
+	}
 
 	// Every /v1 route needs an identity whose role allows it (see Roles).
 	v1 := e.Group("/v1")
@@ -116,9 +124,9 @@ func (s *server) routes() []Route {
 	}
 }
 
-// Roles returns the role each /v1 route needs, by method and path ("GET /v1/sites").
+// Roles returns the role each route behind a token needs, by method and path ("GET /v1/sites").
 func Roles() map[string]auth.Role {
-	out := map[string]auth.Role{}
+	out := map[string]auth.Role{"GET /metrics": auth.Viewer}
 	for _, r := range (&server{}).routes() {
 		out[r.Method+" /v1"+r.Path] = r.Role
 	}
@@ -153,8 +161,17 @@ func (s *server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		default:
 			level = slog.LevelInfo
 		}
+		d := time.Since(start)
 		s.Log.Log(c.Request().Context(), level, "request", "method", c.Request().Method, "route", c.Path(),
-			"path", c.Request().URL.Path, "status", c.Response().Status, "actor", actor(c), "duration", time.Since(start))
+			"path", c.Request().URL.Path, "status", c.Response().Status, "actor", actor(c), "duration", d)
+		if s.Metrics != nil {
+			// c.Path() is the route's template, never the raw path, so the series stay bounded.
+			route := c.Path()
+			if route == "" {
+				route = "unmatched"
+			}
+			s.Metrics.ObserveRequest(c.Request().Method, route, c.Response().Status, d)
+		}
 		return nil
 	}
 }

@@ -65,7 +65,7 @@ func startTemporal() (client.Client, error) {
 	}
 	integration.stops = append(integration.stops, func() { ec.Close() })
 	w := worker.New(c, taskQueue, &activities.Activities{Store: store.New(ec, storePrefix),
-		Drivers: map[cheops.DriverName]cheops.Driver{cheops.DriverKubernetes: kubernetes.New(), cheops.DriverOpenStack: openstack.New()}})
+		Drivers: map[cheops.DriverName]cheops.Driver{cheops.DriverKubernetes: kubernetes.New(), cheops.DriverOpenStack: openstack.New()}}, nil)
 	if err := w.Start(); err != nil {
 		return nil, err
 	}

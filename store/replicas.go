@@ -162,3 +162,28 @@ func (s *Store) DeleteReplica(ctx context.Context, id, site string, ev *cheops.E
 	}
 	return nil
 }
+
+// CountReplicas counts every resource's replicas by site and state, in one read of etcd; it is
+// what the metrics report at scrape time.
+func (s *Store) CountReplicas(ctx context.Context) (map[string]map[cheops.ReplicaState]int, error) {
+	prefix := s.prefix + "/replicas/"
+	resp, err := s.c.Get(ctx, prefix, clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("etcd list %s: %w", prefix, err)
+	}
+	out := map[string]map[cheops.ReplicaState]int{}
+	for _, kv := range resp.Kvs {
+		var rep struct {
+			Site  string              `json:"site"`
+			State cheops.ReplicaState `json:"state"`
+		}
+		if err := json.Unmarshal(kv.Value, &rep); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+		}
+		if out[rep.Site] == nil {
+			out[rep.Site] = map[cheops.ReplicaState]int{}
+		}
+		out[rep.Site][rep.State]++
+	}
+	return out, nil
+}

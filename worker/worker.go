@@ -8,16 +8,23 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/cheops-io/cheops/activities"
+	"github.com/cheops-io/cheops/metrics"
 	"github.com/cheops-io/cheops/store"
 	"github.com/cheops-io/cheops/workflows"
 )
 
-// New returns a worker on taskQueue with the resource workflow and every activity registered.
-func New(c client.Client, taskQueue string, acts *activities.Activities) sdkworker.Worker {
-	w := sdkworker.New(c, taskQueue, sdkworker.Options{})
+// New returns a worker on taskQueue with the resource workflow and every activity registered. With
+// m, it counts the activities' failed attempts there.
+func New(c client.Client, taskQueue string, acts *activities.Activities, m *metrics.Metrics) sdkworker.Worker {
+	var opts sdkworker.Options
+	if m != nil {
+		opts.Interceptors = []interceptor.WorkerInterceptor{&failureCounter{m: m}}
+	}
+	w := sdkworker.New(c, taskQueue, opts)
 	w.RegisterWorkflow(workflows.ResourceWorkflow)
 	w.RegisterActivity(acts)
 	return w

@@ -31,7 +31,9 @@ func newRoot() *cobra.Command {
 
 Run everything locally with 'cheops dev', then talk to it with the client commands
 (site, apply, get, list, delete, events, pause, resume, retry, resync). Environment
-variables named in each flag's help are read when the flag is not given.`,
+variables named in each flag's help are read when the flag is not given.
+
+` + metricsHelp,
 		SilenceUsage: true,
 	}
 	root.AddCommand(newDevCmd(), newServerCmd(), newWorkerCmd(), newAdminCmd())

@@ -23,6 +23,7 @@ import (
 	"github.com/cheops-io/cheops/api"
 	"github.com/cheops-io/cheops/devstack"
 	"github.com/cheops-io/cheops/devstack/etcdembed"
+	"github.com/cheops-io/cheops/metrics"
 	"github.com/cheops-io/cheops/seal"
 	"github.com/cheops-io/cheops/store"
 	"github.com/cheops-io/cheops/worker"
@@ -56,9 +57,10 @@ func (h levelFloor) WithGroup(name string) slog.Handler {
 }
 
 // serveAPI runs the API on addr until ctx ends.
-func serveAPI(ctx context.Context, listen listenConfig, s *store.Store, tc client.Client, taskQueue string, host hostConfig, authn api.Authenticator, log *slog.Logger) error {
+func serveAPI(ctx context.Context, listen listenConfig, s *store.Store, tc client.Client, taskQueue string, host hostConfig, authn api.Authenticator, m *metrics.Metrics, log *slog.Logger) error {
 	e := api.New(api.Config{
 		Store:        s,
+		Metrics:      m,
 		Orchestrator: &workflows.Client{Temporal: tc, TaskQueue: taskQueue},
 		Drivers:      host.drivers(),
 		Auth:         authn,
@@ -108,12 +110,12 @@ func workerID() string {
 }
 
 // runWorker runs the Temporal worker, the resource sweeper and the site prober until ctx ends.
-func runWorker(ctx context.Context, tc client.Client, s *store.Store, tcfg temporalConfig, wcfg workerConfig, host hostConfig, log *slog.Logger) error {
+func runWorker(ctx context.Context, tc client.Client, s *store.Store, tcfg temporalConfig, wcfg workerConfig, host hostConfig, m *metrics.Metrics, log *slog.Logger) error {
 	if err := workflows.EnsureSearchAttributes(ctx, tc, tcfg.Namespace); err != nil {
 		return err
 	}
 	drivers := host.drivers()
-	w := worker.New(tc, tcfg.TaskQueue, &activities.Activities{Store: s, Drivers: drivers})
+	w := worker.New(tc, tcfg.TaskQueue, &activities.Activities{Store: s, Drivers: drivers}, m)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
@@ -281,9 +283,11 @@ func runDev(c devConfig) error {
 	s := store.New(ec, "/cheops")
 	s.SealWith(keys)
 	errc := make(chan error, 2)
-	go func() { errc <- serveAPI(ctx, c.Listen, s, tc, tcfg.TaskQueue, c.Host, authn, log) }()
+	// One registry: the API's /metrics also shows the in-process worker's activity failures.
+	m := metrics.New(s)
+	go func() { errc <- serveAPI(ctx, c.Listen, s, tc, tcfg.TaskQueue, c.Host, authn, m, log) }()
 	if c.Worker {
-		go func() { errc <- runWorker(ctx, tc, s, tcfg, c.WorkerConfig, c.Host, log) }()
+		go func() { errc <- runWorker(ctx, tc, s, tcfg, c.WorkerConfig, c.Host, m, log) }()
 	}
 	select {
 	case err := <-errc:
@@ -321,7 +325,7 @@ func newServerCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return serveAPI(ctx, listen, s, tc, tcfg.TaskQueue, host, authn, log)
+				return serveAPI(ctx, listen, s, tc, tcfg.TaskQueue, host, authn, metrics.New(s), log)
 			})
 		},
 	}
@@ -339,7 +343,7 @@ func newServerCmd() *cobra.Command {
 func newWorkerCmd() *cobra.Command {
 	var tcfg temporalConfig
 	var ecfg etcdConfig
-	var level, pprofAddr string
+	var level, pprofAddr, metricsAddr string
 	var wcfg workerConfig
 	var host hostConfig
 	var sc sealConfig
@@ -351,8 +355,19 @@ func newWorkerCmd() *cobra.Command {
 			if err := errors.Join(wcfg.validate(), host.validate()); err != nil {
 				return err
 			}
+			if metricsAddr != "" {
+				if _, err := metricsListenAddr(metricsAddr); err != nil {
+					return fmt.Errorf("--metrics-addr: %w", err)
+				}
+			}
 			return runExternal(tcfg, ecfg, sc, level, pprofAddr, func(ctx context.Context, tc client.Client, s *store.Store, log *slog.Logger) error {
-				return runWorker(ctx, tc, s, tcfg, wcfg, host, log)
+				// Replicas and site health come from the API's /metrics, read from etcd there:
+				// served by every worker too, they would be counted once per worker.
+				m := metrics.New(nil)
+				if err := serveMetrics(metricsAddr, m, log); err != nil {
+					return fmt.Errorf("--metrics-addr: %w", err)
+				}
+				return runWorker(ctx, tc, s, tcfg, wcfg, host, m, log)
 			})
 		},
 	}
@@ -363,6 +378,7 @@ func newWorkerCmd() *cobra.Command {
 	host.register(cmd.Flags())
 	sc.register(cmd.Flags(), "")
 	registerPprof(cmd.Flags(), &pprofAddr)
+	registerMetricsAddr(cmd.Flags(), &metricsAddr)
 	return cmd
 }
 

@@ -102,6 +102,9 @@ type Cheops struct {
 	UIPort                     int
 	// DevPprof and WorkerPprof are the processes' profiling addresses, when enabled.
 	DevPprof, WorkerPprof string
+	// WorkerMetrics is the worker's --metrics-addr (http://127.0.0.1:port); the API serves its own
+	// at API+"/metrics", with a token.
+	WorkerMetrics string
 	// SiteFilesDir is the folder whose files sites may name (--site-files-dir).
 	SiteFilesDir string
 	// Token is the admin token the dev process made; every /v1 request needs it.
@@ -125,7 +128,7 @@ func StartCheops(bin, dir string, opts ...Options) (*Cheops, error) {
 	if len(opts) > 0 {
 		o = opts[0]
 	}
-	ports := make([]int, 5)
+	ports := make([]int, 6)
 	for i := range ports {
 		p, err := freeport.On("127.0.0.1")
 		if err != nil {
@@ -138,6 +141,8 @@ func StartCheops(bin, dir string, opts ...Options) (*Cheops, error) {
 		TemporalAddr: "127.0.0.1:" + strconv.Itoa(ports[1]),
 		EtcdEndpoint: "http://127.0.0.1:" + strconv.Itoa(ports[3]),
 		UIPort:       ports[2],
+		// A port of its own, so a restarted worker serves its metrics where the tests look.
+		WorkerMetrics: "http://127.0.0.1:" + strconv.Itoa(ports[5]),
 	}
 	c.SiteFilesDir = filepath.Join(dir, "site-files")
 	if err := os.MkdirAll(c.SiteFilesDir, 0o700); err != nil {
@@ -203,6 +208,7 @@ func (c *Cheops) StartWorker() error {
 	if c.WorkerPprof != "" {
 		args = append(args, "--pprof-addr", c.WorkerPprof)
 	}
+	args = append(args, "--metrics-addr", strings.TrimPrefix(c.WorkerMetrics, "http://"))
 	p, err := startProcess(filepath.Join(c.Dir, "worker.log"), c.Bin, args...)
 	if err != nil {
 		return err

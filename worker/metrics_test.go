@@ -1,0 +1,70 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/interceptor"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/cheops-io/cheops"
+	"github.com/cheops-io/cheops/metrics"
+)
+
+// A failed attempt is counted under its activity and error class; a success is not counted.
+func TestActivityFailuresAreCountedByClass(t *testing.T) {
+	m := metrics.New(nil)
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestActivityEnvironment()
+	env.SetWorkerOptions(sdkworker.Options{Interceptors: []interceptor.WorkerInterceptor{&failureCounter{m: m}}})
+	var fail error
+	env.RegisterActivityWithOptions(func(context.Context) error { return fail }, activity.RegisterOptions{Name: "ApplySite"})
+
+	for _, err := range []error{
+		nil,
+		temporal.NewNonRetryableApplicationError("rejected", string(cheops.Permanent), nil),
+		temporal.NewApplicationError("refused", string(cheops.Unreachable)),
+		errors.New("plain"),
+	} {
+		fail = err
+		_, _ = env.ExecuteActivity("ApplySite")
+	}
+	for class, want := range map[string]float64{"Permanent": 1, "Unreachable": 1, "Transient": 1} {
+		got := counterValue(t, m, "ApplySite", class)
+		if got != want {
+			t.Errorf("%s{ApplySite,%s} = %v, want %v", metrics.ActivityFailures, class, got, want)
+		}
+	}
+	if got := counterValue(t, m, "", ""); got != 3 {
+		t.Errorf("%v failures in all, want 3: a success was counted", got)
+	}
+}
+
+func counterValue(t *testing.T, m *metrics.Metrics, act, class string) float64 {
+	t.Helper()
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != metrics.ActivityFailures {
+			continue
+		}
+		for _, c := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, p := range c.GetLabel() {
+				l[p.GetName()] = p.GetValue()
+			}
+			// Empty act and class sum every series.
+			if (act == "" || l["activity"] == act) && (class == "" || l["class"] == class) {
+				sum += c.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}
