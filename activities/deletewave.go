@@ -3,7 +3,6 @@ package activities
 import (
 	"context"
 	"errors"
-	"sync"
 
 	"go.temporal.io/sdk/activity"
 
@@ -62,33 +61,30 @@ func (a *Activities) DeleteWave(ctx context.Context, in DeleteWaveInput) (Delete
 	if activity.IsActivity(ctx) {
 		go progress.heartbeat(waveCtx)
 	}
-	slots := make(chan struct{}, max(in.MaxParallel, 1))
-	var wg sync.WaitGroup
-	for i, site := range in.Sites {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Go(func() {
-			defer func() { <-slots }()
-			siteCtx, cancel := context.WithTimeout(waveCtx, SiteTimeout)
-			defer cancel()
-			if err := a.removeReplica(siteCtx, r, site, deletion(site, in.Orphan)); err != nil {
-				out.Sites[i].Class, out.Sites[i].Message = cheops.Transient, err.Error()
-				var sf *siteFailure
-				if errors.As(err, &sf) {
-					out.Sites[i].Class = cheops.ClassOf(sf.err)
-				}
+	bounded(ctx, indices(len(in.Sites)), in.MaxParallel, func(i int) {
+		site := in.Sites[i]
+		siteCtx, cancel := context.WithTimeout(waveCtx, SiteTimeout)
+		defer cancel()
+		if err := a.removeReplica(siteCtx, r, site, deletion(site, in.Orphan)); err != nil {
+			out.Sites[i].Class, out.Sites[i].Message = cheops.Transient, err.Error()
+			var sf *siteFailure
+			if errors.As(err, &sf) {
+				out.Sites[i].Class = cheops.ClassOf(sf.err)
 			}
-			progress.add(site)
-		})
-	}
-	wg.Wait()
+		}
+		progress.add(site)
+	})
 	if err := ctx.Err(); err != nil {
 		return DeleteWaveOutput{}, err
 	}
 	return out, nil
+}
+
+// indices returns 0, 1, …, n-1.
+func indices(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
 }

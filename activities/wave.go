@@ -180,7 +180,13 @@ func (w *wave) how(site string) siteApply {
 
 // eachSite runs fn for the sites at idx, at most MaxParallel at once, until ctx ends.
 func (w *wave) eachSite(ctx context.Context, idx []int, fn func(i int)) {
-	slots := make(chan struct{}, max(w.in.MaxParallel, 1))
+	bounded(ctx, idx, w.in.MaxParallel, fn)
+}
+
+// bounded runs fn for each of idx, at most maxParallel (at least one) at once, and waits for them;
+// once ctx ends it starts no more.
+func bounded(ctx context.Context, idx []int, maxParallel int, fn func(i int)) {
+	slots := make(chan struct{}, max(maxParallel, 1))
 	var wg sync.WaitGroup
 	for _, i := range idx {
 		select {
