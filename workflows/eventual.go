@@ -134,25 +134,68 @@ func (r *resourceRun) applyEachSite(ctx workflow.Context, plan cheops.Plan) map[
 // again, and only they, after a backoff, up to applyAttempts in all; a rejected site is not
 // tried again, nor an unreachable one (it is parked). It returns each failed site's last failure.
 func (r *resourceRun) applyInWaves(ctx workflow.Context, plan cheops.Plan) map[string]siteFailure {
+	retry := &temporal.RetryPolicy{InitialInterval: applyBackoff, BackoffCoefficient: 2, MaximumInterval: applyBackoffMax,
+		MaximumAttempts: applyAttempts, NonRetryableErrorTypes: []string{string(cheops.Unreachable)}}
+	return r.inWaves(ctx, plan.Apply, retry, func(wave []string, attempt int) []waveOutcome {
+		var out []waveOutcome
+		for _, o := range r.applyWave(ctx, plan, wave, attempt) {
+			out = append(out, waveOutcome{o.Site, siteFailure{class: o.Class, message: o.Message}})
+		}
+		return out
+	})
+}
+
+// waveOutcome is one site's outcome of a wave, whatever the wave did: a failure with an empty
+// class is a success.
+type waveOutcome struct {
+	site string
+	siteFailure
+}
+
+// inWaves runs sites through run in waves of at most waveSize, and tries each failed site again
+// as retry would retry an activity of its own: only the failed sites go again, after retry's
+// backoff, up to its MaximumAttempts (none: until done, continuing as new first when the history
+// grows long); a Permanent failure, or one of retry's NonRetryableErrorTypes, is not tried again.
+// It returns each site's last failure, if any.
+func (r *resourceRun) inWaves(ctx workflow.Context, sites []string, retry *temporal.RetryPolicy,
+	run func(wave []string, attempt int) []waveOutcome) map[string]siteFailure {
+	wait, coefficient, maxWait := retry.InitialInterval, retry.BackoffCoefficient, retry.MaximumInterval
+	if wait <= 0 {
+		wait = time.Second
+	}
+	if coefficient < 1 {
+		coefficient = 2
+	}
+	if maxWait <= 0 {
+		maxWait = 100 * wait
+	}
 	failures := map[string]siteFailure{}
-	wait := applyBackoff
-	for attempt, sites := 1, plan.Apply; len(sites) > 0; attempt++ {
+	for attempt := 1; len(sites) > 0; attempt++ {
 		if attempt > 1 {
+			if retry.MaximumAttempts == 0 && r.mustContinueAsNew(ctx) {
+				// A site down for days must not grow this run's history past Temporal's limits.
+				for _, site := range sites {
+					failures[site] = siteFailure{class: classContinueAsNew}
+				}
+				break
+			}
 			if err := workflow.Sleep(ctx, wait); err != nil {
 				break // the run is ending: the sites left keep their failures
 			}
-			wait = min(2*wait, applyBackoffMax)
+			wait = min(time.Duration(float64(wait)*coefficient), maxWait)
 		}
 		var again []string
 		for wave := range slices.Chunk(sites, waveSize) {
-			for _, o := range r.applyWave(ctx, plan, wave, attempt) {
-				if o.Class == "" {
-					delete(failures, o.Site)
+			for _, o := range run(wave, attempt) {
+				if o.class == "" {
+					delete(failures, o.site)
 					continue
 				}
-				failures[o.Site] = siteFailure{class: o.Class, message: o.Message}
-				if o.Class == cheops.Transient && attempt < applyAttempts {
-					again = append(again, o.Site)
+				failures[o.site] = o.siteFailure
+				stop := o.class == cheops.Permanent || slices.Contains(retry.NonRetryableErrorTypes, string(o.class)) ||
+					(retry.MaximumAttempts > 0 && attempt >= int(retry.MaximumAttempts))
+				if !stop {
+					again = append(again, o.site)
 				}
 			}
 		}
@@ -161,19 +204,29 @@ func (r *resourceRun) applyInWaves(ctx workflow.Context, plan cheops.Plan) map[s
 	return failures
 }
 
-// applyWave runs one ApplyWave and returns its outcomes. A wave that fails as a whole (its worker
-// kept dying, the store could not be read) counts as a transient failure of each of its sites.
-func (r *resourceRun) applyWave(ctx workflow.Context, plan cheops.Plan, sites []string, attempt int) []activities.SiteOutcome {
-	waveCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		// Each site has activities.SiteTimeout within the wave; the heartbeat notices a lost worker.
-		StartToCloseTimeout: time.Minute + activities.SiteTimeout*time.Duration((len(sites)+max(plan.MaxParallel, 1)-1)/max(plan.MaxParallel, 1)),
+// classContinueAsNew marks a site whose removal, retried without limit, was cut short because the
+// history grew long: the run continues as new, and the next one goes on with it.
+const classContinueAsNew cheops.ErrorClass = "ContinueAsNew"
+
+// waveOptions are the options of a wave's activity: each of its sites has activities.SiteTimeout,
+// parallel at a time; the heartbeat notices a lost worker; a wave that keeps failing as a whole
+// counts as a transient failure of each of its sites.
+func waveOptions(ctx workflow.Context, sites, parallel int) workflow.Context {
+	parallel = max(parallel, 1)
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: time.Minute + activities.SiteTimeout*time.Duration((sites+parallel-1)/parallel),
 		HeartbeatTimeout:    10 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: applyBackoff, BackoffCoefficient: 2, MaximumInterval: applyBackoffMax, MaximumAttempts: 3,
 		},
 	})
+}
+
+// applyWave runs one ApplyWave and returns its outcomes. A wave that fails as a whole (its worker
+// kept dying, the store could not be read) counts as a transient failure of each of its sites.
+func (r *resourceRun) applyWave(ctx workflow.Context, plan cheops.Plan, sites []string, attempt int) []activities.SiteOutcome {
 	var out activities.WaveOutput
-	err := workflow.ExecuteActivity(waveCtx, a.ApplyWave, activities.WaveInput{
+	err := workflow.ExecuteActivity(waveOptions(ctx, len(sites), plan.MaxParallel), a.ApplyWave, activities.WaveInput{
 		ResourceID: r.status.ResourceID, Generation: plan.Generation, Sites: sites,
 		MaxParallel: plan.MaxParallel, Force: plan.Resync, Attempt: attempt}).Get(ctx, &out)
 	if err == nil {
