@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 )
 
 // DefaultTaskQueue is the task queue cheops' workers poll.
@@ -41,37 +39,13 @@ func (c *Client) Ensure(ctx context.Context, resourceID string) error {
 	return nil
 }
 
-// UpdateTimeout bounds how long Apply waits for the workflow to accept an update.
-const UpdateTimeout = 10 * time.Second
-
-// Apply tells the resource's workflow, starting it if needed, that generation is stored, and waits
-// until the workflow has accepted it. When the update cannot be delivered in time (a worker is
-// down), it leaves a durable reconcile signal instead, which the workflow reads when it runs again.
+// Apply tells the resource's workflow, starting it if needed, that generation is stored. It returns
+// once Temporal holds the message durably, without waiting for a worker to read it.
 func (c *Client) Apply(ctx context.Context, resourceID string, generation int64) error {
-	if err := c.Ensure(ctx, resourceID); err != nil {
-		return err
-	}
-	uctx, cancel := context.WithTimeout(ctx, UpdateTimeout)
-	defer cancel()
-	h, err := c.Temporal.UpdateWorkflow(uctx, client.UpdateWorkflowOptions{
-		WorkflowID:   WorkflowID(resourceID),
-		UpdateName:   UpdateApply,
-		Args:         []any{ApplyRequest{Generation: generation}},
-		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	if err == nil {
-		err = h.Get(uctx, nil)
-	}
-	if err == nil {
-		return nil
-	}
-	var rejected *temporal.ApplicationError
-	if errors.As(err, &rejected) {
-		// The validator refused it: a newer generation is already the target.
-		return nil
-	}
-	if serr := c.Temporal.SignalWorkflow(ctx, WorkflowID(resourceID), "", SignalReconcile, nil); serr != nil {
-		return fmt.Errorf("send generation %d to resource %s: %w", generation, resourceID, errors.Join(err, serr))
+	_, err := c.Temporal.SignalWithStartWorkflow(ctx, WorkflowID(resourceID), SignalApply, ApplyRequest{Generation: generation},
+		c.startOptions(resourceID), ResourceWorkflow, ResourceInput{ResourceID: resourceID})
+	if err != nil {
+		return fmt.Errorf("send generation %d to resource %s: %w", generation, resourceID, err)
 	}
 	return nil
 }

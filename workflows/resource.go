@@ -19,7 +19,12 @@ import (
 
 // Names by which the API, the CLI and operators (with the `temporal` CLI) steer a resource's workflow.
 const (
-	// UpdateApply tells the workflow a new generation is stored; its validator refuses a stale one.
+	// SignalApply tells the workflow a new generation is stored (payload ApplyRequest). The API
+	// sends it with signal-with-start: durable once Temporal has it, answered without waiting for a
+	// worker, and harmless when stale, since the workflow plans from the store.
+	SignalApply = "apply-generation"
+	// UpdateApply is SignalApply as an update, for operators who want the workflow's answer; its
+	// validator refuses a stale generation.
 	UpdateApply = "apply"
 	// SignalDelete tells the workflow a delete was accepted.
 	SignalDelete = "delete"
@@ -59,7 +64,7 @@ type ResourceInput struct {
 	AppliedGeneration int64
 }
 
-// ApplyRequest is the argument of UpdateApply.
+// ApplyRequest is the payload of SignalApply and UpdateApply.
 type ApplyRequest struct {
 	Generation int64
 }
@@ -205,6 +210,12 @@ func (r *resourceRun) setup(ctx workflow.Context) error {
 	}
 	discard := func(c workflow.ReceiveChannel) { c.Receive(ctx, nil) }
 	handlers := []func(workflow.Selector){
+		on(SignalApply, func(c workflow.ReceiveChannel) {
+			var req ApplyRequest
+			c.Receive(ctx, &req)
+			r.status.TargetGeneration = max(r.status.TargetGeneration, req.Generation)
+			r.failedRounds = 0
+		}),
 		on(SignalReconcile, discard),
 		on(SignalDelete, discard),
 		on(SignalPause, func(c workflow.ReceiveChannel) { c.Receive(ctx, nil); paused := true; r.pause = &paused }),

@@ -157,6 +157,48 @@ func TestApplyUpdateWakesAndRefusesStaleGenerations(t *testing.T) {
 	}
 }
 
+// The API's SignalApply wakes a waiting workflow, which re-plans and applies the new generation;
+// the status query reports the generation the signal named as the target before the plan reads it.
+func TestApplySignalWakesTheWorkflow(t *testing.T) {
+	env := newEnv(t)
+	gen1 := cheops.Plan{Exists: true, Generation: 1, MaxParallel: 1, Sites: []string{"a"}, Apply: []string{"a"}}
+	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(gen1, nil).Once()
+	var target int64
+	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(func(context.Context, activities.PlanInput) (cheops.Plan, error) {
+		v, err := env.QueryWorkflow(QueryStatus)
+		if err != nil {
+			return cheops.Plan{}, err
+		}
+		var st Status
+		if err := v.Get(&st); err != nil {
+			return cheops.Plan{}, err
+		}
+		target = st.TargetGeneration
+		gen3 := gen1
+		gen3.Generation = 3
+		return gen3, nil
+	}).Once()
+	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(cheops.Plan{}, nil).Once()
+	env.OnActivity(a.CommitGeneration, mock.Anything, mock.Anything).Return(nil)
+	var applied []int64
+	onWave(env, func(in activities.WaveInput, site string) activities.SiteOutcome {
+		applied = append(applied, in.Generation)
+		return activities.SiteOutcome{Site: site, Generation: in.Generation}
+	})
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalApply, ApplyRequest{Generation: 3}) }, time.Minute)
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalReconcile, nil) }, 2*time.Minute)
+	env.ExecuteWorkflow(ResourceWorkflow, ResourceInput{ResourceID: "r1"})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if len(applied) != 2 || applied[0] != 1 || applied[1] != 3 {
+		t.Fatalf("applied generations = %v, want [1 3]", applied)
+	}
+	if target != 3 {
+		t.Fatalf("status target generation after the signal = %d, want 3", target)
+	}
+}
+
 // A delete removes every replica, then forgets the resource, and the workflow ends.
 func TestDeleteRemovesReplicasThenForgets(t *testing.T) {
 	env := newEnv(t)
