@@ -34,6 +34,10 @@ type Prober struct {
 	Log       *slog.Logger
 }
 
+// ProbedAtRefresh is how stale a site's recorded probedAt may grow while its probes change nothing:
+// a probe that finds the site as it was recorded writes nothing unless the record is older.
+const ProbedAtRefresh = time.Minute
+
 // NewSiteCheck is how often the prober looks for sites never probed (just added), so a new site's
 // health is known within about a second rather than after a whole Config.Interval.
 const NewSiteCheck = time.Second
@@ -100,8 +104,8 @@ func (p *Prober) probe(ctx context.Context, name string) error {
 	var before cheops.SiteHealth
 	site, err := p.Store.UpdateSite(ctx, name, nil, func(s *cheops.Site) (*cheops.Event, error) {
 		before = s.Health
+		was := *s
 		now := time.Now().UTC()
-		s.ProbedAt = &now
 		if probeErr == nil {
 			s.Health, s.HealthMessage, s.ProbeFailures = cheops.SiteReady, "", 0
 		} else {
@@ -111,6 +115,12 @@ func (p *Prober) probe(ctx context.Context, name string) error {
 				s.HealthMessage = fmt.Sprintf("%d probes failed in a row; last: %s", s.ProbeFailures, healthText(probeErr))
 			}
 		}
+		unchanged := s.Health == was.Health && s.HealthMessage == was.HealthMessage && s.ProbeFailures == was.ProbeFailures
+		if unchanged && was.ProbedAt != nil && now.Sub(*was.ProbedAt) < ProbedAtRefresh {
+			// Nothing to record: a write per site per probe would cost etcd more than the probe.
+			return nil, store.ErrSkip
+		}
+		s.ProbedAt = &now
 		if s.Health == before {
 			return nil, nil
 		}

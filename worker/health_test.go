@@ -67,6 +67,42 @@ func TestProbeHysteresis(t *testing.T) {
 	}
 }
 
+// A probe that finds a site as recorded writes nothing (at 1,000 sites a write per probe would be
+// 100 etcd writes a second); one that changes anything writes it.
+func TestProbeWritesOnlyChanges(t *testing.T) {
+	ctx := context.Background()
+	s := etcdtest.Store(t)
+	if _, err := s.CreateSite(ctx, cheops.Site{Name: "edge", Driver: cheops.DriverKubernetes}, cheops.Credentials{}); err != nil {
+		t.Fatal(err)
+	}
+	d := &flakyDriver{}
+	p := &Prober{Store: s, Drivers: map[cheops.DriverName]cheops.Driver{cheops.DriverKubernetes: d},
+		Config: HealthConfig{Interval: time.Second, Failures: 3, Timeout: time.Second}, Log: slog.Default()}
+	probe := func(err error) cheops.Site {
+		t.Helper()
+		d.err = err
+		if err := p.ProbeOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+		site, err := s.GetSite(ctx, "edge")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return site
+	}
+	first := probe(nil)
+	if first.Health != cheops.SiteReady || first.ProbedAt == nil {
+		t.Fatalf("after the first probe: %s, probedAt %v", first.Health, first.ProbedAt)
+	}
+	if again := probe(nil); !again.UpdatedAt.Equal(first.UpdatedAt) || !again.ProbedAt.Equal(*first.ProbedAt) {
+		t.Fatalf("an unchanged probe rewrote the site: updatedAt %s → %s", first.UpdatedAt, again.UpdatedAt)
+	}
+	failed := probe(errors.New("connection refused"))
+	if failed.ProbeFailures != 1 || !failed.ProbedAt.After(*first.ProbedAt) {
+		t.Fatalf("a failed probe was not recorded: failures %d, probedAt %v", failed.ProbeFailures, failed.ProbedAt)
+	}
+}
+
 func TestHealthTextNeverQuotesAnAnswer(t *testing.T) {
 	answer := errors.New("HTTP/1.1 200 OK top-secret-body")
 	probe := cheops.Classify(cheops.Unreachable, &cheops.ProbeError{Stage: "site s: version", Kind: "connection refused", Err: answer})
