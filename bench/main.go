@@ -20,6 +20,7 @@ import (
 type config struct {
 	out         string
 	samples     map[int]int
+	sites       []int
 	propagation int
 	clients     int
 	duration    time.Duration
@@ -30,19 +31,26 @@ type config struct {
 
 func main() {
 	var c config
-	var s1, s10, s100 int
+	var s1, s10, s100, s1000, maxSites int
 	flag.StringVar(&c.out, "out", "results", "folder for the table, JSON and PNG")
 	flag.IntVar(&s1, "samples-1", 300, "latency samples at 1 site")
 	flag.IntVar(&s10, "samples-10", 200, "latency samples at 10 sites")
 	flag.IntVar(&s100, "samples-100", 100, "latency samples at 100 sites")
+	flag.IntVar(&s1000, "samples-1000", 20, "latency samples at 1,000 sites")
+	flag.IntVar(&maxSites, "max-sites", 1000, "the largest site count measured, of 1, 10, 100 and 1,000")
 	flag.IntVar(&c.propagation, "samples-propagation", 50, "update and delete propagation samples (10 sites)")
 	flag.IntVar(&c.clients, "clients", 4, "concurrent clients of the throughput run")
 	flag.DurationVar(&c.duration, "duration", 20*time.Second, "length of the throughput run")
-	flag.IntVar(&c.apiservers, "apiservers", 3, "kube-apiservers the 100 sites are spread over")
+	flag.IntVar(&c.apiservers, "apiservers", 3, "kube-apiservers the sites are spread over")
 	flag.BoolVar(&c.profile, "profile", true, "capture CPU and allocation profiles of cheops during the throughput run")
 	flag.BoolVar(&c.keep, "keep", false, "keep the working folder (logs of cheops and the apiservers)")
 	flag.Parse()
-	c.samples = map[int]int{1: s1, 10: s10, 100: s100}
+	c.samples = map[int]int{1: s1, 10: s10, 100: s100, 1000: s1000}
+	for _, n := range []int{1, 10, 100, 1000} {
+		if n <= max(maxSites, 10) {
+			c.sites = append(c.sites, n)
+		}
+	}
 	if err := run(context.Background(), c); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -72,7 +80,9 @@ func run(ctx context.Context, c config) error {
 	if err != nil {
 		return err
 	}
-	ch, err := harness.StartCheops(bin, dir, harness.Options{LogLevel: "warn", PprofAddr: "127.0.0.1:0"})
+	// The worker probes and sweeps at the production defaults, so that their cost is measured too.
+	ch, err := harness.StartCheops(bin, dir, harness.Options{LogLevel: "warn", PprofAddr: "127.0.0.1:0",
+		ProbeInterval: 10 * time.Second, SweepInterval: 30 * time.Second})
 	if err != nil {
 		if ch != nil {
 			ch.Close()
@@ -85,11 +95,16 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	b := &bench{cfg: c, kube: kube, cheops: ch, api: api}
-	if err := b.setupSites(ctx, 100); err != nil {
+	if err := b.connect(); err != nil {
+		return err
+	}
+	defer b.close()
+	logf("registering %d sites", c.sites[len(c.sites)-1])
+	if err := b.setupSites(ctx, c.sites[len(c.sites)-1]); err != nil {
 		return err
 	}
 	res := results{Date: time.Now().UTC().Format(time.RFC3339), Machine: machine()}
-	for _, n := range []int{1, 10, 100} {
+	for _, n := range c.sites {
 		logf("latency at %d sites: %d samples through cheops, then direct", n, c.samples[n])
 		lat, err := b.latency(ctx, n, c.samples[n])
 		if err != nil {

@@ -22,6 +22,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+	temporalclient "go.temporal.io/sdk/client"
+
 	"github.com/cheops-io/cheops"
 	"github.com/cheops-io/cheops/client"
 	"github.com/cheops-io/cheops/test/harness"
@@ -34,6 +37,9 @@ type bench struct {
 	cheops *harness.Cheops
 	api    *client.Client
 	sites  []benchSite
+	// etcd and temporal count the writes cheops makes.
+	etcd     *clientv3.Client
+	temporal temporalclient.Client
 }
 
 // benchSite is one cheops site: one namespace of one apiserver.
@@ -74,7 +80,32 @@ func (b *bench) setupSites(ctx context.Context, n int) error {
 		}
 		b.sites = append(b.sites, s)
 	}
-	return nil
+	return b.waitSitesReady(ctx)
+}
+
+// waitSitesReady waits until the worker has probed every site and found it Ready: the first probe
+// of a site records its health, and those writes must not count against the first measurements.
+func (b *bench) waitSitesReady(ctx context.Context) error {
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		sites, err := b.api.ListSites(ctx)
+		if err != nil {
+			return err
+		}
+		ready := 0
+		for _, s := range sites {
+			if s.Health == cheops.SiteReady {
+				ready++
+			}
+		}
+		if ready == len(b.sites) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d sites Ready after 3 minutes", ready, len(b.sites))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 func configMap(name, value string) json.RawMessage {
@@ -143,12 +174,55 @@ type latencyResult struct {
 	Sites  int          `json:"sites"`
 	Cheops Distribution `json:"cheops"`
 	Direct Distribution `json:"direct"`
+	Writes writeCounts  `json:"writes"`
 	raw    [2][]time.Duration
+}
+
+// writeCounts is what one generation costs the stores: events in the resource workflow's history
+// (the median over the resources counted, each created once and settled), and etcd write
+// transactions per replica (the revision's rise over the run, divided by the replicas made).
+type writeCounts struct {
+	HistoryEventsPerGeneration int     `json:"historyEventsPerGeneration"`
+	EtcdTxnsPerReplica         float64 `json:"etcdTxnsPerReplica"`
+}
+
+// countWrites counts the history events of up to 20 of ids' workflows, and divides etcd's revision
+// rise since rev0 by the replicas made.
+func (b *bench) countWrites(ctx context.Context, ids []string, replicas int, rev0 int64) (writeCounts, error) {
+	var w writeCounts
+	rev, err := b.etcdRevision(ctx)
+	if err != nil {
+		return w, err
+	}
+	if replicas > 0 {
+		w.EtcdTxnsPerReplica = float64(rev-rev0) / float64(replicas)
+	}
+	var events []int
+	for i, id := range ids {
+		if i == 20 {
+			break
+		}
+		n, err := b.historyEvents(ctx, id)
+		if err != nil {
+			return w, err
+		}
+		events = append(events, n)
+	}
+	if len(events) > 0 {
+		sort.Ints(events)
+		w.HistoryEventsPerGeneration = events[len(events)/2]
+	}
+	return w, nil
 }
 
 func (b *bench) latency(ctx context.Context, n, samples int) (latencyResult, error) {
 	res := latencyResult{Sites: n}
 	var cheops, direct []time.Duration
+	rev0, err := b.etcdRevision(ctx)
+	if err != nil {
+		return res, err
+	}
+	var ids []string
 	for i := range samples {
 		name := fmt.Sprintf("lat%d-%d", n, i)
 		start := time.Now()
@@ -160,6 +234,12 @@ func (b *bench) latency(ctx context.Context, n, samples int) (latencyResult, err
 			return res, err
 		}
 		cheops = append(cheops, time.Since(start))
+		ids = append(ids, id)
+	}
+	// Ready is seen before the workflow has committed the generation and gone idle: let it.
+	time.Sleep(time.Second)
+	if res.Writes, err = b.countWrites(ctx, ids, samples*n, rev0); err != nil {
+		return res, err
 	}
 	for i := range samples {
 		name := fmt.Sprintf("direct%d-%d", n, i)
@@ -171,7 +251,8 @@ func (b *bench) latency(ctx context.Context, n, samples int) (latencyResult, err
 	}
 	res.Cheops, res.Direct = summarize(cheops), summarize(direct)
 	res.raw = [2][]time.Duration{cheops, direct}
-	logf("  %d sites: cheops p50 %s p99 %s; direct p50 %s p99 %s", n, res.Cheops.P50, res.Cheops.P99, res.Direct.P50, res.Direct.P99)
+	logf("  %d sites: cheops p50 %s p99 %s; direct p50 %s p99 %s; %d history events per generation, %.2f etcd txns per replica",
+		n, res.Cheops.P50, res.Cheops.P99, res.Direct.P50, res.Direct.P99, res.Writes.HistoryEventsPerGeneration, res.Writes.EtcdTxnsPerReplica)
 	// The samples stay until the stack is torn down: deleting them costs one activity per replica,
 	// more than the measurement itself, and delete propagation is measured on its own.
 	return res, nil
@@ -258,10 +339,15 @@ type throughputResult struct {
 	Errors            int64        `json:"errors"`
 	API               Distribution `json:"apiPost"`
 	CPUSecondsPerRep  float64      `json:"cpuSecondsPerReplica"`
+	Writes            writeCounts  `json:"writes"`
 }
 
 func (b *bench) throughput(ctx context.Context, clients int, d time.Duration, profDir string) (throughputResult, error) {
 	res := throughputResult{Clients: clients, SitesPerResource: 10, Duration: d.String()}
+	rev0, err := b.etcdRevision(ctx)
+	if err != nil {
+		return res, err
+	}
 	cpu0 := b.cpuSeconds()
 	stopProfiles := b.startProfiles(ctx, d, profDir)
 	start := time.Now()
@@ -311,8 +397,12 @@ func (b *bench) throughput(ctx context.Context, clients int, d time.Duration, pr
 	if total := len(ids) * 10; total > 0 {
 		res.CPUSecondsPerRep = (b.cpuSeconds() - cpu0) / float64(total)
 	}
-	logf("  %d resources, %.0f replicas/s in the window, API POST p99 %s, %d errors, drained in %.1fs",
-		res.Resources, res.ReplicasPerSecond, res.API.P99, res.Errors, res.DrainSeconds)
+	time.Sleep(time.Second)
+	if res.Writes, err = b.countWrites(ctx, ids, len(ids)*10, rev0); err != nil {
+		return res, err
+	}
+	logf("  %d resources, %.0f replicas/s in the window, API POST p99 %s, %d errors, drained in %.1fs; %d history events per generation, %.2f etcd txns per replica",
+		res.Resources, res.ReplicasPerSecond, res.API.P99, res.Errors, res.DrainSeconds, res.Writes.HistoryEventsPerGeneration, res.Writes.EtcdTxnsPerReplica)
 	return res, nil
 }
 

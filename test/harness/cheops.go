@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"os"
@@ -111,6 +112,8 @@ type Cheops struct {
 	Token       string
 	devArgs     []string
 	logLevel    string
+	probe       time.Duration
+	sweep       time.Duration
 	Dev, Worker *Process
 }
 
@@ -120,6 +123,9 @@ type Options struct {
 	LogLevel string
 	// PprofAddr, when set, makes both processes serve Go profiles; "127.0.0.1:0" picks free ports.
 	PprofAddr string
+	// ProbeInterval and SweepInterval of the worker (defaults 1s and 2s: fault tests see health
+	// change quickly). The benchmark uses the production defaults, so that it measures their cost.
+	ProbeInterval, SweepInterval time.Duration
 }
 
 // StartCheops starts cheops with its data under dir.
@@ -154,6 +160,7 @@ func StartCheops(bin, dir string, opts ...Options) (*Cheops, error) {
 		"--etcd-client-addr", "127.0.0.1:" + strconv.Itoa(ports[3]),
 		"--etcd-peer-addr", "127.0.0.1:" + strconv.Itoa(ports[4]), "--log-level", o.LogLevel}
 	c.logLevel = o.LogLevel
+	c.probe, c.sweep = cmp.Or(o.ProbeInterval, time.Second), cmp.Or(o.SweepInterval, 2*time.Second)
 	if o.PprofAddr != "" {
 		var err error
 		if c.DevPprof, err = freeport.Resolve(o.PprofAddr); err != nil {
@@ -197,11 +204,10 @@ func (c *Cheops) StartDev() error {
 
 // StartWorker starts a `cheops worker` process against the dev stack.
 func (c *Cheops) StartWorker() error {
-	// Probes every second, Unreachable after two failures: fault tests see health change quickly.
-	// The worker shares dev's encryption key and host settings; images are served by the tests on
+	// Unreachable after two failures: fault tests see health change quickly. The worker shares dev's encryption key and host settings; images are served by the tests on
 	// loopback, which only this allow-list lets a worker fetch from.
 	args := []string{"worker", "--temporal-address", c.TemporalAddr, "--etcd-endpoints", c.EtcdEndpoint,
-		"--sweep-interval", "2s", "--probe-interval", "1s", "--probe-failures", "2", "--probe-timeout", "1s",
+		"--sweep-interval", c.sweep.String(), "--probe-interval", c.probe.String(), "--probe-failures", "2", "--probe-timeout", "1s",
 		"--encryption-key-file", filepath.Join(c.Dir, "data", "encryption.keys"),
 		"--site-files-dir", c.SiteFilesDir, "--image-networks", "127.0.0.0/8",
 		"--log-level", c.logLevel}
