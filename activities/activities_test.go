@@ -79,7 +79,7 @@ func (d *lostDriver) Delete(_ context.Context, _ cheops.Target, ref cheops.Objec
 
 // A replica whose object was made but never recorded (the worker died, or the activity timed out,
 // between the create call and the record) is still removed from its site on delete (alone or in a
-// wave) and on rollback.
+// wave) and on rollback (alone or in a wave).
 func TestUnrecordedObjectIsFoundAndDeleted(t *testing.T) {
 	ctx := context.Background()
 	s := etcdtest.Store(t)
@@ -110,6 +110,17 @@ func TestUnrecordedObjectIsFoundAndDeleted(t *testing.T) {
 		},
 		func(id string) error {
 			_, err := env.ExecuteActivity(a.CompensateReplica, CompensateInput{ResourceID: id, Site: "cloud", Generation: 1, Touched: true})
+			return err
+		},
+		func(id string) error {
+			v, err := env.ExecuteActivity(a.CompensateWave, CompensateWaveInput{ResourceID: id, Generation: 1, Sites: []string{"cloud"}, MaxParallel: 1})
+			var out CompensateWaveOutput
+			if err == nil {
+				err = v.Get(&out)
+			}
+			if err == nil && out.Sites[0].Class != "" {
+				err = errors.New(out.Sites[0].Message)
+			}
 			return err
 		},
 	} {

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"time"
 
+	"go.temporal.io/sdk/activity"
+
 	"github.com/cheops-io/cheops"
 	"github.com/cheops-io/cheops/store"
 )
@@ -85,46 +87,141 @@ type CompensateInput struct {
 
 // CompensateReplica brings one site back to the last committed snapshot: a replica the snapshot
 // had is restored to its manifest, one it did not have is deleted. Running it again after it
-// finished changes nothing and records nothing.
+// finished changes nothing and records nothing. Runs that started before compensation waves call
+// it, one activity per site.
 func (a *Activities) CompensateReplica(ctx context.Context, in CompensateInput) error {
 	r, ok, err := a.resource(ctx, in.ResourceID)
 	if !ok || err != nil {
 		return err
 	}
-	snap, err := a.Store.Committed(ctx, r.ID)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	snap, err := a.committed(ctx, r.ID)
+	if err != nil {
 		return err
 	}
-	rep, err := a.Store.GetReplica(ctx, r.ID, in.Site)
+	err = a.compensate(ctx, r, snap, in.Site, in.Generation, in.Touched, int(activity.GetInfo(ctx).Attempt))
+	var rec *recordedFailure
+	if errors.As(err, &rec) {
+		return asTemporalError(rec.err)
+	}
+	return asTemporalRemoval(err)
+}
+
+// CompensateWaveInput names the sites of one compensation wave of a transactional generation.
+type CompensateWaveInput struct {
+	ResourceID string
+	// Generation is the generation being rolled back.
+	Generation int64
+	Sites      []string
+	// Untouched are the sites of Sites known not to have changed (they rejected the generation or
+	// could not be reached): only their records go back.
+	Untouched []string
+	// MaxParallel is how many sites are brought back at once (at least one).
+	MaxParallel int
+	// Attempt is the workflow's attempt at these sites (from 1).
+	Attempt int
+}
+
+// CompensateWaveOutput reports each site's outcome, in the order of CompensateWaveInput.Sites.
+type CompensateWaveOutput struct {
+	Sites []DeleteOutcome
+}
+
+// CompensateWave brings a wave of sites back to the last committed snapshot, at most
+// in.MaxParallel at once, each as CompensateReplica brings one: it reads the resource and the
+// snapshot once for the wave. One site's failure fails neither the others nor the activity, which
+// fails only when it cannot read the resource or the snapshot, or its context ends; compensating a
+// site again after it finished changes nothing, so Temporal's retry of the wave is safe.
+func (a *Activities) CompensateWave(ctx context.Context, in CompensateWaveInput) (CompensateWaveOutput, error) {
+	out := CompensateWaveOutput{Sites: make([]DeleteOutcome, len(in.Sites))}
+	for i, site := range in.Sites {
+		out.Sites[i].Site = site
+	}
+	r, ok, err := a.resource(ctx, in.ResourceID)
+	if err != nil {
+		return CompensateWaveOutput{}, err
+	}
+	if !ok {
+		return out, nil // forgotten: nothing is left to bring back
+	}
+	snap, err := a.committed(ctx, r.ID)
+	if err != nil {
+		return CompensateWaveOutput{}, err
+	}
+	progress := &waveProgress{}
+	waveCtx, stop := context.WithCancel(context.WithValue(ctx, waveKey{}, true))
+	defer stop()
+	if activity.IsActivity(ctx) {
+		go progress.heartbeat(waveCtx)
+	}
+	bounded(ctx, indices(len(in.Sites)), in.MaxParallel, func(i int) {
+		site := in.Sites[i]
+		siteCtx, cancel := context.WithTimeout(waveCtx, SiteTimeout)
+		defer cancel()
+		err := a.compensate(siteCtx, r, snap, site, in.Generation, !slices.Contains(in.Untouched, site), in.Attempt)
+		if err != nil {
+			out.Sites[i].Class, out.Sites[i].Message = cheops.Transient, err.Error()
+			var rec *recordedFailure
+			var sf *siteFailure
+			switch {
+			case errors.As(err, &rec):
+				out.Sites[i].Class = cheops.ClassOf(rec.err)
+			case errors.As(err, &sf):
+				out.Sites[i].Class = cheops.ClassOf(sf.err)
+			}
+		}
+		progress.add(site)
+	})
+	if err := ctx.Err(); err != nil {
+		return CompensateWaveOutput{}, err
+	}
+	return out, nil
+}
+
+// committed returns the resource's last committed snapshot; a resource never committed has the
+// zero snapshot.
+func (a *Activities) committed(ctx context.Context, id string) (cheops.Snapshot, error) {
+	snap, err := a.Store.Committed(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return cheops.Snapshot{}, nil
+	}
+	return snap, err
+}
+
+// compensate brings one site back to snap: a replica the snapshot had is restored to its manifest
+// (only its record, when the site is untouched and still holds the snapshot's generation), one it
+// did not have is removed. A failure to apply is a *recordedFailure, one to remove a *siteFailure,
+// any other error the store's.
+func (a *Activities) compensate(ctx context.Context, r cheops.Resource, snap cheops.Snapshot, site string, generation int64, touched bool, attempt int) error {
+	rep, err := a.Store.GetReplica(ctx, r.ID, site)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil // never created, or already removed by an earlier run
 	}
 	if err != nil {
 		return err
 	}
-	message := fmt.Sprintf("rollback of generation %d", in.Generation)
-	if snap.Generation > 0 && slices.Contains(snap.Sites, in.Site) {
-		message = fmt.Sprintf("rollback of generation %d to generation %d", in.Generation, snap.Generation)
-		if !in.Touched && rep.ObservedGeneration == snap.Generation && rep.Object != nil {
+	message := fmt.Sprintf("rollback of generation %d", generation)
+	if snap.Generation > 0 && slices.Contains(snap.Sites, site) {
+		message = fmt.Sprintf("rollback of generation %d to generation %d", generation, snap.Generation)
+		if !touched && rep.ObservedGeneration == snap.Generation && rep.Object != nil {
 			// The site kept the snapshot's generation: put the record back as it was.
-			_, err := a.Store.UpdateReplica(ctx, r.ID, in.Site, func(rep *cheops.Replica) (*cheops.Event, error) {
+			_, err := a.Store.UpdateReplica(ctx, r.ID, site, func(rep *cheops.Replica) (*cheops.Event, error) {
 				if rep.State == cheops.ReplicaReady && rep.Message == message {
 					return nil, store.ErrSkip
 				}
 				rep.State, rep.Message = cheops.ReplicaReady, message
-				return &cheops.Event{Type: cheops.EventRolledBack, Site: in.Site, Generation: snap.Generation, Message: message + "; the site had not changed"}, nil
+				return &cheops.Event{Type: cheops.EventRolledBack, Site: site, Generation: snap.Generation, Message: message + "; the site had not changed"}, nil
 			})
 			return err
 		}
 		old := r
 		old.Generation, old.Manifest, old.Overrides = snap.Generation, snap.Manifest, snap.Overrides
-		_, err := a.applyAndRecord(ctx, old, in.Site, cheops.EventRolledBack, message, false)
+		_, err := a.applySite(ctx, old, site, siteApply{event: cheops.EventRolledBack, message: message, attempt: attempt})
 		return err
 	}
 	// The snapshot had no replica here: nothing of this generation may remain on the site, not even
 	// an object whose creation was never recorded.
-	return asTemporalRemoval(a.removeReplica(ctx, r, in.Site, removal{message: message, event: cheops.Event{Type: cheops.EventRolledBack,
-		Site: in.Site, Generation: in.Generation, Message: message + "; removed, since the site had no earlier generation"}}))
+	return a.removeReplica(ctx, r, site, removal{message: message, event: cheops.Event{Type: cheops.EventRolledBack,
+		Site: site, Generation: generation, Message: message + "; removed, since the site had no earlier generation"}})
 }
 
 // RollbackInput records the rollback of a transactional generation.

@@ -28,6 +28,16 @@ type WaveInput struct {
 	Force bool
 	// Attempt is the workflow's attempt at these sites (from 1), recorded as each replica's Attempts.
 	Attempt int
+	// SiteTimeout bounds each site's apply (0: the package's SiteTimeout); a transactional
+	// generation gives what is left of its policy timeout.
+	SiteTimeout time.Duration
+}
+
+func (in WaveInput) siteTimeout() time.Duration {
+	if in.SiteTimeout > 0 {
+		return in.SiteTimeout
+	}
+	return SiteTimeout
 }
 
 // WaveOutput reports each site's outcome, in the order of WaveInput.Sites. It is the wave's result
@@ -111,7 +121,7 @@ func (a *Activities) ApplyWave(ctx context.Context, in WaveInput) (WaveOutput, e
 		preps: make([]prepared, len(in.Sites)), failed: make([]error, len(in.Sites))}
 
 	w.eachSite(ctx, w.all(), func(i int) {
-		ctx, cancel := context.WithTimeout(waveCtx, SiteTimeout)
+		ctx, cancel := context.WithTimeout(waveCtx, in.siteTimeout())
 		defer cancel()
 		w.preps[i], w.failed[i] = a.prepare(ctx, r, in.Sites[i], targets)
 	})
@@ -130,7 +140,7 @@ func (a *Activities) ApplyWave(ctx context.Context, in WaveInput) (WaveOutput, e
 		w.record(waveCtx, results)
 	}()
 	w.eachSite(ctx, todo, func(i int) {
-		ctx, cancel := context.WithTimeout(waveCtx, SiteTimeout)
+		ctx, cancel := context.WithTimeout(waveCtx, in.siteTimeout())
 		defer cancel()
 		res, err := a.apply(ctx, r, &w.preps[i], w.prev[i])
 		results <- siteResult{i: i, res: res, err: err}

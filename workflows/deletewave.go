@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"errors"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -18,7 +19,7 @@ var errContinueAsNew = errors.New("the history is long: the removal goes on in t
 // wave, each removing parallel sites at once. Each site is retried as retry would retry its own
 // DeleteReplica activity (see inWaves). It returns each site's last failure, if any.
 func (r *resourceRun) removeInWaves(ctx workflow.Context, sites []string, orphan bool, parallel int, retry *temporal.RetryPolicy) map[string]error {
-	failures := r.inWaves(ctx, sites, retry, func(wave []string, _ int) []waveOutcome {
+	failures := r.inWaves(ctx, sites, retry, time.Time{}, func(wave []string, _ int) []waveOutcome {
 		var out []waveOutcome
 		for _, o := range r.deleteWave(ctx, wave, orphan, parallel) {
 			out = append(out, waveOutcome{o.Site, siteFailure{class: o.Class, message: o.Message}})
@@ -40,7 +41,7 @@ func (r *resourceRun) removeInWaves(ctx workflow.Context, sites []string, orphan
 // kept dying, the store could not be read) counts as a transient failure of each of its sites.
 func (r *resourceRun) deleteWave(ctx workflow.Context, sites []string, orphan bool, parallel int) []activities.DeleteOutcome {
 	var out activities.DeleteWaveOutput
-	err := workflow.ExecuteActivity(waveOptions(ctx, len(sites), parallel), a.DeleteWave, activities.DeleteWaveInput{
+	err := workflow.ExecuteActivity(waveOptions(ctx, len(sites), parallel, 0), a.DeleteWave, activities.DeleteWaveInput{
 		ResourceID: r.status.ResourceID, Sites: sites, Orphan: orphan, MaxParallel: max(parallel, 1)}).Get(ctx, &out)
 	if err == nil {
 		return out.Sites

@@ -136,9 +136,9 @@ func (r *resourceRun) applyEachSite(ctx workflow.Context, plan cheops.Plan) map[
 func (r *resourceRun) applyInWaves(ctx workflow.Context, plan cheops.Plan) map[string]siteFailure {
 	retry := &temporal.RetryPolicy{InitialInterval: applyBackoff, BackoffCoefficient: 2, MaximumInterval: applyBackoffMax,
 		MaximumAttempts: applyAttempts, NonRetryableErrorTypes: []string{string(cheops.Unreachable)}}
-	return r.inWaves(ctx, plan.Apply, retry, func(wave []string, attempt int) []waveOutcome {
+	return r.inWaves(ctx, plan.Apply, retry, time.Time{}, func(wave []string, attempt int) []waveOutcome {
 		var out []waveOutcome
-		for _, o := range r.applyWave(ctx, plan, wave, attempt) {
+		for _, o := range r.applyWave(ctx, plan, wave, attempt, 0) {
 			out = append(out, waveOutcome{o.Site, siteFailure{class: o.Class, message: o.Message}})
 		}
 		return out
@@ -154,10 +154,10 @@ type waveOutcome struct {
 
 // inWaves runs sites through run in waves of at most waveSize, and tries each failed site again
 // as retry would retry an activity of its own: only the failed sites go again, after retry's
-// backoff, up to its MaximumAttempts (none: until done, continuing as new first when the history
-// grows long); a Permanent failure, or one of retry's NonRetryableErrorTypes, is not tried again.
-// It returns each site's last failure, if any.
-func (r *resourceRun) inWaves(ctx workflow.Context, sites []string, retry *temporal.RetryPolicy,
+// backoff, up to its MaximumAttempts (none: until done, or until deadline when one is given, else
+// continuing as new first when the history grows long); a Permanent failure, or one of retry's
+// NonRetryableErrorTypes, is not tried again. It returns each site's last failure, if any.
+func (r *resourceRun) inWaves(ctx workflow.Context, sites []string, retry *temporal.RetryPolicy, deadline time.Time,
 	run func(wave []string, attempt int) []waveOutcome) map[string]siteFailure {
 	wait, coefficient, maxWait := retry.InitialInterval, retry.BackoffCoefficient, retry.MaximumInterval
 	if wait <= 0 {
@@ -172,7 +172,13 @@ func (r *resourceRun) inWaves(ctx workflow.Context, sites []string, retry *tempo
 	failures := map[string]siteFailure{}
 	for attempt := 1; len(sites) > 0; attempt++ {
 		if attempt > 1 {
-			if retry.MaximumAttempts == 0 && r.mustContinueAsNew(ctx) {
+			if !deadline.IsZero() {
+				left := deadline.Sub(workflow.Now(ctx))
+				if left <= 0 {
+					break // out of time: the sites left keep their failures
+				}
+				wait = min(wait, left)
+			} else if retry.MaximumAttempts == 0 && r.mustContinueAsNew(ctx) {
 				// A site down for days must not grow this run's history past Temporal's limits.
 				for _, site := range sites {
 					failures[site] = siteFailure{class: classContinueAsNew}
@@ -208,13 +214,16 @@ func (r *resourceRun) inWaves(ctx workflow.Context, sites []string, retry *tempo
 // history grew long: the run continues as new, and the next one goes on with it.
 const classContinueAsNew cheops.ErrorClass = "ContinueAsNew"
 
-// waveOptions are the options of a wave's activity: each of its sites has activities.SiteTimeout,
-// parallel at a time; the heartbeat notices a lost worker; a wave that keeps failing as a whole
-// counts as a transient failure of each of its sites.
-func waveOptions(ctx workflow.Context, sites, parallel int) workflow.Context {
+// waveOptions are the options of a wave's activity: each of its sites has siteTimeout (0:
+// activities.SiteTimeout), parallel at a time; the heartbeat notices a lost worker; a wave that
+// keeps failing as a whole counts as a transient failure of each of its sites.
+func waveOptions(ctx workflow.Context, sites, parallel int, siteTimeout time.Duration) workflow.Context {
 	parallel = max(parallel, 1)
+	if siteTimeout <= 0 {
+		siteTimeout = activities.SiteTimeout
+	}
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: time.Minute + activities.SiteTimeout*time.Duration((sites+parallel-1)/parallel),
+		StartToCloseTimeout: time.Minute + siteTimeout*time.Duration((sites+parallel-1)/parallel),
 		HeartbeatTimeout:    10 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: applyBackoff, BackoffCoefficient: 2, MaximumInterval: applyBackoffMax, MaximumAttempts: 3,
@@ -222,13 +231,14 @@ func waveOptions(ctx workflow.Context, sites, parallel int) workflow.Context {
 	})
 }
 
-// applyWave runs one ApplyWave and returns its outcomes. A wave that fails as a whole (its worker
-// kept dying, the store could not be read) counts as a transient failure of each of its sites.
-func (r *resourceRun) applyWave(ctx workflow.Context, plan cheops.Plan, sites []string, attempt int) []activities.SiteOutcome {
+// applyWave runs one ApplyWave, giving each site siteTimeout (0: activities.SiteTimeout), and
+// returns its outcomes. A wave that fails as a whole (its worker kept dying, the store could not be
+// read) counts as a transient failure of each of its sites.
+func (r *resourceRun) applyWave(ctx workflow.Context, plan cheops.Plan, sites []string, attempt int, siteTimeout time.Duration) []activities.SiteOutcome {
 	var out activities.WaveOutput
-	err := workflow.ExecuteActivity(waveOptions(ctx, len(sites), plan.MaxParallel), a.ApplyWave, activities.WaveInput{
+	err := workflow.ExecuteActivity(waveOptions(ctx, len(sites), plan.MaxParallel, siteTimeout), a.ApplyWave, activities.WaveInput{
 		ResourceID: r.status.ResourceID, Generation: plan.Generation, Sites: sites,
-		MaxParallel: plan.MaxParallel, Force: plan.Resync, Attempt: attempt}).Get(ctx, &out)
+		MaxParallel: plan.MaxParallel, Force: plan.Resync, Attempt: attempt, SiteTimeout: siteTimeout}).Get(ctx, &out)
 	if err == nil {
 		return out.Sites
 	}

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
-	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
 
 	"github.com/cheops-io/cheops"
 	"github.com/cheops-io/cheops/activities"
@@ -79,25 +79,19 @@ func TestTransactionalRejectionRollsEverySiteBack(t *testing.T) {
 	plan := cheops.Plan{Exists: true, Generation: 2, Consistency: cheops.Transactional, MaxParallel: 3,
 		Timeout: time.Minute, Sites: []string{"a", "b", "c"}, Apply: []string{"a", "b", "c"}, Remove: []string{"old"}}
 	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(plan, nil).Once()
-	var attemptsB int
-	env.OnActivity(a.ApplyReplica, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ApplyInput) (activities.ApplyOutput, error) {
-		switch in.Site {
+	var attemptsB, attemptsC int
+	waves := onWave(env, func(in activities.WaveInput, site string) activities.SiteOutcome {
+		switch site {
 		case "b":
 			attemptsB++
-			return activities.ApplyOutput{}, temporal.NewNonRetryableApplicationError("no matches for kind Widget", string(cheops.Permanent), nil)
+			return activities.SiteOutcome{Site: site, Class: cheops.Permanent, Message: "no matches for kind Widget"}
 		case "c":
-			return activities.ApplyOutput{}, temporal.NewApplicationError("connection refused", string(cheops.Unreachable))
+			attemptsC++
+			return activities.SiteOutcome{Site: site, Class: cheops.Unreachable, Message: "connection refused"}
 		}
-		return activities.ApplyOutput{Generation: 2}, nil
+		return activities.SiteOutcome{Site: site, Generation: 2}
 	})
-	var mu sync.Mutex
-	compensated := map[string]bool{}
-	env.OnActivity(a.CompensateReplica, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CompensateInput) error {
-		mu.Lock()
-		defer mu.Unlock()
-		compensated[in.Site] = in.Touched
-		return nil
-	})
+	compensated := onCompensateWave(env)
 	var records []activities.RollbackInput
 	env.OnActivity(a.RecordRollback, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.RollbackInput) error {
 		records = append(records, in)
@@ -111,16 +105,22 @@ func TestTransactionalRejectionRollsEverySiteBack(t *testing.T) {
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
-	// c is unreachable: retried within the timeout. b is rejected: once.
-	if attemptsB != 1 {
-		t.Fatalf("site b tried %d times, want 1", attemptsB)
+	// c is unreachable: retried within the timeout, each try given no more than what is left of
+	// it. b is rejected: once.
+	if attemptsB != 1 || attemptsC < 3 {
+		t.Fatalf("site b tried %d times, want 1; site c %d times, want several within the timeout", attemptsB, attemptsC)
+	}
+	for _, w := range waves.all() {
+		if w.SiteTimeout <= 0 || w.SiteTimeout > time.Minute {
+			t.Fatalf("a wave gave each site %s, want at most the policy timeout of 1m", w.SiteTimeout)
+		}
 	}
 	want := map[string]bool{"a": true, "b": false, "c": false}
-	if len(compensated) != 3 || compensated["a"] != want["a"] || compensated["b"] || compensated["c"] {
-		t.Fatalf("compensated (site: touched) = %v, want %v", compensated, want)
+	if got := compensated.touched(); len(got) != 3 || !got["a"] || got["b"] || got["c"] {
+		t.Fatalf("compensated (site: touched) = %v, want %v", got, want)
 	}
 	if len(records) != 2 || records[0].Done || !records[1].Done || records[1].Reasons["b"] != "no matches for kind Widget" ||
-		records[1].Reasons["a"] != "" || records[1].Reasons["c"] == "" {
+		records[1].Reasons["a"] != "" || records[1].Reasons["c"] != "not applied within the policy timeout of 1m0s: connection refused" {
 		t.Fatalf("rollback records = %+v", records)
 	}
 	// DeleteWave and CommitGeneration have no mock: calling either fails the test.
@@ -132,7 +132,9 @@ func TestTransactionalSuccessRemovesThenCommits(t *testing.T) {
 	plan := cheops.Plan{Exists: true, Generation: 1, Consistency: cheops.Transactional, MaxParallel: 3,
 		Timeout: time.Minute, Sites: []string{"a", "b"}, Apply: []string{"a", "b"}, Remove: []string{"old"}}
 	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(plan, nil).Once()
-	env.OnActivity(a.ApplyReplica, mock.Anything, mock.Anything).Return(activities.ApplyOutput{Generation: 1}, nil).Twice()
+	onWave(env, func(in activities.WaveInput, site string) activities.SiteOutcome {
+		return activities.SiteOutcome{Site: site, Generation: 1}
+	})
 	var order []string
 	env.OnActivity(a.DeleteWave, mock.Anything, activities.DeleteWaveInput{ResourceID: "r1", Sites: []string{"old"}, MaxParallel: 3}).Return(
 		func(context.Context, activities.DeleteWaveInput) (activities.DeleteWaveOutput, error) {
@@ -224,14 +226,7 @@ func TestUnfinishedRollbackIsFinished(t *testing.T) {
 	reasons := map[string]string{"b": "rejected"}
 	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(cheops.Plan{Exists: true, Generation: 2,
 		Consistency: cheops.Transactional, MaxParallel: 2, RolledBack: true, Unfinished: []string{"a", "b"}, RollbackReasons: reasons}, nil).Once()
-	var mu sync.Mutex
-	var compensated []activities.CompensateInput
-	env.OnActivity(a.CompensateReplica, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CompensateInput) error {
-		mu.Lock()
-		defer mu.Unlock()
-		compensated = append(compensated, in)
-		return nil
-	})
+	compensated := onCompensateWave(env)
 	env.OnActivity(a.RecordRollback, mock.Anything, activities.RollbackInput{ResourceID: "r1", Generation: 2, Reasons: reasons, Done: false}).Return(nil).Once()
 	env.OnActivity(a.RecordRollback, mock.Anything, activities.RollbackInput{ResourceID: "r1", Generation: 2, Reasons: reasons, Done: true}).Return(nil).Once()
 	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(cheops.Plan{}, nil).Once()
@@ -239,7 +234,43 @@ func TestUnfinishedRollbackIsFinished(t *testing.T) {
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
-	if len(compensated) != 2 || !compensated[0].Touched || !compensated[1].Touched {
-		t.Fatalf("compensations = %+v, want a and b, both as touched", compensated)
+	if got := compensated.touched(); len(got) != 2 || !got["a"] || !got["b"] {
+		t.Fatalf("compensations (site: touched) = %+v, want a and b, both as touched", got)
 	}
+}
+
+// compensations is what a mocked CompensateWave was asked, in order.
+type compensations struct {
+	mu    sync.Mutex
+	waves []activities.CompensateWaveInput
+}
+
+// touched says, for each site compensated, whether it was compensated as touched.
+func (c *compensations) touched() map[string]bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]bool{}
+	for _, w := range c.waves {
+		for _, site := range w.Sites {
+			out[site] = !slices.Contains(w.Untouched, site)
+		}
+	}
+	return out
+}
+
+// onCompensateWave mocks CompensateWave: every site is brought back.
+func onCompensateWave(env *testsuite.TestWorkflowEnvironment) *compensations {
+	c := &compensations{}
+	env.OnActivity(a.CompensateWave, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.CompensateWaveInput) (activities.CompensateWaveOutput, error) {
+			c.mu.Lock()
+			c.waves = append(c.waves, in)
+			c.mu.Unlock()
+			var out activities.CompensateWaveOutput
+			for _, site := range in.Sites {
+				out.Sites = append(out.Sites, activities.DeleteOutcome{Site: site})
+			}
+			return out, nil
+		})
+	return c
 }

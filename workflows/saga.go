@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -24,7 +25,7 @@ func (r *resourceRun) transact(ctx workflow.Context, plan cheops.Plan) (time.Dur
 			// A rollback that an earlier run started and never finished: finish it, putting back
 			// every site whose outcome is now unknown.
 			plan.Apply = plan.Unfinished
-			return ResyncInterval, r.rollBack(ctx, plan, map[string]error{}, plan.RollbackReasons)
+			return ResyncInterval, r.rollBack(ctx, plan, map[string]siteFailure{}, plan.RollbackReasons)
 		}
 		// Rolled back earlier; it stays so until a new generation or a retry signal.
 		return ResyncInterval, nil
@@ -33,24 +34,17 @@ func (r *resourceRun) transact(ctx workflow.Context, plan cheops.Plan) (time.Dur
 	if plan.Timeout <= 0 {
 		plan.Timeout = time.Duration(cheops.DefaultTimeout)
 	}
-	applyCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout:    2 * time.Minute,
-		ScheduleToCloseTimeout: plan.Timeout,
-		HeartbeatTimeout:       10 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second,
-			NonRetryableErrorTypes: []string{string(cheops.Permanent)},
-		},
-	})
-	errs := fanOut(ctx, plan.Apply, plan.MaxParallel, func(site string) workflow.Future {
-		return workflow.ExecuteActivity(applyCtx, a.ApplyReplica, activities.ApplyInput{
-			ResourceID: r.status.ResourceID, Site: site, Generation: plan.Generation, Force: plan.Resync})
-	})
+	var failures map[string]siteFailure
+	if r.sagaWaves(ctx) {
+		failures = r.sagaApplyInWaves(ctx, plan)
+	} else {
+		failures = r.sagaApplyEachSite(ctx, plan)
+	}
 	reasons := map[string]string{}
 	for _, site := range plan.Apply {
-		if err := errs[site]; err != nil {
+		if f, failed := failures[site]; failed {
 			r.status.Failed = append(r.status.Failed, site)
-			reasons[site] = reason(err, plan.Timeout)
+			reasons[site] = f.message
 		}
 	}
 	if len(reasons) == 0 {
@@ -68,12 +62,70 @@ func (r *resourceRun) transact(ctx workflow.Context, plan cheops.Plan) (time.Dur
 		}
 		return ResyncInterval, r.commit(ctx, plan)
 	}
-	return ResyncInterval, r.rollBack(ctx, plan, errs, reasons)
+	return ResyncInterval, r.rollBack(ctx, plan, failures, reasons)
 }
 
-// rollBack runs the compensations of a failed transactional generation. Each is its own activity,
-// retried until done, so a worker lost in the middle resumes them where the history left off.
-func (r *resourceRun) rollBack(ctx workflow.Context, plan cheops.Plan, errs map[string]error, reasons map[string]string) error {
+// sagaWaves says whether this run applies and compensates transactional generations in waves.
+// Runs that started before saga waves keep one activity per site, so that their histories replay;
+// the answer is the same for the whole run.
+func (r *resourceRun) sagaWaves(ctx workflow.Context) bool {
+	return workflow.GetVersion(ctx, "saga-waves", workflow.DefaultVersion, 1) != workflow.DefaultVersion
+}
+
+// sagaApplyInWaves applies a transactional generation in waves (see inWaves): a site that fails
+// transiently, or cannot be reached, is tried again until the policy's timeout, each try given what
+// is left of it; a site that rejects the generation is not tried again. It returns each failed
+// site's failure, its message saying why the site could not take the generation.
+func (r *resourceRun) sagaApplyInWaves(ctx workflow.Context, plan cheops.Plan) map[string]siteFailure {
+	deadline := workflow.Now(ctx).Add(plan.Timeout)
+	retry := &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second}
+	failures := r.inWaves(ctx, plan.Apply, retry, deadline, func(wave []string, attempt int) []waveOutcome {
+		var out []waveOutcome
+		left := max(deadline.Sub(workflow.Now(ctx)), time.Second)
+		for _, o := range r.applyWave(ctx, plan, wave, attempt, min(left, activities.SiteTimeout)) {
+			out = append(out, waveOutcome{o.Site, siteFailure{class: o.Class, message: o.Message}})
+		}
+		return out
+	})
+	for site, f := range failures {
+		if f.class != cheops.Permanent {
+			f.message = fmt.Sprintf("not applied within the policy timeout of %s: %s", plan.Timeout, f.message)
+			failures[site] = f
+		}
+	}
+	return failures
+}
+
+// sagaApplyEachSite applies a transactional generation with one ApplyReplica activity per site,
+// each retried by Temporal until the policy's timeout, as runs that started before saga waves do.
+func (r *resourceRun) sagaApplyEachSite(ctx workflow.Context, plan cheops.Plan) map[string]siteFailure {
+	applyCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    2 * time.Minute,
+		ScheduleToCloseTimeout: plan.Timeout,
+		HeartbeatTimeout:       10 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second,
+			NonRetryableErrorTypes: []string{string(cheops.Permanent)},
+		},
+	})
+	errs := fanOut(ctx, plan.Apply, plan.MaxParallel, func(site string) workflow.Future {
+		return workflow.ExecuteActivity(applyCtx, a.ApplyReplica, activities.ApplyInput{
+			ResourceID: r.status.ResourceID, Site: site, Generation: plan.Generation, Force: plan.Resync})
+	})
+	failures := map[string]siteFailure{}
+	for _, site := range plan.Apply {
+		if err := errs[site]; err != nil {
+			failures[site] = siteFailure{class: errorClass(err), message: reason(err, plan.Timeout)}
+		}
+	}
+	return failures
+}
+
+// rollBack runs the compensations of a failed transactional generation, given each site's failure
+// to apply it, retried until done, so a worker lost in the middle resumes them where the history
+// left off. A site that rejected the generation or was never reached did not change: only its
+// record goes back. Any other outcome may have changed the site, which is then put back.
+func (r *resourceRun) rollBack(ctx workflow.Context, plan cheops.Plan, failures map[string]siteFailure, reasons map[string]string) error {
 	r.status.Phase = PhaseRollingBack
 	record := func(done bool) error {
 		return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, recordOptions), a.RecordRollback,
@@ -82,26 +134,76 @@ func (r *resourceRun) rollBack(ctx workflow.Context, plan cheops.Plan, errs map[
 	if err := record(false); err != nil {
 		return err
 	}
-	compCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 2 * time.Minute,
-		HeartbeatTimeout:    10 * time.Second,
-		RetryPolicy:         untilDone,
-	})
-	compErrs := fanOut(ctx, plan.Apply, plan.MaxParallel, func(site string) workflow.Future {
-		// A site that rejected the generation or was never reached did not change: only its record
-		// goes back. Any other outcome may have changed the site, which is then put back.
-		class := errorClass(errs[site])
-		touched := errs[site] == nil || (class != cheops.Permanent && class != cheops.Unreachable)
-		return workflow.ExecuteActivity(compCtx, a.CompensateReplica, activities.CompensateInput{
-			ResourceID: r.status.ResourceID, Site: site, Generation: plan.Generation, Touched: touched})
-	})
-	for _, site := range plan.Apply {
-		if err := compErrs[site]; err != nil {
-			return fmt.Errorf("roll back site %s: %w", site, err)
+	touched := func(site string) bool {
+		f, failed := failures[site]
+		return !failed || (f.class != cheops.Permanent && f.class != cheops.Unreachable)
+	}
+	if r.sagaWaves(ctx) {
+		var untouched []string
+		for _, site := range plan.Apply {
+			if !touched(site) {
+				untouched = append(untouched, site)
+			}
+		}
+		failed := r.inWaves(ctx, plan.Apply, untilDone, time.Time{}, func(wave []string, attempt int) []waveOutcome {
+			return r.compensateWave(ctx, plan, wave, untouched, attempt)
+		})
+		for _, site := range plan.Apply {
+			if f, ok := failed[site]; ok && f.class == classContinueAsNew {
+				// The next run finds the rollback unfinished and finishes it.
+				return r.continueAsNew(ctx)
+			}
+		}
+		for _, site := range plan.Apply {
+			if f, ok := failed[site]; ok {
+				return fmt.Errorf("roll back site %s: %s", site, f.message)
+			}
+		}
+	} else {
+		compCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: 2 * time.Minute,
+			HeartbeatTimeout:    10 * time.Second,
+			RetryPolicy:         untilDone,
+		})
+		compErrs := fanOut(ctx, plan.Apply, plan.MaxParallel, func(site string) workflow.Future {
+			return workflow.ExecuteActivity(compCtx, a.CompensateReplica, activities.CompensateInput{
+				ResourceID: r.status.ResourceID, Site: site, Generation: plan.Generation, Touched: touched(site)})
+		})
+		for _, site := range plan.Apply {
+			if err := compErrs[site]; err != nil {
+				return fmt.Errorf("roll back site %s: %w", site, err)
+			}
 		}
 	}
 	r.status.RolledBack = true
 	return record(true)
+}
+
+// compensateWave runs one CompensateWave and returns its outcomes. A wave that fails as a whole
+// counts as a transient failure of each of its sites.
+func (r *resourceRun) compensateWave(ctx workflow.Context, plan cheops.Plan, sites, untouched []string, attempt int) []waveOutcome {
+	var out activities.CompensateWaveOutput
+	var wantUntouched []string
+	for _, site := range sites {
+		if slices.Contains(untouched, site) {
+			wantUntouched = append(wantUntouched, site)
+		}
+	}
+	err := workflow.ExecuteActivity(waveOptions(ctx, len(sites), plan.MaxParallel, 0), a.CompensateWave, activities.CompensateWaveInput{
+		ResourceID: r.status.ResourceID, Generation: plan.Generation, Sites: sites, Untouched: wantUntouched,
+		MaxParallel: plan.MaxParallel, Attempt: attempt}).Get(ctx, &out)
+	outcomes := make([]waveOutcome, len(sites))
+	for i, site := range sites {
+		switch {
+		case err != nil:
+			outcomes[i] = waveOutcome{site, siteFailure{class: cheops.Transient, message: rootMessage(err)}}
+		case i < len(out.Sites):
+			outcomes[i] = waveOutcome{site, siteFailure{class: out.Sites[i].Class, message: out.Sites[i].Message}}
+		default:
+			outcomes[i] = waveOutcome{site, siteFailure{class: cheops.Transient, message: "the wave reported no outcome for this site"}}
+		}
+	}
+	return outcomes
 }
 
 // reason says in a line why a site could not take a generation.
