@@ -27,6 +27,7 @@ const (
 	Replicas            = "cheops_replicas"
 	SiteHealth          = "cheops_site_health"
 	ActivityFailures    = "cheops_activity_failures_total"
+	SiteFailures        = "cheops_site_failures_total"
 	ScrapeErrors        = "cheops_metrics_store_errors_total"
 )
 
@@ -35,6 +36,7 @@ type Metrics struct {
 	reg         *prometheus.Registry
 	httpLatency *prometheus.HistogramVec
 	actFailures *prometheus.CounterVec
+	siteFails   *prometheus.CounterVec
 }
 
 // New returns a registry with the Go runtime and process metrics. With a store, it also reports
@@ -51,8 +53,12 @@ func New(st *store.Store) *Metrics {
 			Name: ActivityFailures,
 			Help: "Activity attempts that failed, by activity type and error class (Transient, Permanent, Unreachable, Canceled).",
 		}, []string{"activity", "class"}),
+		siteFails: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: SiteFailures,
+			Help: "Sites that failed inside a wave (ApplyWave, DeleteWave, CompensateWave), by wave activity and error class (Transient, Permanent, Unreachable): outcomes of an activity that succeeded.",
+		}, []string{"activity", "class"}),
 	}
-	m.reg.MustRegister(m.httpLatency, m.actFailures,
+	m.reg.MustRegister(m.httpLatency, m.actFailures, m.siteFails,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if st != nil {
 		m.reg.MustRegister(newStoreCollector(st))
@@ -77,6 +83,16 @@ func (m *Metrics) ObserveRequest(method, route string, code int, d time.Duration
 // ActivityFailed records one failed activity attempt.
 func (m *Metrics) ActivityFailed(activity string, err error) {
 	m.actFailures.WithLabelValues(activity, ErrorClass(err)).Inc()
+}
+
+// SiteFailed records one site that failed inside a wave with the given class.
+func (m *Metrics) SiteFailed(activity string, class cheops.ErrorClass) {
+	switch class {
+	case cheops.Transient, cheops.Permanent, cheops.Unreachable:
+	default:
+		class = "Other" // kept apart so the label stays bounded
+	}
+	m.siteFails.WithLabelValues(activity, string(class)).Inc()
 }
 
 // ErrorClass names the class of an activity's error: the type of the Temporal application error

@@ -2,15 +2,18 @@ package worker
 
 import (
 	"context"
+	"slices"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/interceptor"
 
+	"github.com/cheops-io/cheops"
+	"github.com/cheops-io/cheops/activities"
 	"github.com/cheops-io/cheops/metrics"
 )
 
-// failureCounter counts failed activity attempts by error class from outside the activities, so
-// they stay free of metrics code.
+// failureCounter counts failed activity attempts, and the sites that failed inside a wave, by
+// error class from outside the activities, so they stay free of metrics code.
 type failureCounter struct {
 	interceptor.WorkerInterceptorBase
 	m *metrics.Metrics
@@ -29,8 +32,34 @@ type activityFailures struct {
 
 func (a *activityFailures) ExecuteActivity(ctx context.Context, in *interceptor.ExecuteActivityInput) (any, error) {
 	out, err := a.Next.ExecuteActivity(ctx, in)
+	name := activity.GetInfo(ctx).ActivityType.Name
 	if err != nil {
-		a.m.ActivityFailed(activity.GetInfo(ctx).ActivityType.Name, err)
+		a.m.ActivityFailed(name, err)
+		return out, err
+	}
+	for _, class := range failedSites(out) {
+		a.m.SiteFailed(name, class)
 	}
 	return out, err
+}
+
+// failedSites returns the class of each site that failed in a wave's output; nothing for any other
+// activity's result.
+func failedSites(out any) []cheops.ErrorClass {
+	var classes []cheops.ErrorClass
+	switch o := out.(type) {
+	case activities.WaveOutput:
+		for _, s := range o.Sites {
+			classes = append(classes, s.Class)
+		}
+	case activities.DeleteWaveOutput:
+		for _, s := range o.Sites {
+			classes = append(classes, s.Class)
+		}
+	case activities.CompensateWaveOutput:
+		for _, s := range o.Sites {
+			classes = append(classes, s.Class)
+		}
+	}
+	return slices.DeleteFunc(classes, func(c cheops.ErrorClass) bool { return c == "" })
 }

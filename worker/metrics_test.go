@@ -12,6 +12,7 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/cheops-io/cheops"
+	"github.com/cheops-io/cheops/activities"
 	"github.com/cheops-io/cheops/metrics"
 )
 
@@ -44,7 +45,44 @@ func TestActivityFailuresAreCountedByClass(t *testing.T) {
 	}
 }
 
+// A wave that succeeds with failed sites counts each of them under the wave and its class, in
+// cheops_site_failures_total; the activity itself did not fail.
+func TestWaveSiteFailuresAreCountedByClass(t *testing.T) {
+	m := metrics.New(nil)
+	var ts testsuite.WorkflowTestSuite
+	env := ts.NewTestActivityEnvironment()
+	env.SetWorkerOptions(sdkworker.Options{Interceptors: []interceptor.WorkerInterceptor{&failureCounter{m: m}}})
+	env.RegisterActivityWithOptions(func(context.Context) (activities.WaveOutput, error) {
+		return activities.WaveOutput{Sites: []activities.SiteOutcome{{Site: "a"}, {Site: "b", Class: cheops.Permanent},
+			{Site: "c", Class: cheops.Unreachable}, {Site: "d", Class: cheops.Unreachable}}}, nil
+	}, activity.RegisterOptions{Name: "ApplyWave"})
+	env.RegisterActivityWithOptions(func(context.Context) (activities.CompensateWaveOutput, error) {
+		return activities.CompensateWaveOutput{Sites: []activities.DeleteOutcome{{Site: "a", Class: cheops.Transient}}}, nil
+	}, activity.RegisterOptions{Name: "CompensateWave"})
+	for _, name := range []string{"ApplyWave", "CompensateWave"} {
+		if _, err := env.ExecuteActivity(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		act, class string
+		want       float64
+	}{{"ApplyWave", "Permanent", 1}, {"ApplyWave", "Unreachable", 2}, {"CompensateWave", "Transient", 1}, {"", "", 4}} {
+		if got := metricValue(t, m, metrics.SiteFailures, c.act, c.class); got != c.want {
+			t.Errorf("%s{%s,%s} = %v, want %v", metrics.SiteFailures, c.act, c.class, got, c.want)
+		}
+	}
+	if got := counterValue(t, m, "", ""); got != 0 {
+		t.Errorf("%v activity failures, want 0: the waves succeeded", got)
+	}
+}
+
 func counterValue(t *testing.T, m *metrics.Metrics, act, class string) float64 {
+	t.Helper()
+	return metricValue(t, m, metrics.ActivityFailures, act, class)
+}
+
+func metricValue(t *testing.T, m *metrics.Metrics, name, act, class string) float64 {
 	t.Helper()
 	mfs, err := m.Registry().Gather()
 	if err != nil {
@@ -52,7 +90,7 @@ func counterValue(t *testing.T, m *metrics.Metrics, act, class string) float64 {
 	}
 	sum := 0.0
 	for _, mf := range mfs {
-		if mf.GetName() != metrics.ActivityFailures {
+		if mf.GetName() != name {
 			continue
 		}
 		for _, c := range mf.GetMetric() {

@@ -22,7 +22,12 @@ func scrapeMetrics(t *testing.T, url string, token bool) scraped {
 	if token {
 		req.Header.Set("Authorization", "Bearer "+env.cheops.Token)
 	}
+	// A worker just started (when this test runs first) may not listen yet.
 	resp, err := http.DefaultClient.Do(req)
+	for deadline := time.Now().Add(30 * time.Second); err != nil && time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+		resp, err = http.DefaultClient.Do(req)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,17 +105,17 @@ func TestMetricsMoveWithAReplication(t *testing.T) {
 		}
 	}
 
-	// A transactional generation applies each site with its own activity: site-1 rejects a
-	// ConfigMap in a namespace it does not have, and the worker counts a Permanent failure.
-	permanent := map[string]string{"activity": "ApplyReplica", "class": string(cheops.Permanent)}
+	// site-1 rejects a ConfigMap in a namespace it does not have: the wave succeeds, and the worker
+	// counts the site's Permanent failure.
+	permanent := map[string]string{"activity": "ApplyWave", "class": string(cheops.Permanent)}
 	cm := configMap("metrics-rejected", "v1")
 	cm["metadata"].(map[string]any)["namespace"] = "metrics-nowhere"
 	rejected := post(t, client.ResourceRequest{Name: "metrics-rejected", Manifest: raw(cm),
 		Scope: onSites("site-1"), Policy: &cheops.Policy{Consistency: cheops.Transactional}})
 	waitFor(t, rejected.ID, 2*time.Minute, "RolledBack", func(r resource, _ int) bool { return r.State == "RolledBack" })
 	afterWorker := scrapeMetrics(t, env.cheops.WorkerMetrics, false)
-	if d := afterWorker.value("cheops_activity_failures_total", permanent) - beforeWorker.value("cheops_activity_failures_total", permanent); d < 1 {
-		t.Errorf("cheops_activity_failures_total{ApplyReplica,Permanent} moved by %v, want at least 1", d)
+	if d := afterWorker.value("cheops_site_failures_total", permanent) - beforeWorker.value("cheops_site_failures_total", permanent); d < 1 {
+		t.Errorf("cheops_site_failures_total{ApplyWave,Permanent} moved by %v, want at least 1", d)
 	}
 
 	remove(t, rejected.ID)
