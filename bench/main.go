@@ -42,7 +42,7 @@ func main() {
 	flag.IntVar(&c.clients, "clients", 4, "concurrent clients of the throughput run")
 	flag.DurationVar(&c.duration, "duration", 20*time.Second, "length of the throughput run")
 	flag.IntVar(&c.apiservers, "apiservers", 3, "kube-apiservers the sites are spread over")
-	flag.BoolVar(&c.profile, "profile", true, "capture CPU and allocation profiles of cheops during the throughput run")
+	flag.BoolVar(&c.profile, "profile", true, "capture CPU and allocation profiles of cheops during the throughput run, and during the first 20 s of the largest site count")
 	flag.BoolVar(&c.keep, "keep", false, "keep the working folder (logs of cheops and the apiservers)")
 	flag.Parse()
 	c.samples = map[int]int{1: s1, 10: s10, 100: s100, 1000: s1000}
@@ -106,7 +106,11 @@ func run(ctx context.Context, c config) error {
 	res := results{Date: time.Now().UTC().Format(time.RFC3339), Machine: machine()}
 	for _, n := range c.sites {
 		logf("latency at %d sites: %d samples through cheops, then direct", n, c.samples[n])
-		lat, err := b.latency(ctx, n, c.samples[n])
+		profDir := ""
+		if n == c.sites[len(c.sites)-1] {
+			profDir = filepath.Join(c.out, "profiles", fmt.Sprintf("latency-%d", n))
+		}
+		lat, err := b.latency(ctx, n, c.samples[n], profDir)
 		if err != nil {
 			return err
 		}

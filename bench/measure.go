@@ -215,8 +215,13 @@ func (b *bench) countWrites(ctx context.Context, ids []string, replicas int, rev
 	return w, nil
 }
 
-func (b *bench) latency(ctx context.Context, n, samples int) (latencyResult, error) {
+// latency measures samples resources of n sites each, one at a time, through cheops and then
+// direct; with profDir, it captures profiles of the cheops processes over the first 20 s.
+func (b *bench) latency(ctx context.Context, n, samples int, profDir string) (latencyResult, error) {
 	res := latencyResult{Sites: n}
+	if profDir != "" {
+		defer b.startProfiles(ctx, 20*time.Second, profDir)()
+	}
 	var cheops, direct []time.Duration
 	rev0, err := b.etcdRevision(ctx)
 	if err != nil {
@@ -415,6 +420,7 @@ func (b *bench) startProfiles(ctx context.Context, d time.Duration, dir string) 
 	_ = os.MkdirAll(dir, 0o755)
 	var wg sync.WaitGroup
 	secs := max(int(d.Seconds())-2, 1)
+	logf("  profiling cheops for %d s into %s", secs, dir)
 	for name, addr := range map[string]string{"dev": b.cheops.DevPprof, "worker": b.cheops.WorkerPprof} {
 		wg.Add(1)
 		go func() {
