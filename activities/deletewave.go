@@ -55,29 +55,48 @@ func (a *Activities) DeleteWave(ctx context.Context, in DeleteWaveInput) (Delete
 	if !ok {
 		return out, nil
 	}
+	out.Sites = eachSiteOfWave(ctx, in.Sites, in.MaxParallel, func(ctx context.Context, site string) error {
+		return a.removeReplica(ctx, r, site, deletion(site, in.Orphan))
+	})
+	if err := ctx.Err(); err != nil {
+		return DeleteWaveOutput{}, err
+	}
+	return out, nil
+}
+
+// eachSiteOfWave runs fn for each site of a wave that removes or brings back replicas, at most
+// maxParallel at once, each under SiteTimeout, heartbeating the sites done, and returns each site's
+// outcome in the order of sites: a failure of the site itself (*siteFailure) or of its apply
+// (*recordedFailure) by its class, any other (the store's) as Transient.
+func eachSiteOfWave(ctx context.Context, sites []string, maxParallel int, fn func(ctx context.Context, site string) error) []DeleteOutcome {
+	out := make([]DeleteOutcome, len(sites))
+	for i, site := range sites {
+		out[i].Site = site
+	}
 	progress := &waveProgress{}
 	waveCtx, stop := context.WithCancel(context.WithValue(ctx, waveKey{}, true))
 	defer stop()
 	if activity.IsActivity(ctx) {
 		go progress.heartbeat(waveCtx)
 	}
-	bounded(ctx, indices(len(in.Sites)), in.MaxParallel, func(i int) {
-		site := in.Sites[i]
+	bounded(ctx, indices(len(sites)), maxParallel, func(i int) {
+		site := sites[i]
 		siteCtx, cancel := context.WithTimeout(waveCtx, SiteTimeout)
 		defer cancel()
-		if err := a.removeReplica(siteCtx, r, site, deletion(site, in.Orphan)); err != nil {
-			out.Sites[i].Class, out.Sites[i].Message = cheops.Transient, err.Error()
+		if err := fn(siteCtx, site); err != nil {
+			out[i].Class, out[i].Message = cheops.Transient, err.Error()
 			var sf *siteFailure
-			if errors.As(err, &sf) {
-				out.Sites[i].Class = cheops.ClassOf(sf.err)
+			var rec *recordedFailure
+			switch {
+			case errors.As(err, &sf):
+				out[i].Class = cheops.ClassOf(sf.err)
+			case errors.As(err, &rec):
+				out[i].Class = cheops.ClassOf(rec.err)
 			}
 		}
 		progress.add(site)
 	})
-	if err := ctx.Err(); err != nil {
-		return DeleteWaveOutput{}, err
-	}
-	return out, nil
+	return out
 }
 
 // indices returns 0, 1, …, n-1.

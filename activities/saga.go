@@ -147,29 +147,8 @@ func (a *Activities) CompensateWave(ctx context.Context, in CompensateWaveInput)
 	if err != nil {
 		return CompensateWaveOutput{}, err
 	}
-	progress := &waveProgress{}
-	waveCtx, stop := context.WithCancel(context.WithValue(ctx, waveKey{}, true))
-	defer stop()
-	if activity.IsActivity(ctx) {
-		go progress.heartbeat(waveCtx)
-	}
-	bounded(ctx, indices(len(in.Sites)), in.MaxParallel, func(i int) {
-		site := in.Sites[i]
-		siteCtx, cancel := context.WithTimeout(waveCtx, SiteTimeout)
-		defer cancel()
-		err := a.compensate(siteCtx, r, snap, site, in.Generation, !slices.Contains(in.Untouched, site), in.Attempt)
-		if err != nil {
-			out.Sites[i].Class, out.Sites[i].Message = cheops.Transient, err.Error()
-			var rec *recordedFailure
-			var sf *siteFailure
-			switch {
-			case errors.As(err, &rec):
-				out.Sites[i].Class = cheops.ClassOf(rec.err)
-			case errors.As(err, &sf):
-				out.Sites[i].Class = cheops.ClassOf(sf.err)
-			}
-		}
-		progress.add(site)
+	out.Sites = eachSiteOfWave(ctx, in.Sites, in.MaxParallel, func(ctx context.Context, site string) error {
+		return a.compensate(ctx, r, snap, site, in.Generation, !slices.Contains(in.Untouched, site), in.Attempt)
 	})
 	if err := ctx.Err(); err != nil {
 		return CompensateWaveOutput{}, err

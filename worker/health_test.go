@@ -11,6 +11,7 @@ import (
 
 	"github.com/cheops-io/cheops"
 	"github.com/cheops-io/cheops/internal/etcdtest"
+	"github.com/cheops-io/cheops/store"
 )
 
 // flakyDriver answers probes with whatever err holds; the store under test is a real etcd.
@@ -27,16 +28,24 @@ func (d *flakyDriver) Observe(context.Context, cheops.Target, cheops.ObjectRef) 
 func (d *flakyDriver) Delete(context.Context, cheops.Target, cheops.ObjectRef) error { return nil }
 func (d *flakyDriver) Probe(context.Context, cheops.Target) error                    { return d.err }
 
-// Health turns Unreachable only after Failures probes fail in a row, and Ready after one success.
-func TestProbeHysteresis(t *testing.T) {
-	ctx := context.Background()
+// edgeFixture is a store with one site, edge, and a prober whose driver answers as d.err says:
+// Unreachable after 3 failures in a row.
+func edgeFixture(t *testing.T) (*store.Store, *flakyDriver, *Prober) {
+	t.Helper()
 	s := etcdtest.Store(t)
-	if _, err := s.CreateSite(ctx, cheops.Site{Name: "edge", Driver: cheops.DriverKubernetes}, cheops.Credentials{}); err != nil {
+	if _, err := s.CreateSite(context.Background(), cheops.Site{Name: "edge", Driver: cheops.DriverKubernetes}, cheops.Credentials{}); err != nil {
 		t.Fatal(err)
 	}
 	d := &flakyDriver{}
 	p := &Prober{Store: s, Drivers: map[cheops.DriverName]cheops.Driver{cheops.DriverKubernetes: d},
 		Config: HealthConfig{Interval: time.Second, Failures: 3, Timeout: time.Second}, Log: slog.Default()}
+	return s, d, p
+}
+
+// Health turns Unreachable only after Failures probes fail in a row, and Ready after one success.
+func TestProbeHysteresis(t *testing.T) {
+	ctx := context.Background()
+	s, d, p := edgeFixture(t)
 	health := func() cheops.SiteHealth {
 		site, err := s.GetSite(ctx, "edge")
 		if err != nil {
@@ -71,13 +80,7 @@ func TestProbeHysteresis(t *testing.T) {
 // 100 etcd writes a second); one that changes anything writes it.
 func TestProbeWritesOnlyChanges(t *testing.T) {
 	ctx := context.Background()
-	s := etcdtest.Store(t)
-	if _, err := s.CreateSite(ctx, cheops.Site{Name: "edge", Driver: cheops.DriverKubernetes}, cheops.Credentials{}); err != nil {
-		t.Fatal(err)
-	}
-	d := &flakyDriver{}
-	p := &Prober{Store: s, Drivers: map[cheops.DriverName]cheops.Driver{cheops.DriverKubernetes: d},
-		Config: HealthConfig{Interval: time.Second, Failures: 3, Timeout: time.Second}, Log: slog.Default()}
+	s, d, p := edgeFixture(t)
 	probe := func(err error) cheops.Site {
 		t.Helper()
 		d.err = err

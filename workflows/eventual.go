@@ -33,7 +33,7 @@ func (r *resourceRun) converge(ctx workflow.Context, plan cheops.Plan) time.Dura
 	r.status.Phase = PhaseApplying
 	var failures map[string]siteFailure
 	if workflow.GetVersion(ctx, "apply-waves", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
-		failures = r.applyEachSite(ctx, plan)
+		failures = r.applyEachSite(ctx, plan, eachSiteOptions, rootMessage)
 	} else {
 		failures = r.applyInWaves(ctx, plan)
 	}
@@ -103,19 +103,12 @@ type siteFailure struct {
 	message string
 }
 
-// applyEachSite applies the plan with one ApplyReplica activity per site, retried by Temporal. It is
-// how runs that started before waves apply, kept unchanged so that their histories replay.
-func (r *resourceRun) applyEachSite(ctx workflow.Context, plan cheops.Plan) map[string]siteFailure {
-	applyCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 2 * time.Minute,
-		HeartbeatTimeout:    10 * time.Second,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: applyBackoff, BackoffCoefficient: 2, MaximumInterval: applyBackoffMax,
-			MaximumAttempts: applyAttempts,
-			// A rejected object fails at once; an unreachable site is parked until it comes back.
-			NonRetryableErrorTypes: []string{string(cheops.Permanent), string(cheops.Unreachable)},
-		},
-	})
+// applyEachSite applies the plan with one ApplyReplica activity per site, retried by Temporal as
+// options say, and returns each failed site's failure, its message from message. It is how runs
+// that started before waves apply (and before saga waves, transact), kept unchanged so that their
+// histories replay.
+func (r *resourceRun) applyEachSite(ctx workflow.Context, plan cheops.Plan, options workflow.ActivityOptions, message func(error) string) map[string]siteFailure {
+	applyCtx := workflow.WithActivityOptions(ctx, options)
 	errs := fanOut(ctx, plan.Apply, plan.MaxParallel, func(site string) workflow.Future {
 		return workflow.ExecuteActivity(applyCtx, a.ApplyReplica, activities.ApplyInput{
 			ResourceID: r.status.ResourceID, Site: site, Generation: plan.Generation, Force: plan.Resync})
@@ -123,10 +116,22 @@ func (r *resourceRun) applyEachSite(ctx workflow.Context, plan cheops.Plan) map[
 	failures := map[string]siteFailure{}
 	for _, site := range plan.Apply {
 		if err := errs[site]; err != nil {
-			failures[site] = siteFailure{class: errorClass(err), message: rootMessage(err)}
+			failures[site] = siteFailure{class: errorClass(err), message: message(err)}
 		}
 	}
 	return failures
+}
+
+// eachSiteOptions are the options of eventual mode's ApplyReplica activities.
+var eachSiteOptions = workflow.ActivityOptions{
+	StartToCloseTimeout: 2 * time.Minute,
+	HeartbeatTimeout:    10 * time.Second,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval: applyBackoff, BackoffCoefficient: 2, MaximumInterval: applyBackoffMax,
+		MaximumAttempts: applyAttempts,
+		// A rejected object fails at once; an unreachable site is parked until it comes back.
+		NonRetryableErrorTypes: []string{string(cheops.Permanent), string(cheops.Unreachable)},
+	},
 }
 
 // applyInWaves applies the plan in waves of at most waveSize sites, one ApplyWave activity per
@@ -137,12 +142,17 @@ func (r *resourceRun) applyInWaves(ctx workflow.Context, plan cheops.Plan) map[s
 	retry := &temporal.RetryPolicy{InitialInterval: applyBackoff, BackoffCoefficient: 2, MaximumInterval: applyBackoffMax,
 		MaximumAttempts: applyAttempts, NonRetryableErrorTypes: []string{string(cheops.Unreachable)}}
 	return r.inWaves(ctx, plan.Apply, retry, time.Time{}, func(wave []string, attempt int) []waveOutcome {
-		var out []waveOutcome
-		for _, o := range r.applyWave(ctx, plan, wave, attempt, 0) {
-			out = append(out, waveOutcome{o.Site, siteFailure{class: o.Class, message: o.Message}})
-		}
-		return out
+		return applyOutcomes(r.applyWave(ctx, plan, wave, attempt, 0))
 	})
+}
+
+// applyOutcomes are a wave's outcomes as inWaves takes them.
+func applyOutcomes(sites []activities.SiteOutcome) []waveOutcome {
+	out := make([]waveOutcome, len(sites))
+	for i, o := range sites {
+		out[i] = waveOutcome{o.Site, siteFailure{class: o.Class, message: o.Message}}
+	}
+	return out
 }
 
 // waveOutcome is one site's outcome of a wave, whatever the wave did: a failure with an empty

@@ -80,12 +80,8 @@ func (r *resourceRun) sagaApplyInWaves(ctx workflow.Context, plan cheops.Plan) m
 	deadline := workflow.Now(ctx).Add(plan.Timeout)
 	retry := &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second}
 	failures := r.inWaves(ctx, plan.Apply, retry, deadline, func(wave []string, attempt int) []waveOutcome {
-		var out []waveOutcome
 		left := max(deadline.Sub(workflow.Now(ctx)), time.Second)
-		for _, o := range r.applyWave(ctx, plan, wave, attempt, min(left, activities.SiteTimeout)) {
-			out = append(out, waveOutcome{o.Site, siteFailure{class: o.Class, message: o.Message}})
-		}
-		return out
+		return applyOutcomes(r.applyWave(ctx, plan, wave, attempt, min(left, activities.SiteTimeout)))
 	})
 	for site, f := range failures {
 		if f.class != cheops.Permanent {
@@ -99,7 +95,7 @@ func (r *resourceRun) sagaApplyInWaves(ctx workflow.Context, plan cheops.Plan) m
 // sagaApplyEachSite applies a transactional generation with one ApplyReplica activity per site,
 // each retried by Temporal until the policy's timeout, as runs that started before saga waves do.
 func (r *resourceRun) sagaApplyEachSite(ctx workflow.Context, plan cheops.Plan) map[string]siteFailure {
-	applyCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+	return r.applyEachSite(ctx, plan, workflow.ActivityOptions{
 		StartToCloseTimeout:    2 * time.Minute,
 		ScheduleToCloseTimeout: plan.Timeout,
 		HeartbeatTimeout:       10 * time.Second,
@@ -107,18 +103,7 @@ func (r *resourceRun) sagaApplyEachSite(ctx workflow.Context, plan cheops.Plan) 
 			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second,
 			NonRetryableErrorTypes: []string{string(cheops.Permanent)},
 		},
-	})
-	errs := fanOut(ctx, plan.Apply, plan.MaxParallel, func(site string) workflow.Future {
-		return workflow.ExecuteActivity(applyCtx, a.ApplyReplica, activities.ApplyInput{
-			ResourceID: r.status.ResourceID, Site: site, Generation: plan.Generation, Force: plan.Resync})
-	})
-	failures := map[string]siteFailure{}
-	for _, site := range plan.Apply {
-		if err := errs[site]; err != nil {
-			failures[site] = siteFailure{class: errorClass(err), message: reason(err, plan.Timeout)}
-		}
-	}
-	return failures
+	}, func(err error) string { return reason(err, plan.Timeout) })
 }
 
 // rollBack runs the compensations of a failed transactional generation, given each site's failure
