@@ -32,7 +32,8 @@ const (
 func (r *resourceRun) converge(ctx workflow.Context, plan cheops.Plan) time.Duration {
 	r.status.Phase = PhaseApplying
 	var failures map[string]siteFailure
-	if workflow.GetVersion(ctx, "apply-waves", workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+	version := workflow.GetVersion(ctx, "apply-waves", workflow.DefaultVersion, localCommit)
+	if version == workflow.DefaultVersion {
 		failures = r.applyEachSite(ctx, plan, eachSiteOptions, rootMessage)
 	} else {
 		failures = r.applyInWaves(ctx, plan)
@@ -69,7 +70,7 @@ func (r *resourceRun) converge(ctx workflow.Context, plan cheops.Plan) time.Dura
 	}
 	if len(r.status.Failed) == 0 && len(plan.Parked) == 0 && len(plan.Rejected) == 0 && !retryLater {
 		// Applied everywhere: remember it as the generation a transactional change rolls back to.
-		if err := r.commit(ctx, plan); err != nil {
+		if err := r.commit(ctx, plan, version >= localCommit); err != nil {
 			retryLater = true
 		}
 	}

@@ -276,13 +276,27 @@ func (r *resourceRun) plan(ctx workflow.Context) (cheops.Plan, error) {
 	return plan, nil
 }
 
-// commit records the planned generation as applied everywhere, once per generation.
-func (r *resourceRun) commit(ctx workflow.Context, plan cheops.Plan) error {
+// localCommit is the version (of the "apply-waves" and "saga-waves" changes) from which the
+// commit of a generation is a local activity: it only writes to etcd, and a local activity spares
+// the history five of the six events of an activity and its workflow task. Runs that recorded an
+// older version keep the activity, so that their histories replay.
+const localCommit workflow.Version = 2
+
+// commit records the planned generation as applied everywhere, once per generation, by a local
+// activity when local is set, else by an activity.
+func (r *resourceRun) commit(ctx workflow.Context, plan cheops.Plan, local bool) error {
 	if r.status.AppliedGeneration == plan.Generation {
 		return nil
 	}
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, recordOptions), a.CommitGeneration,
-		activities.CommitInput{ResourceID: r.status.ResourceID, Generation: plan.Generation, Sites: plan.Sites}).Get(ctx, nil)
+	in := activities.CommitInput{ResourceID: r.status.ResourceID, Generation: plan.Generation, Sites: plan.Sites}
+	var err error
+	if local {
+		err = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+			StartToCloseTimeout: recordOptions.StartToCloseTimeout, RetryPolicy: recordOptions.RetryPolicy,
+		}), a.CommitGeneration, in).Get(ctx, nil)
+	} else {
+		err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, recordOptions), a.CommitGeneration, in).Get(ctx, nil)
+	}
 	if err != nil {
 		return err
 	}

@@ -61,7 +61,7 @@ func TestFanOutIsolatesAPermanentFailure(t *testing.T) {
 // "apply-waves"), and keep doing so: the same isolation of a permanent failure holds there.
 func TestPerSitePathIsolatesAPermanentFailure(t *testing.T) {
 	env := newEnv(t)
-	env.OnGetVersion("apply-waves", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	env.OnGetVersion("apply-waves", workflow.DefaultVersion, localCommit).Return(workflow.DefaultVersion)
 	plan := cheops.Plan{Exists: true, Name: "cm", Generation: 1, MaxParallel: 10,
 		Sites: []string{"a", "b", "c"}, Apply: []string{"a", "b", "c"}}
 	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(plan, nil).Once()

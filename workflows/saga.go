@@ -60,7 +60,7 @@ func (r *resourceRun) transact(ctx workflow.Context, plan cheops.Plan) (time.Dur
 				return 0, fmt.Errorf("remove replica on site %s: %w", site, err)
 			}
 		}
-		return ResyncInterval, r.commit(ctx, plan)
+		return ResyncInterval, r.commit(ctx, plan, r.sagaVersion(ctx) >= localCommit)
 	}
 	return ResyncInterval, r.rollBack(ctx, plan, failures, reasons)
 }
@@ -69,7 +69,13 @@ func (r *resourceRun) transact(ctx workflow.Context, plan cheops.Plan) (time.Dur
 // Runs that started before saga waves keep one activity per site, so that their histories replay;
 // the answer is the same for the whole run.
 func (r *resourceRun) sagaWaves(ctx workflow.Context) bool {
-	return workflow.GetVersion(ctx, "saga-waves", workflow.DefaultVersion, 1) != workflow.DefaultVersion
+	return r.sagaVersion(ctx) != workflow.DefaultVersion
+}
+
+// sagaVersion is the version of transactional mode this run follows: DefaultVersion (one activity
+// per site), 1 (waves) or localCommit (waves, and a local activity records the commit).
+func (r *resourceRun) sagaVersion(ctx workflow.Context) workflow.Version {
+	return workflow.GetVersion(ctx, "saga-waves", workflow.DefaultVersion, localCommit)
 }
 
 // sagaApplyInWaves applies a transactional generation in waves (see inWaves): a site that fails

@@ -203,7 +203,7 @@ func TestHistoryDoesNotGrowWithSites(t *testing.T) {
 		env := newEnv(t)
 		log := &waveLog{}
 		if perSite {
-			env.OnGetVersion("apply-waves", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+			env.OnGetVersion("apply-waves", workflow.DefaultVersion, localCommit).Return(workflow.DefaultVersion)
 			env.OnActivity(a.ApplyReplica, mock.Anything, mock.Anything).Return(activities.ApplyOutput{Generation: 1}, nil)
 		} else {
 			log = onWave(env, func(in activities.WaveInput, site string) activities.SiteOutcome {
@@ -238,5 +238,38 @@ func TestHistoryDoesNotGrowWithSites(t *testing.T) {
 	}
 	if old100-old10 != 90 {
 		t.Fatalf("per-site path: %d commands for 10 sites, %d for 100; want one more per site", old10, old100)
+	}
+}
+
+// From version localCommit, a generation's commit is a local activity (one marker in the history);
+// a run that recorded version 1 of apply-waves keeps committing with an activity.
+func TestCommitIsALocalActivityFromItsVersion(t *testing.T) {
+	for _, c := range []struct {
+		version workflow.Version
+		local   bool
+	}{{localCommit, true}, {1, false}} {
+		env := newEnv(t)
+		env.OnGetVersion("apply-waves", workflow.DefaultVersion, localCommit).Return(c.version)
+		onWave(env, func(in activities.WaveInput, site string) activities.SiteOutcome {
+			return activities.SiteOutcome{Site: site, Generation: 1}
+		})
+		env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(
+			cheops.Plan{Exists: true, Generation: 1, MaxParallel: 10, Sites: []string{"a"}, Apply: []string{"a"}}, nil).Once()
+		env.OnActivity(a.CommitGeneration, mock.Anything, mock.Anything).Return(nil).Once()
+		env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(cheops.Plan{}, nil).Once()
+		var locals, remotes []string
+		env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+			remotes = append(remotes, info.ActivityType.Name)
+		})
+		env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, _ []any) {
+			locals = append(locals, info.ActivityType.Name)
+		})
+		env.ExecuteWorkflow(ResourceWorkflow, ResourceInput{ResourceID: "r1"})
+		if err := env.GetWorkflowError(); err != nil {
+			t.Fatal(err)
+		}
+		if got := slices.Contains(locals, "CommitGeneration"); got != c.local || slices.Contains(remotes, "CommitGeneration") == c.local {
+			t.Fatalf("version %d: local activities %v, activities %v; want CommitGeneration local=%v", c.version, locals, remotes, c.local)
+		}
 	}
 }
