@@ -42,9 +42,18 @@ func (b *bench) etcdRevision(ctx context.Context) (int64, error) {
 	return resp.Header.Revision, nil
 }
 
-// historyEvents counts the events in the history of the resource's workflow. The benchmark's
-// resources are young: a workflow that already continued as new is refused rather than half counted.
+// historyEvents counts the events in the history of the resource's workflow, which must be
+// running. The benchmark's resources are young: a workflow that already continued as new is
+// refused rather than half counted.
 func (b *bench) historyEvents(ctx context.Context, resourceID string) (int, error) {
+	// A workflow that is not running has failed: its history would count a failure, not a generation.
+	desc, err := b.temporal.DescribeWorkflowExecution(ctx, workflows.WorkflowID(resourceID), "")
+	if err != nil {
+		return 0, err
+	}
+	if st := desc.GetWorkflowExecutionInfo().GetStatus(); st != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		return 0, fmt.Errorf("the workflow of resource %s is %s, not running", resourceID, st)
+	}
 	it := b.temporal.GetWorkflowHistory(ctx, workflows.WorkflowID(resourceID), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	n := 0
 	for it.HasNext() {

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
 
@@ -18,7 +19,8 @@ var (
 	SearchResourceName = temporal.NewSearchAttributeKeyKeyword("CheopsResourceName")
 	SearchState        = temporal.NewSearchAttributeKeyKeyword("CheopsState")
 	SearchConsistency  = temporal.NewSearchAttributeKeyKeyword("CheopsConsistency")
-	SearchSites        = temporal.NewSearchAttributeKeyKeywordList("CheopsSites")
+	// SearchSites lists the resource's sites, unless they are too many to fit (see searchSites).
+	SearchSites = temporal.NewSearchAttributeKeyKeywordList("CheopsSites")
 )
 
 // SearchAttributes lists the search attributes above with their types, for registration.
@@ -27,6 +29,22 @@ var SearchAttributes = map[string]enumspb.IndexedValueType{
 	SearchState.GetName():        enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 	SearchConsistency.GetName():  enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 	SearchSites.GetName():        enumspb.INDEXED_VALUE_TYPE_KEYWORD_LIST,
+}
+
+// searchSitesLimit is the most bytes CheopsSites may take, encoded: Temporal refuses a search
+// attribute value over 2 KiB by default (limit.searchAttributes.sizeOfValue), and a workflow task
+// that sets one fails and its workflow is terminated.
+const searchSitesLimit = 2000
+
+// searchSites is the value of CheopsSites: the resource's sites, or none when they do not fit in
+// searchSitesLimit (about 250 sites). Never a part of them: a list cut short would make a filter on
+// a site miss the resource without saying so.
+func searchSites(sites []string) []string {
+	b, _ := json.Marshal(sites)
+	if sites == nil || len(b) > searchSitesLimit {
+		return []string{}
+	}
+	return slices.Clone(sites)
 }
 
 // searchStateOf is the workflow's summary of the resource for CheopsState.
@@ -51,10 +69,7 @@ func (r *resourceRun) publish(ctx workflow.Context, plan cheops.Plan) error {
 		return nil
 	}
 	r.searchState = key
-	sites := slices.Clone(plan.Sites)
-	if sites == nil {
-		sites = []string{}
-	}
+	sites := searchSites(plan.Sites)
 	return workflow.UpsertTypedSearchAttributes(ctx,
 		SearchResourceName.ValueSet(plan.Name),
 		SearchState.ValueSet(r.searchStateOf()),
