@@ -10,7 +10,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/cheops-io/cheops/client"
@@ -27,6 +29,7 @@ type config struct {
 	apiservers  int
 	profile     bool
 	keep        bool
+	hold        bool
 }
 
 func main() {
@@ -44,6 +47,7 @@ func main() {
 	flag.IntVar(&c.apiservers, "apiservers", 3, "kube-apiservers the sites are spread over")
 	flag.BoolVar(&c.profile, "profile", true, "capture CPU and allocation profiles of cheops during the throughput run, and during the first 20 s of the largest site count")
 	flag.BoolVar(&c.keep, "keep", false, "keep the working folder (logs of cheops and the apiservers)")
+	flag.BoolVar(&c.hold, "hold", false, "after the measurements, keep the stack running (API, Temporal and its Web UI) until interrupted, to look into it")
 	flag.Parse()
 	c.samples = map[int]int{1: s1, 10: s10, 100: s100, 1000: s1000}
 	for _, n := range []int{1, 10, 100, 1000} {
@@ -125,7 +129,17 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	res.Cost = b.cost()
-	return res.write(c.out)
+	if err := res.write(c.out); err != nil {
+		return err
+	}
+	if c.hold {
+		logf("holding the stack until interrupted: API %s (token in %s), Temporal %s, Web UI http://127.0.0.1:%d, logs in %s",
+			ch.API, filepath.Join(dir, "data", "dev-token"), ch.TemporalAddr, ch.UIPort, dir)
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		<-sig
+	}
+	return nil
 }
 
 func logf(format string, args ...any) {

@@ -34,8 +34,13 @@ const KubeVersion = "v1.35.4"
 
 // KubeAPIServerPath returns the kube-apiserver binary: $CHEOPS_KUBE_APISERVER, or the one
 // scripts/kube-tools.sh caches. It is an error, not a skip, when it is missing.
-func KubeAPIServerPath() (string, error) {
-	if p := os.Getenv("CHEOPS_KUBE_APISERVER"); p != "" {
+func KubeAPIServerPath() (string, error) { return kubeTool("kube-apiserver", "CHEOPS_KUBE_APISERVER") }
+
+// KubectlPath returns the kubectl binary: $CHEOPS_KUBECTL, or the one scripts/kube-tools.sh caches.
+func KubectlPath() (string, error) { return kubeTool("kubectl", "CHEOPS_KUBECTL") }
+
+func kubeTool(name, envVar string) (string, error) {
+	if p := os.Getenv(envVar); p != "" {
 		return p, nil
 	}
 	cache := os.Getenv("CHEOPS_CACHE")
@@ -46,9 +51,9 @@ func KubeAPIServerPath() (string, error) {
 		}
 		cache = filepath.Join(home, ".cache", "cheops")
 	}
-	p := filepath.Join(cache, "kube-"+KubeVersion, "bin", "kube-apiserver")
+	p := filepath.Join(cache, "kube-"+KubeVersion, "bin", name)
 	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("kube-apiserver not found at %s: run scripts/kube-tools.sh (make test does): %w", p, err)
+		return "", fmt.Errorf("%s not found at %s: run scripts/kube-tools.sh (make test does): %w", name, p, err)
 	}
 	return p, nil
 }
