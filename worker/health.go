@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"sync"
 	"time"
@@ -39,20 +40,22 @@ type Prober struct {
 const ProbedAtRefresh = time.Minute
 
 // NewSiteCheck is how often the prober looks for sites never probed (just added), so a new site's
-// health is known within about a second rather than after a whole Config.Interval.
+// health is known within about a second rather than after a whole Config.Interval. It is also the
+// tick the periodic probes are spread over: each site has its own slot in the interval.
 const NewSiteCheck = time.Second
 
-// Run probes every site every Config.Interval, and a new site within NewSiteCheck, until ctx ends.
+// ProbeParallel bounds how many sites are probed at once.
+const ProbeParallel = 32
+
+// Run probes every site once every Config.Interval, and a new site within NewSiteCheck, until ctx
+// ends. The sites are spread over the interval by name, one slot per NewSiteCheck, rather than all
+// probed at once: 1,000 sites probed together every 10 s were a burst of 1,000 requests that slowed
+// every apply under way on the same clusters.
 func (p *Prober) Run(ctx context.Context) {
 	tick := time.NewTicker(NewSiteCheck)
 	defer tick.Stop()
-	var next time.Time
-	for {
-		all := !time.Now().Before(next)
-		if all {
-			next = time.Now().Add(p.Config.Interval)
-		}
-		if err := p.probeSites(ctx, all); err != nil && ctx.Err() == nil {
+	for n := 0; ; n++ {
+		if err := p.probeDue(ctx, n); err != nil && ctx.Err() == nil {
 			p.Log.Warn("probe sites", "error", err)
 		}
 		select {
@@ -63,21 +66,45 @@ func (p *Prober) Run(ctx context.Context) {
 	}
 }
 
-// ProbeOnce probes every site once, in parallel.
-func (p *Prober) ProbeOnce(ctx context.Context) error { return p.probeSites(ctx, true) }
+// slots is how many ticks of NewSiteCheck an interval spreads its probes over.
+func (p *Prober) slots() int { return max(int(p.Config.Interval/NewSiteCheck), 1) }
 
-// probeSites probes every site, or only those never probed, in parallel.
-func (p *Prober) probeSites(ctx context.Context, all bool) error {
+// probeDue probes, at tick n, the sites never probed and those whose slot n is.
+func (p *Prober) probeDue(ctx context.Context, n int) error {
+	slots := p.slots()
+	return p.probeSites(ctx, func(s cheops.Site) bool { return s.ProbedAt == nil || slotOf(s.Name, slots) == n%slots })
+}
+
+// slotOf is a site's slot among slots, from its name, so that it keeps it between ticks and leaders.
+func slotOf(name string, slots int) int {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return int(h.Sum32() % uint32(slots))
+}
+
+// ProbeOnce probes every site once, at most ProbeParallel at a time.
+func (p *Prober) ProbeOnce(ctx context.Context) error {
+	return p.probeSites(ctx, func(cheops.Site) bool { return true })
+}
+
+// probeSites probes the sites due says are due, at most ProbeParallel at a time.
+func (p *Prober) probeSites(ctx context.Context, due func(cheops.Site) bool) error {
 	sites, err := p.Store.ListSites(ctx)
 	if err != nil {
 		return err
 	}
 	var wg sync.WaitGroup
+	slots := make(chan struct{}, ProbeParallel)
 	errs := make([]error, len(sites))
 	for i, site := range sites {
-		if all || site.ProbedAt == nil {
-			wg.Go(func() { errs[i] = p.probe(ctx, site.Name) })
+		if !due(site) {
+			continue
 		}
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			errs[i] = p.probe(ctx, site.Name)
+		})
 	}
 	wg.Wait()
 	return errors.Join(errs...)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -103,6 +105,75 @@ func TestProbeWritesOnlyChanges(t *testing.T) {
 	failed := probe(errors.New("connection refused"))
 	if failed.ProbeFailures != 1 || !failed.ProbedAt.After(*first.ProbedAt) {
 		t.Fatalf("a failed probe was not recorded: failures %d, probedAt %v", failed.ProbeFailures, failed.ProbedAt)
+	}
+}
+
+// countingDriver counts probes per site, and the most under way at once.
+type countingDriver struct {
+	flakyDriver
+	mu           sync.Mutex
+	probes       map[string]int
+	now, maxSeen int
+}
+
+func (d *countingDriver) Probe(_ context.Context, t cheops.Target) error {
+	d.mu.Lock()
+	d.probes[t.Site.Name]++
+	d.now++
+	d.maxSeen = max(d.maxSeen, d.now)
+	d.mu.Unlock()
+	time.Sleep(time.Millisecond)
+	d.mu.Lock()
+	d.now--
+	d.mu.Unlock()
+	return nil
+}
+
+// Over one interval every site is probed once, the sites spread over its ticks rather than all at
+// the first, and never more than ProbeParallel at once.
+func TestProbesAreSpreadOverTheInterval(t *testing.T) {
+	ctx := context.Background()
+	s := etcdtest.Store(t)
+	const n = 200
+	for i := range n {
+		if _, err := s.CreateSite(ctx, cheops.Site{Name: fmt.Sprintf("site-%03d", i), Driver: cheops.DriverKubernetes}, cheops.Credentials{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := &countingDriver{probes: map[string]int{}}
+	p := &Prober{Store: s, Drivers: map[cheops.DriverName]cheops.Driver{cheops.DriverKubernetes: d},
+		Config: HealthConfig{Interval: 10 * NewSiteCheck, Failures: 3, Timeout: time.Second}, Log: slog.Default()}
+	// Tick 0 probes every site never probed: all of them, as when the sites were just added.
+	if err := p.probeDue(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if len(d.probes) != n || d.maxSeen > ProbeParallel {
+		t.Fatalf("first tick: %d sites probed, %d at once; want all %d, at most %d at once", len(d.probes), d.maxSeen, n, ProbeParallel)
+	}
+	d.probes = map[string]int{}
+	busiest := 0
+	for tick := 1; tick <= 10; tick++ {
+		before := 0
+		for _, c := range d.probes {
+			before += c
+		}
+		if err := p.probeDue(ctx, tick); err != nil {
+			t.Fatal(err)
+		}
+		after := 0
+		for _, c := range d.probes {
+			after += c
+		}
+		busiest = max(busiest, after-before)
+	}
+	for i := range n {
+		if c := d.probes[fmt.Sprintf("site-%03d", i)]; c != 1 {
+			t.Fatalf("site-%03d probed %d times in one interval, want once", i, c)
+		}
+	}
+	// 200 sites over 10 slots: about 20 a tick; hashing leaves some slots fuller than others.
+	if busiest > n/2 {
+		t.Fatalf("%d of %d sites probed in one tick: the probes are not spread", busiest, n)
 	}
 }
 

@@ -150,7 +150,7 @@ type workerConfig struct {
 
 func (c *workerConfig) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.SweepInterval, "sweep-interval", envDuration("CHEOPS_SWEEP_INTERVAL", 30*time.Second), "how often to make sure every resource has a workflow (CHEOPS_SWEEP_INTERVAL)")
-	fs.DurationVar(&c.Health.Interval, "probe-interval", envDuration("CHEOPS_PROBE_INTERVAL", 10*time.Second), "how often each site's health is probed (CHEOPS_PROBE_INTERVAL)")
+	fs.DurationVar(&c.Health.Interval, "probe-interval", envDuration("CHEOPS_PROBE_INTERVAL", 10*time.Second), "how often each site's health is probed; the sites are spread over the interval (CHEOPS_PROBE_INTERVAL)")
 	fs.IntVar(&c.Health.Failures, "probe-failures", envInt("CHEOPS_PROBE_FAILURES", 3), "probes failed in a row before a site is Unreachable; one success makes it Ready (CHEOPS_PROBE_FAILURES)")
 	fs.DurationVar(&c.Health.Timeout, "probe-timeout", envDuration("CHEOPS_PROBE_TIMEOUT", 5*time.Second), "how long one probe may take (CHEOPS_PROBE_TIMEOUT)")
 }
