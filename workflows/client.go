@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 )
 
@@ -48,6 +50,28 @@ func (c *Client) Apply(ctx context.Context, resourceID string, generation int64)
 		return fmt.Errorf("send generation %d to resource %s: %w", generation, resourceID, err)
 	}
 	return nil
+}
+
+// Running returns the IDs of the resources whose workflow is running on the client's task queue,
+// as Temporal's visibility store says: it may lag a workflow just started by a moment.
+func (c *Client) Running(ctx context.Context) (map[string]bool, error) {
+	running := map[string]bool{}
+	query := fmt.Sprintf("WorkflowType = 'ResourceWorkflow' AND ExecutionStatus = 'Running' AND TaskQueue = '%s'", c.TaskQueue)
+	var token []byte
+	for {
+		resp, err := c.Temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query, PageSize: 1000, NextPageToken: token})
+		if err != nil {
+			return nil, fmt.Errorf("list running resource workflows: %w", err)
+		}
+		for _, e := range resp.GetExecutions() {
+			if id, ok := strings.CutPrefix(e.GetExecution().GetWorkflowId(), "resource-"); ok {
+				running[id] = true
+			}
+		}
+		if token = resp.GetNextPageToken(); len(token) == 0 {
+			return running, nil
+		}
+	}
 }
 
 // Delete tells the resource's workflow, starting it if needed, that a delete was accepted.
