@@ -49,6 +49,39 @@ type Referrer interface {
 	References(manifest json.RawMessage) ([]Reference, error)
 }
 
+// StatusReader is implemented by drivers that can tell whether an applied object has become what
+// it declares, from the status the site reports for it: a Deployment Available, a Job complete, a
+// CRD Established. A replica of a driver without it is ready once applied.
+type StatusReader interface {
+	Readiness(ctx context.Context, t Target, ref ObjectRef) (Readiness, error)
+}
+
+// Readiness is what an applied object's status says of it.
+type Readiness struct {
+	State ReadinessState
+	// Message is the site's own explanation, e.g. "Deployment is available. Replicas: 3".
+	Message string
+}
+
+// ReadinessState is the state of an applied object on its site.
+type ReadinessState string
+
+// Readiness states, as kstatus computes them for Kubernetes objects.
+const (
+	// ObjectReady: the object is what it declares (kstatus Current).
+	ObjectReady ReadinessState = "Ready"
+	// ObjectProgressing: the site is still working on it (kstatus InProgress).
+	ObjectProgressing ReadinessState = "Progressing"
+	// ObjectFailed: the site says it will not get there without a change (kstatus Failed).
+	ObjectFailed ReadinessState = "Failed"
+	// ObjectMissing: the object is not on the site.
+	ObjectMissing ReadinessState = "Missing"
+	// ObjectTerminating: the object is being deleted.
+	ObjectTerminating ReadinessState = "Terminating"
+	// ObjectUnknown: its status says nothing that can be relied on.
+	ObjectUnknown ReadinessState = "Unknown"
+)
+
 // ApplyResult says which local object now backs the replica.
 type ApplyResult struct {
 	LocalID string

@@ -27,6 +27,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
 	"github.com/cheops-io/cheops"
 	"github.com/cheops-io/cheops/drivers/hostfile"
@@ -370,6 +371,48 @@ func (d *Driver) Probe(ctx context.Context, t cheops.Target) error {
 }
 
 var errNotAPIServer = errors.New("unexpected answer: not a Kubernetes API server")
+
+// Readiness reads the object back and computes its status with kstatus, the rules kubectl and
+// Flux use: a Deployment is Ready once Available with its new replicas, a Job once complete, a
+// StatefulSet once rolled out, a CRD once Established, a custom resource by its Ready condition,
+// and an object whose status has not caught up with its generation is Progressing.
+func (d *Driver) Readiness(ctx context.Context, t cheops.Target, ref cheops.ObjectRef) (cheops.Readiness, error) {
+	c, err := d.client(t)
+	if err != nil {
+		return cheops.Readiness{}, err
+	}
+	ri, err := c.refResource(ref)
+	if err != nil {
+		return cheops.Readiness{}, err
+	}
+	u, err := ri.Get(ctx, ref.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return cheops.Readiness{State: cheops.ObjectMissing, Message: fmt.Sprintf("%s %s is not on the site", ref.Kind, ref.Name)}, nil
+	}
+	if err != nil {
+		return cheops.Readiness{}, classify(fmt.Errorf("get %s %s on site %s: %w", ref.Kind, ref.Name, t.Site.Name, err))
+	}
+	return readinessOf(u), nil
+}
+
+// readinessOf is kstatus' verdict on an object, in cheops' words.
+func readinessOf(u *unstructured.Unstructured) cheops.Readiness {
+	res, err := kstatus.Compute(u)
+	if err != nil {
+		return cheops.Readiness{State: cheops.ObjectUnknown, Message: "its status cannot be read: " + err.Error()}
+	}
+	state := map[kstatus.Status]cheops.ReadinessState{
+		kstatus.CurrentStatus:     cheops.ObjectReady,
+		kstatus.InProgressStatus:  cheops.ObjectProgressing,
+		kstatus.FailedStatus:      cheops.ObjectFailed,
+		kstatus.TerminatingStatus: cheops.ObjectTerminating,
+		kstatus.NotFoundStatus:    cheops.ObjectMissing,
+	}[res.Status]
+	if state == "" {
+		state = cheops.ObjectUnknown
+	}
+	return cheops.Readiness{State: state, Message: res.Message}
+}
 
 // probeKind says what kind of failure a probe met, never what the endpoint answered.
 func probeKind(err error) string {

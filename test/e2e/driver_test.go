@@ -5,6 +5,9 @@ import (
 	"os"
 	"testing"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
 	"github.com/cheops-io/cheops"
 	"github.com/cheops-io/cheops/drivers/kubernetes"
 )
@@ -67,5 +70,82 @@ current-context: c
 `
 	if err := d.Probe(ctx, down); cheops.ClassOf(err) != cheops.Unreachable {
 		t.Fatalf("probe of a dead site: %v, want Unreachable", err)
+	}
+}
+
+// Readiness from real status, against a real apiserver that runs no controllers: a Deployment the
+// driver applied is Progressing until its status (written here, as its controller would) says it
+// is available, Failed once its progress deadline is exceeded, and Missing once deleted; a
+// ConfigMap is Ready at once.
+func TestKubernetesReadinessFromStatus(t *testing.T) {
+	ctx := context.Background()
+	a := env.kube.Apiservers[0]
+	kc, err := os.ReadFile(a.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, dyn, err := a.Clients()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := kubernetes.New()
+	tgt := cheops.Target{Site: cheops.Site{Name: "site-1", Driver: cheops.DriverKubernetes,
+		Kubernetes: &cheops.KubernetesSite{Namespace: "default"}}, Credentials: cheops.Credentials{Kubeconfig: string(kc)}}
+	readiness := func(ref cheops.ObjectRef) cheops.Readiness {
+		t.Helper()
+		r, err := d.Readiness(ctx, tgt, ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	cm, err := d.Apply(ctx, tgt, cheops.ApplyRequest{ResourceID: "rid-ready", Generation: 1,
+		Manifest: []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"ready-cm"},"data":{"k":"v"}}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := readiness(cm.Object); r.State != cheops.ObjectReady {
+		t.Fatalf("ConfigMap: %+v, want Ready", r)
+	}
+	dep, err := d.Apply(ctx, tgt, cheops.ApplyRequest{ResourceID: "rid-ready", Generation: 1, Manifest: []byte(`{"apiVersion":"apps/v1","kind":"Deployment",
+		"metadata":{"name":"ready-web"},"spec":{"replicas":2,"selector":{"matchLabels":{"app":"web"}},
+		"template":{"metadata":{"labels":{"app":"web"}},"spec":{"containers":[{"name":"web","image":"nginx"}]}}}}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := readiness(dep.Object); r.State != cheops.ObjectProgressing {
+		t.Fatalf("Deployment no controller has seen: %+v, want Progressing", r)
+	}
+	deployments := dyn.Resource(schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}).Namespace("default")
+	setStatus := func(status map[string]any) {
+		t.Helper()
+		u, err := deployments.Get(ctx, "ready-web", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		status["observedGeneration"] = u.GetGeneration()
+		u.Object["status"] = status
+		if _, err := deployments.UpdateStatus(ctx, u, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setStatus(map[string]any{"replicas": int64(2), "updatedReplicas": int64(2), "readyReplicas": int64(2), "availableReplicas": int64(2),
+		"conditions": []any{map[string]any{"type": "Available", "status": "True"},
+			map[string]any{"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}}})
+	if r := readiness(dep.Object); r.State != cheops.ObjectReady {
+		t.Fatalf("available Deployment: %+v, want Ready", r)
+	}
+	setStatus(map[string]any{"replicas": int64(2), "updatedReplicas": int64(2),
+		"conditions": []any{map[string]any{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}}})
+	if r := readiness(dep.Object); r.State != cheops.ObjectFailed || r.Message == "" {
+		t.Fatalf("Deployment past its deadline: %+v, want Failed with kstatus' message", r)
+	}
+	for _, ref := range []cheops.ObjectRef{dep.Object, cm.Object} {
+		if err := d.Delete(ctx, tgt, ref); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := readiness(dep.Object); r.State != cheops.ObjectMissing && r.State != cheops.ObjectTerminating {
+		t.Fatalf("deleted Deployment: %+v, want Missing (or Terminating while its finalizers run)", r)
 	}
 }
