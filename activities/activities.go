@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -23,6 +24,8 @@ import (
 type Activities struct {
 	Store   *store.Store
 	Drivers map[cheops.DriverName]cheops.Driver
+	// Log, when set, receives a line per wave and per site that failed in it (see logWave).
+	Log *slog.Logger
 }
 
 // ApplyInput names one replica to converge.

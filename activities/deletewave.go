@@ -61,7 +61,17 @@ func (a *Activities) DeleteWave(ctx context.Context, in DeleteWaveInput) (Delete
 	if err := ctx.Err(); err != nil {
 		return DeleteWaveOutput{}, err
 	}
+	a.logWave(ctx, "delete", in.ResourceID, r.Generation, 0, removalLines(out.Sites))
 	return out, nil
+}
+
+// removalLines are a removal or compensation wave's outcomes as logWave logs them.
+func removalLines(outcomes []DeleteOutcome) []siteLine {
+	lines := make([]siteLine, len(outcomes))
+	for i, o := range outcomes {
+		lines[i] = siteLine{o.Site, o.Class, o.Message}
+	}
+	return lines
 }
 
 // eachSiteOfWave runs fn for each site of a wave that removes or brings back replicas, at most

@@ -153,6 +153,7 @@ func (a *Activities) CompensateWave(ctx context.Context, in CompensateWaveInput)
 	if err := ctx.Err(); err != nil {
 		return CompensateWaveOutput{}, err
 	}
+	a.logWave(ctx, "compensate", in.ResourceID, in.Generation, in.Attempt, removalLines(out.Sites))
 	return out, nil
 }
 

@@ -150,6 +150,11 @@ func (a *Activities) ApplyWave(ctx context.Context, in WaveInput) (WaveOutput, e
 	if err := ctx.Err(); err != nil {
 		return WaveOutput{}, err
 	}
+	lines := make([]siteLine, len(out.Sites))
+	for i, o := range out.Sites {
+		lines[i] = siteLine{o.Site, o.Class, o.Message}
+	}
+	a.logWave(ctx, "apply", in.ResourceID, r.Generation, in.Attempt, lines)
 	return out, nil
 }
 

@@ -2,6 +2,7 @@ package devstack
 
 import (
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -14,16 +15,19 @@ import (
 //   - SQLite being busy: with one SQLite file, a restart makes the matching service's task-queue
 //     leases collide for a moment (SQLITE_BUSY, "database is locked");
 //   - during its first minute, the frontend not yet healthy and the membership ring not yet formed,
-//     while our own client and the server's services start against it.
+//     while our own client and the server's services start against it;
+//   - once it is stopping, its own workers' polls and dials failing against the services it stops;
+//   - the notice that Nexus' HTTP endpoints are off, a feature cheops does not use.
 //
 // Every other entry passes through untouched.
 type quietCore struct {
 	zapcore.Core
 	startingUntil time.Time
+	stopping      *atomic.Bool
 }
 
 func (c quietCore) With(fields []zapcore.Field) zapcore.Core {
-	return quietCore{c.Core.With(fields), c.startingUntil}
+	return quietCore{c.Core.With(fields), c.startingUntil, c.stopping}
 }
 
 func (c quietCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
@@ -43,12 +47,17 @@ func (c quietCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 		}
 	}
 	starting := time.Now().Before(c.startingUntil)
+	stopping := c.stopping != nil && c.stopping.Load()
 	for _, t := range texts {
-		if retried(t) || starting && startingUp(t) {
+		if retried(t) || starting && startingUp(t) || stopping && stoppingDown(t) || strings.HasPrefix(t, "HTTP API port has not been set. Nexus") {
 			return nil
 		}
 	}
 	return c.Core.Write(e, fields)
+}
+
+func stoppingDown(s string) bool {
+	return strings.Contains(s, "Failed to poll for task") || strings.Contains(s, "network dial error")
 }
 
 func retried(s string) bool {
@@ -59,8 +68,9 @@ func startingUp(s string) bool {
 	return strings.Contains(s, "Frontend is not healthy yet") || strings.Contains(s, "Not enough hosts to serve the request")
 }
 
-// quietLogger wraps a zap logger so it drops the entries quietCore drops.
-func quietLogger(l *zap.Logger) *zap.Logger {
+// quietLogger wraps a zap logger so it drops the entries quietCore drops; stopping says when the
+// server is being stopped.
+func quietLogger(l *zap.Logger, stopping *atomic.Bool) *zap.Logger {
 	until := time.Now().Add(time.Minute)
-	return l.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return quietCore{c, until} }))
+	return l.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return quietCore{c, until, stopping} }))
 }

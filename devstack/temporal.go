@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	uiserver "github.com/temporalio/ui-server/v2/server"
@@ -39,12 +40,15 @@ type TemporalOptions struct {
 	Namespace string
 	// LogLevel is the server's log level (default "warn").
 	LogLevel string
+	// LogFormat is "console" (the default) or "json", one object a line.
+	LogFormat string
 }
 
 // Temporal is a running embedded Temporal server.
 type Temporal struct {
-	server temporal.Server
-	ui     *uiserver.Server
+	server   temporal.Server
+	stopping *atomic.Bool
+	ui       *uiserver.Server
 	// Address is the frontend's host:port.
 	Address string
 	// UIAddress is the Web UI's host:port, empty without UI.
@@ -60,6 +64,9 @@ func StartTemporal(o TemporalOptions) (*Temporal, error) {
 	if o.Namespace == "" {
 		o.Namespace = "default"
 	}
+	if o.LogFormat == "" {
+		o.LogFormat = "console"
+	}
 	if o.LogLevel == "" {
 		o.LogLevel = "warn"
 	}
@@ -73,7 +80,8 @@ func StartTemporal(o TemporalOptions) (*Temporal, error) {
 	if err != nil {
 		return nil, err
 	}
-	logger := tlog.NewZapLogger(quietLogger(tlog.BuildZapLogger(tlog.Config{Level: o.LogLevel, Format: "console"})))
+	stopping := &atomic.Bool{}
+	logger := tlog.NewZapLogger(quietLogger(tlog.BuildZapLogger(tlog.Config{Level: o.LogLevel, Format: o.LogFormat}), stopping))
 	srv, err := temporal.NewServer(
 		temporal.WithConfig(cfg),
 		temporal.ForServices(temporal.DefaultServices),
@@ -85,7 +93,7 @@ func StartTemporal(o TemporalOptions) (*Temporal, error) {
 	if err := srv.Start(); err != nil {
 		return nil, fmt.Errorf("start temporal server: %w", err)
 	}
-	t := &Temporal{server: srv, Address: net.JoinHostPort(o.IP, strconv.Itoa(o.FrontendPort))}
+	t := &Temporal{server: srv, stopping: stopping, Address: net.JoinHostPort(o.IP, strconv.Itoa(o.FrontendPort))}
 	if o.UIPort >= 0 {
 		if o.UIPort == 0 {
 			if o.UIPort, err = freeport.On(o.IP); err != nil {
@@ -115,6 +123,7 @@ func StartTemporal(o TemporalOptions) (*Temporal, error) {
 
 // Stop stops the UI and the server.
 func (t *Temporal) Stop() {
+	t.stopping.Store(true)
 	if t.ui != nil {
 		t.ui.Stop()
 	}

@@ -29,7 +29,9 @@ func (s *Store) Lead(ctx context.Context, task, id string, ttl time.Duration, fn
 }
 
 func (s *Store) leadOnce(ctx context.Context, task, id string, ttl int, fn func(ctx context.Context)) error {
-	sess, err := concurrency.NewSession(s.c, concurrency.WithTTL(ttl), concurrency.WithContext(ctx))
+	// The session outlives ctx, so that its Close revokes the lease (at once handing over any
+	// campaign still waiting) instead of failing on a canceled context; Close ends its keep-alive.
+	sess, err := concurrency.NewSession(s.c, concurrency.WithTTL(ttl), concurrency.WithContext(context.WithoutCancel(ctx)))
 	if err != nil {
 		return fmt.Errorf("etcd session for %s: %w", task, err)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -65,9 +66,29 @@ func (c *temporalConfig) dial(log *slog.Logger) (client.Client, error) {
 	return cl, nil
 }
 
-// sdkLogger keeps the SDK's routine chatter (worker started, polls) out of the log.
+// sdkLogger keeps the SDK's routine chatter (worker started, polls) out of the log, and logs a
+// failed activity attempt as a warning: Temporal retries it by its policy, and what the workflow
+// makes of a failure for good is in the resource's events.
 func sdkLogger(log *slog.Logger) *slog.Logger {
-	return slog.New(levelFloor{log.Handler(), slog.LevelWarn})
+	return slog.New(levelFloor{retriedAsWarning{log.Handler()}, slog.LevelWarn})
+}
+
+// retriedAsWarning logs the SDK's "Activity error." records, ERROR in the SDK, at WARN.
+type retriedAsWarning struct{ slog.Handler }
+
+func (h retriedAsWarning) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level == slog.LevelError && r.Message == "Activity error." {
+		r.Level = slog.LevelWarn
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h retriedAsWarning) WithAttrs(a []slog.Attr) slog.Handler {
+	return retriedAsWarning{h.Handler.WithAttrs(a)}
+}
+
+func (h retriedAsWarning) WithGroup(name string) slog.Handler {
+	return retriedAsWarning{h.Handler.WithGroup(name)}
 }
 
 // etcdConfig is how to reach an external etcd.

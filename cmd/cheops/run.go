@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -12,10 +13,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.temporal.io/sdk/client"
 
@@ -30,12 +33,42 @@ import (
 	"github.com/cheops-io/cheops/workflows"
 )
 
-func newLogger(level string) (*slog.Logger, error) {
+// logConfig is how a long-running command logs.
+type logConfig struct {
+	Level, Format string
+}
+
+func (c *logConfig) register(fs *pflag.FlagSet) {
+	fs.StringVar(&c.Level, "log-level", envOr("CHEOPS_LOG_LEVEL", "info"), "debug, info, warn or error (CHEOPS_LOG_LEVEL)")
+	fs.StringVar(&c.Format, "log-format", envOr("CHEOPS_LOG_FORMAT", "text"), "text (key=value) or json, one object a line (CHEOPS_LOG_FORMAT)")
+}
+
+// temporalFormat is the embedded Temporal server's name for c.Format.
+func (c logConfig) temporalFormat() string {
+	if c.Format == "json" {
+		return "json"
+	}
+	return "console"
+}
+
+// logger makes the logger c says, on standard error.
+func (c logConfig) logger() (*slog.Logger, error) {
+	return newLogger(os.Stderr, c.Level, c.Format)
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log-level: %q is not debug, info, warn or error", level)
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format: %q is not text or json", format)
 }
 
 // levelFloor drops records below a level, whatever the wrapped handler accepts.
@@ -115,7 +148,7 @@ func runWorker(ctx context.Context, tc client.Client, s *store.Store, tcfg tempo
 		return err
 	}
 	drivers := host.drivers()
-	w := worker.New(tc, tcfg.TaskQueue, &activities.Activities{Store: s, Drivers: drivers}, m)
+	w := worker.New(tc, tcfg.TaskQueue, &activities.Activities{Store: s, Drivers: drivers, Log: log}, m)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
@@ -124,17 +157,24 @@ func runWorker(ctx context.Context, tc client.Client, s *store.Store, tcfg tempo
 	// However many workers run, one sweeps and one probes, so a site's failure threshold means the
 	// same with one worker or five; a leader that dies hands over within about leaderTTL.
 	id := workerID()
-	go s.Lead(ctx, "sweep", id, leaderTTL, func(ctx context.Context) {
-		log.Info("leading the resource sweep", "worker", id)
-		worker.Sweep(ctx, s, wc, wcfg.SweepInterval, log)
+	var leaders sync.WaitGroup
+	leaders.Go(func() {
+		s.Lead(ctx, "sweep", id, leaderTTL, func(ctx context.Context) {
+			log.Info("leading the resource sweep", "worker", id)
+			worker.Sweep(ctx, s, wc, wcfg.SweepInterval, log)
+		})
 	})
 	prober := &worker.Prober{Store: s, Drivers: drivers, Workflows: wc, Config: wcfg.Health, Log: log}
-	go s.Lead(ctx, "prober", id, leaderTTL, func(ctx context.Context) {
-		log.Info("leading the site prober", "worker", id)
-		prober.Run(ctx)
+	leaders.Go(func() {
+		s.Lead(ctx, "prober", id, leaderTTL, func(ctx context.Context) {
+			log.Info("leading the site prober", "worker", id)
+			prober.Run(ctx)
+		})
 	})
 	<-ctx.Done()
 	w.Stop()
+	// The leaders resign through etcd: wait for them, so the caller closes etcd only after.
+	leaders.Wait()
 	return nil
 }
 
@@ -153,7 +193,7 @@ type devConfig struct {
 	EtcdPeer     string
 	Worker       bool
 	WorkerConfig workerConfig
-	LogLevel     string
+	Log          logConfig
 	PprofAddr    string
 	Host         hostConfig
 	Seal         sealConfig
@@ -183,7 +223,7 @@ replicas and running workflows all come back.`,
 	c.Host.register(fs)
 	c.Seal.register(fs, "")
 	c.Tokens.register(fs)
-	fs.StringVar(&c.LogLevel, "log-level", envOr("CHEOPS_LOG_LEVEL", "info"), "debug, info, warn or error (CHEOPS_LOG_LEVEL)")
+	c.Log.register(fs)
 	registerPprof(fs, &c.PprofAddr)
 	return cmd
 }
@@ -198,7 +238,7 @@ func envInt(key string, def int) int {
 }
 
 func runDev(c devConfig) error {
-	log, err := newLogger(c.LogLevel)
+	log, err := c.Log.logger()
 	if err != nil {
 		return err
 	}
@@ -254,7 +294,7 @@ func runDev(c devConfig) error {
 	log.Info("etcd ready", "endpoint", etcd.Endpoint)
 	tsrv, err := devstack.StartTemporal(devstack.TemporalOptions{
 		DatabaseFile: filepath.Join(c.DataDir, "temporal.db"), IP: "127.0.0.1",
-		FrontendPort: c.TemporalPort, UIPort: c.UIPort,
+		FrontendPort: c.TemporalPort, UIPort: c.UIPort, LogFormat: c.Log.temporalFormat(),
 	})
 	if err != nil {
 		return err
@@ -285,18 +325,32 @@ func runDev(c devConfig) error {
 	errc := make(chan error, 2)
 	// One registry: the API's /metrics also shows the in-process worker's activity failures.
 	m := metrics.New(s)
+	running := 1
 	go func() { errc <- serveAPI(ctx, c.Listen, s, tc, tcfg.TaskQueue, c.Host, authn, m, log) }()
 	if c.Worker {
+		running++
 		go func() { errc <- runWorker(ctx, tc, s, tcfg, c.WorkerConfig, c.Host, m, log) }()
 	}
+	var runErr error
 	select {
-	case err := <-errc:
-		stop()
-		return err
+	case runErr = <-errc:
+		running--
 	case <-ctx.Done():
 		log.Info("shutting down")
-		return nil
 	}
+	stop()
+	// The API and the worker stop before Temporal and etcd do (the deferred calls above): stopped
+	// the other way round, they would log a retry for every call still under way.
+	shutdown := time.After(30 * time.Second)
+	for ; running > 0; running-- {
+		select {
+		case <-errc:
+		case <-shutdown:
+			log.Warn("the API or the worker did not stop within 30 s; stopping Temporal and etcd anyway")
+			return runErr
+		}
+	}
+	return runErr
 }
 
 // ---- cheops server / cheops worker ----
@@ -308,7 +362,8 @@ func newServerCmd() *cobra.Command {
 	var sc sealConfig
 	var tokens tokensConfig
 	var listen listenConfig
-	var level, pprofAddr string
+	var logs logConfig
+	var pprofAddr string
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the API against an external Temporal and etcd",
@@ -320,7 +375,7 @@ func newServerCmd() *cobra.Command {
 			if err := errors.Join(tokens.validate(), listen.validate()); err != nil {
 				return err
 			}
-			return runExternal(tcfg, ecfg, sc, level, pprofAddr, func(ctx context.Context, tc client.Client, s *store.Store, log *slog.Logger) error {
+			return runExternal(tcfg, ecfg, sc, logs, pprofAddr, func(ctx context.Context, tc client.Client, s *store.Store, log *slog.Logger) error {
 				authn, err := tokens.load(log)
 				if err != nil {
 					return err
@@ -335,7 +390,7 @@ func newServerCmd() *cobra.Command {
 	sc.register(cmd.Flags(), "")
 	tokens.register(cmd.Flags())
 	listen.register(cmd.Flags())
-	cmd.Flags().StringVar(&level, "log-level", envOr("CHEOPS_LOG_LEVEL", "info"), "debug, info, warn or error (CHEOPS_LOG_LEVEL)")
+	logs.register(cmd.Flags())
 	registerPprof(cmd.Flags(), &pprofAddr)
 	return cmd
 }
@@ -343,7 +398,8 @@ func newServerCmd() *cobra.Command {
 func newWorkerCmd() *cobra.Command {
 	var tcfg temporalConfig
 	var ecfg etcdConfig
-	var level, pprofAddr, metricsAddr string
+	var logs logConfig
+	var pprofAddr, metricsAddr string
 	var wcfg workerConfig
 	var host hostConfig
 	var sc sealConfig
@@ -360,7 +416,7 @@ func newWorkerCmd() *cobra.Command {
 					return fmt.Errorf("--metrics-addr: %w", err)
 				}
 			}
-			return runExternal(tcfg, ecfg, sc, level, pprofAddr, func(ctx context.Context, tc client.Client, s *store.Store, log *slog.Logger) error {
+			return runExternal(tcfg, ecfg, sc, logs, pprofAddr, func(ctx context.Context, tc client.Client, s *store.Store, log *slog.Logger) error {
 				// Replicas and site health come from the API's /metrics, read from etcd there:
 				// served by every worker too, they would be counted once per worker.
 				m := metrics.New(nil)
@@ -373,7 +429,7 @@ func newWorkerCmd() *cobra.Command {
 	}
 	tcfg.register(cmd.Flags())
 	ecfg.register(cmd.Flags())
-	cmd.Flags().StringVar(&level, "log-level", envOr("CHEOPS_LOG_LEVEL", "info"), "debug, info, warn or error (CHEOPS_LOG_LEVEL)")
+	logs.register(cmd.Flags())
 	wcfg.register(cmd.Flags())
 	host.register(cmd.Flags())
 	sc.register(cmd.Flags(), "")
@@ -382,8 +438,8 @@ func newWorkerCmd() *cobra.Command {
 	return cmd
 }
 
-func runExternal(tcfg temporalConfig, ecfg etcdConfig, sc sealConfig, level, pprofAddr string, run func(context.Context, client.Client, *store.Store, *slog.Logger) error) error {
-	log, err := newLogger(level)
+func runExternal(tcfg temporalConfig, ecfg etcdConfig, sc sealConfig, logs logConfig, pprofAddr string, run func(context.Context, client.Client, *store.Store, *slog.Logger) error) error {
+	log, err := logs.logger()
 	if err != nil {
 		return err
 	}

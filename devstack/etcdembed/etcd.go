@@ -5,7 +5,11 @@ package etcdembed
 import (
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"go.etcd.io/etcd/server/v3/embed"
 
@@ -42,6 +46,11 @@ func Start(o Options) (*Etcd, error) {
 	cfg.Name = "cheops"
 	cfg.Dir = o.Dir
 	cfg.LogLevel = "error"
+	lg, err := closingQuietly()
+	if err != nil {
+		return nil, err
+	}
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(lg)
 	cu := url.URL{Scheme: "http", Host: clientAddr}
 	pu := url.URL{Scheme: "http", Host: peerAddr}
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{cu}, []url.URL{cu}
@@ -65,3 +74,45 @@ func Start(o Options) (*Etcd, error) {
 
 // Close stops etcd.
 func (e *Etcd) Close() { e.e.Close() }
+
+// closingQuietly is etcd's logger at error level, without the errors its own Close logs about the
+// listeners it is closing ("setting up serving from embedded etcd failed: http: Server closed"):
+// four lines at ERROR, with stack traces, at every clean stop.
+func closingQuietly() (*zap.Logger, error) {
+	cfg := zap.NewProductionConfig()
+	cfg.Level = zap.NewAtomicLevelAt(zap.ErrorLevel)
+	lg, err := cfg.Build()
+	if err != nil {
+		return nil, fmt.Errorf("etcd logger: %w", err)
+	}
+	return lg.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return closingCore{c} })), nil
+}
+
+// closingCore drops the entries closingQuietly describes.
+type closingCore struct{ zapcore.Core }
+
+func (c closingCore) With(fields []zapcore.Field) zapcore.Core {
+	return closingCore{c.Core.With(fields)}
+}
+
+func (c closingCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if c.Enabled(e.Level) {
+		return ce.AddCore(e, c)
+	}
+	return ce
+}
+
+func (c closingCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
+	if e.Message == "setting up serving from embedded etcd failed." {
+		for _, f := range fields {
+			if err, ok := f.Interface.(error); ok && closedListener(err.Error()) {
+				return nil
+			}
+		}
+	}
+	return c.Core.Write(e, fields)
+}
+
+func closedListener(s string) bool {
+	return strings.Contains(s, "Server closed") || strings.Contains(s, "server closed") || strings.Contains(s, "use of closed network connection")
+}
