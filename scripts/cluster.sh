@@ -130,7 +130,7 @@ spawn() {
 
 # stop <name>: SIGTERM, up to 20 s, then SIGKILL.
 stop() {
-  local name=$1 f pid
+  local name=$1 f pid t0=$SECONDS
   f=$(pidfile "$name")
   [ -f "$f" ] || return 0
   pid=$(cat "$f")
@@ -144,7 +144,7 @@ stop() {
       log "$name (pid $pid) ignored SIGTERM for 20s; killing it"
       kill -KILL "$pid" 2>/dev/null || true
     fi
-    log "stopped $name (pid $pid)"
+    log "stopped $name (pid $pid) in $((SECONDS - t0))s"
   fi
   rm -f "$f"
 }
@@ -640,31 +640,58 @@ up() {
   log "up in $((SECONDS - t0))s; state in $DIR; stop with: scripts/cluster.sh down"
 }
 
+# stop_all <name...>: stops them in parallel.
+stop_all() {
+  local name
+  for name in "$@"; do stop "$name" & done
+  wait
+}
+
 down() {
-  local i
-  for i in $(seq "$WORKERS"); do stop "worker-$i"; done
-  for i in $(seq "$SERVERS"); do stop "server-$i"; done
-  stop temporal-ui
+  local i m clients=(temporal-ui) members=()
+  for i in $(seq "$WORKERS"); do clients+=("worker-$i"); done
+  for i in $(seq "$SERVERS"); do clients+=("server-$i"); done
+  for i in $(seq "$ETCD_MEMBERS"); do members+=("etcd-$i"); done
+  # Clients first, then what they use: a worker whose Temporal or etcd is gone retries instead of
+  # stopping cleanly.
+  stop_all "${clients[@]}"
   stop temporal
-  for i in $(seq "$ETCD_MEMBERS"); do stop "etcd-$i"; done
+  # One member at a time: stopped together, the last ones wait for a quorum that is leaving (~9 s).
+  for m in "${members[@]}"; do stop "$m"; done
   postgres_down
 }
 
 # ---- status ----
 
+# mem_mib <pid>: memory of a process and its children (PostgreSQL's backends) in MiB, as PSS
+# (proportional set size): pages shared by several processes, like PostgreSQL's shared buffers,
+# count once in all, where RSS would count them once per backend.
+mem_mib() {
+  local p kb=0 v
+  for p in "$1" $(ps -o pid= --ppid "$1"); do
+    v=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || true)
+    kb=$((kb + ${v:-0}))
+  done
+  echo $((kb / 1024))
+}
+
+STATUS_FORMAT='%-12s %-8s %-7s %-6s %-8s %s\n'
 status_line() { # <name> <port> <check command...>
-  local name=$1 port=$2 pid=- state health
+  local name=$1 port=$2 pid=- state health rss=-
   shift 2
   if running "$name"; then
     pid=$(cat "$(pidfile "$name")")
     state=running
+    rss=$(mem_mib "$pid")
+    TOTAL_MEM=$((TOTAL_MEM + rss))
     if "$@" >/dev/null 2>&1; then health=healthy; else health=UNHEALTHY; STATUS_RC=1; fi
   else
     state=STOPPED
     health=-
     STATUS_RC=1
   fi
-  printf '%-12s %-8s %-7s %-6s %s\n' "$name" "$pid" "$state" "$port" "$health"
+  # shellcheck disable=SC2059 # the format is ours
+  printf "$STATUS_FORMAT" "$name" "$pid" "$state" "$port" "$rss" "$health"
 }
 
 pg_ready() { "$(pg_bin)/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; }
@@ -673,15 +700,18 @@ status() {
   versions
   TEMPORAL_CLI=$(bash "$ROOT/scripts/tools.sh" temporal)/temporal
   STATUS_RC=0
+  TOTAL_MEM=0
   local i
   [ ! -f "$PG_DIR/data/postmaster.pid" ] || head -n 1 "$PG_DIR/data/postmaster.pid" >"$(pidfile postgres)"
-  printf '%-12s %-8s %-7s %-6s %s\n' PROCESS PID STATE PORT HEALTH
+  # shellcheck disable=SC2059
+  printf "$STATUS_FORMAT" PROCESS PID STATE PORT PSS_MIB HEALTH
   status_line postgres "$PG_PORT" pg_ready
   for i in $(seq "$ETCD_MEMBERS"); do status_line "etcd-$i" "$(etcd_client_port "$i")" etcd_health "$i"; done
   status_line temporal "$T_FRONTEND" temporal_cli operator cluster health
   status_line temporal-ui "$UI_PORT" curl -fsS -o /dev/null "http://127.0.0.1:$UI_PORT/"
   for i in $(seq "$SERVERS"); do status_line "server-$i" "$(api_port "$i")" api_ready "$i"; done
   for i in $(seq "$WORKERS"); do status_line "worker-$i" "$(metrics_port "$i")" worker_ready "$i"; done
+  echo "total PSS: ${TOTAL_MEM} MiB; Temporal Web UI: http://127.0.0.1:$UI_PORT; logs in $DIR/logs"
   if running etcd-1 && [ -x "$ETCD_BIN/etcdctl" ]; then
     echo
     "$ETCD_BIN/etcdctl" --endpoints "$(etcd_endpoints)" --cacert "$CERTS/ca.crt" \
