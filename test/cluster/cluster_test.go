@@ -231,3 +231,23 @@ func TestReplicateThroughCluster(t *testing.T) {
 		fmt.Fprintf(os.Stderr, "%s", out)
 	}
 }
+
+// clientTLS is the operator's client certificate of a cluster, for talking to etcd directly.
+type clientTLS struct{ dir string }
+
+func (c *clientTLS) config() (*tls.Config, error) {
+	certs := filepath.Join(c.dir, "certs")
+	pair, err := tls.LoadX509KeyPair(filepath.Join(certs, "operator.crt"), filepath.Join(certs, "operator.key"))
+	if err != nil {
+		return nil, err
+	}
+	caPEM, err := os.ReadFile(filepath.Join(certs, "ca.crt"))
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("%s/ca.crt holds no certificate", certs)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+}
