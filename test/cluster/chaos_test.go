@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -101,14 +102,16 @@ func TestChaos(t *testing.T) {
 		mu  sync.Mutex
 		all []*tracked
 	)
-	// Clients start new resources until the end of the period, and finish the one under way: a
-	// request is never abandoned half-way by the test itself.
-	end := time.Now().Add(cfg.Duration)
+	// Clients start new resources until the end of the period and the last restart, whichever
+	// comes later, and finish the one under way: the test never abandons a request half-way.
+	begin := time.Now()
+	end := begin.Add(cfg.Duration)
+	var stopped atomic.Bool
 	var wg sync.WaitGroup
 	for ci := range cfg.Clients {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(ci), uint64(time.Now().UnixNano())))
-			for n := 0; time.Now().Before(end); n++ {
+			for n := 0; !stopped.Load(); n++ {
 				r := &tracked{name: fmt.Sprintf("chaos-%d-%d", ci, n)}
 				mu.Lock()
 				all = append(all, r)
@@ -160,6 +163,8 @@ func TestChaos(t *testing.T) {
 		}
 		stats.mu.Unlock()
 	}
+	time.Sleep(time.Until(end))
+	stopped.Store(true)
 	wg.Wait()
 	clientsDone := time.Now()
 
@@ -171,13 +176,13 @@ func TestChaos(t *testing.T) {
 
 	stats.mu.Lock()
 	defer stats.mu.Unlock()
-	summary := fmt.Sprintf("chaos: %d clients for %s on %d sites\n"+
+	summary := fmt.Sprintf("chaos: %d clients for %s (until the last restart) on %d sites\n"+
 		"  requests accepted: %d creates, %d updates, %d deletes (%d creates never answered); %d retried on the other server\n"+
 		"  kills: %v\n"+
 		"  5xx answers: %v (from servers that stayed up: %d)\n"+
 		"  converged: %t, %s after the last restart, %s after the last request was answered\n"+
 		"  on the sites: %d lost, %d duplicated, %d with a wrong value",
-		cfg.Clients, cfg.Duration, len(sites), stats.creates, stats.updates, stats.deletes, stats.unansweredCreates, stats.retries,
+		cfg.Clients, clientsDone.Sub(begin).Round(time.Second), len(sites), stats.creates, stats.updates, stats.deletes, stats.unansweredCreates, stats.retries,
 		stats.kills, stats.fivexx, len(stats.fivexxFromSurvivors), ok, convergeTime.Round(time.Millisecond),
 		converged.Sub(clientsDone).Round(time.Millisecond), lost, dups, wrong)
 	fmt.Fprintln(os.Stderr, summary)
