@@ -19,7 +19,7 @@ MODULE    := github.com/cheops-io/cheops
 RACE_PKGS  = . ./store ./workflows ./scope ./overrides ./auth ./seal
 PLAIN_PKGS = $$($(GO) list ./... | grep -v -x -F $(foreach p,$(RACE_PKGS),-e $(MODULE)$(patsubst .%,%,$(p))) | grep -v -e '/test/')
 
-.PHONY: all build run test unit e2e lint kube-tools openstack-up openstack-down bench clean
+.PHONY: all build run test unit e2e lint kube-tools openstack-up openstack-down cluster-up cluster-down cluster-status cluster-test chaos bench clean
 all: build
 
 build:
@@ -50,6 +50,28 @@ openstack-up:
 	@bash scripts/openstack.sh up
 openstack-down:
 	@bash scripts/openstack.sh down
+
+## cluster-up / cluster-down / cluster-status: the production topology on this machine (scripts/cluster.sh):
+## PostgreSQL, Temporal and its Web UI, a 3-member etcd, 2 servers and 2 workers, mutual TLS, state in ./.cluster
+cluster-up:
+	@bash scripts/cluster.sh up
+cluster-down:
+	@bash scripts/cluster.sh down
+cluster-status:
+	@bash scripts/cluster.sh status
+
+## cluster-test: brings the cluster up, replicates a ConfigMap through it to a real kube-apiserver, takes it down
+CLUSTER_TIMEOUT ?= 30m
+cluster-test: kube-tools
+	CHEOPS_CLUSTER_TEST=1 $(GO) test -count=1 -timeout $(CLUSTER_TIMEOUT) $(E2E_FLAGS) -run TestReplicateThroughCluster ./test/cluster/
+
+## chaos: CHAOS_CLIENTS clients create, update and delete resources on 3 kube-apiservers for CHAOS_DURATION
+## while a worker, an API server, an etcd member, the etcd leader and Temporal are SIGKILLed and restarted
+CHAOS_CLIENTS ?= 4
+CHAOS_DURATION ?= 90s
+chaos: kube-tools
+	CHEOPS_CLUSTER_TEST=1 CHEOPS_CHAOS_CLIENTS=$(CHAOS_CLIENTS) CHEOPS_CHAOS_DURATION=$(CHAOS_DURATION) \
+		$(GO) test -count=1 -timeout $(CLUSTER_TIMEOUT) -v -run TestChaos ./test/cluster/
 
 ## bench: latency, throughput and cost against real kube-apiservers; results in bench/results
 BENCH_FLAGS ?=

@@ -51,7 +51,10 @@ type Driver struct {
 // New returns a driver with an empty client cache.
 func New() *Driver { return &Driver{Timeout: 30 * time.Second, clients: map[string]*siteClient{}} }
 
-var _ cheops.Driver = (*Driver)(nil)
+var (
+	_ cheops.Driver = (*Driver)(nil)
+	_ cheops.Finder = (*Driver)(nil)
+)
 
 type siteClient struct {
 	fingerprint string
@@ -329,6 +332,41 @@ func (d *Driver) Observe(ctx context.Context, t cheops.Target, ref cheops.Object
 	}
 	gen, _ := strconv.ParseInt(u.GetAnnotations()[cheops.AnnotationGeneration], 10, 64)
 	return cheops.Observation{Exists: true, LocalID: string(u.GetUID()), Generation: gen}, nil
+}
+
+// Find returns the object the manifest names on the site when it carries the resource's label,
+// whether or not the apply that made it was recorded (the worker died, or etcd failed, between
+// the apply and the record); nil when there is none, or when the object of that name is not the
+// resource's. Without it, deleting such a replica would leave its object behind.
+func (d *Driver) Find(ctx context.Context, t cheops.Target, resourceID string, manifest json.RawMessage) (*cheops.ObjectRef, error) {
+	u, err := decode(manifest)
+	if err != nil {
+		return nil, cheops.Classify(cheops.Permanent, err)
+	}
+	c, err := d.client(t)
+	if err != nil {
+		return nil, err
+	}
+	ri, err := c.resource(u)
+	if err != nil {
+		if cheops.ClassOf(err) == cheops.Permanent {
+			// The site does not serve the kind, so no apply made the object.
+			return nil, nil
+		}
+		return nil, err
+	}
+	got, err := ri.Get(ctx, u.GetName(), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, classify(fmt.Errorf("get %s %s on site %s: %w", u.GetKind(), u.GetName(), t.Site.Name, err))
+	}
+	if got.GetLabels()[cheops.LabelResourceID] != resourceID {
+		return nil, nil
+	}
+	ref := refOf(u)
+	return &ref, nil
 }
 
 // Delete removes the object; NotFound (the object or its kind) is success.
