@@ -1,9 +1,12 @@
 package api_test
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -76,5 +79,43 @@ func TestActionsSignalTheWorkflow(t *testing.T) {
 	}
 	if calls := rec.Calls(); len(calls) != 0 {
 		t.Fatalf("a refused action told the workflow %+v", calls)
+	}
+}
+
+// A client that goes away once its change is stored does not keep the workflow from being told:
+// the message is sent under a context of its own, not the request's (a PUT whose client left used
+// to reach its workflow only at the next periodic re-plan, five minutes later).
+func TestAClientGoingAwayDoesNotKeepTheWorkflowUninformed(t *testing.T) {
+	rec := &recorder{}
+	h := newAPIWith(t, rec)
+	addSite(t, h, "paris")
+	send := func(method, path string, body any) int {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		rec.before = cancel // the client hangs up while the API tells the workflow
+		defer func() { rec.before = nil }()
+		data, _ := json.Marshal(body)
+		req := httptest.NewRequestWithContext(ctx, method, path, bytes.NewReader(data))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer admin-token")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w.Code
+	}
+	send(http.MethodPost, "/v1/resources", map[string]any{"name": "gone", "manifest": cm("gone"), "scope": map[string]any{"sites": []string{"paris"}}})
+	send(http.MethodPut, "/v1/resources/gone", map[string]any{"policy": map[string]any{"timeout": "1m"}})
+	send(http.MethodPost, "/v1/resources/gone:pause", nil)
+	send(http.MethodDelete, "/v1/resources/gone", nil)
+	calls := rec.Calls()
+	var ops []string
+	for _, c := range calls {
+		ops = append(ops, c.Op)
+		if c.Canceled {
+			t.Errorf("%s was sent under the request's context, which had ended", c.Op)
+		}
+	}
+	if want := []string{"Ensure", "Apply", "Signal", "Delete"}; !slices.Equal(ops, want) {
+		t.Fatalf("the workflow was told %v, want %v", ops, want)
 	}
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -328,7 +329,9 @@ func (s *server) createResource(c echo.Context) error {
 	}
 	// The resource is durably recorded: if the workflow cannot be started now, the worker's
 	// sweeper starts it, so the answer is still a success.
-	if err := s.Orchestrator.Ensure(ctx, stored.ID); err != nil {
+	nctx, cancel := notifyContext(ctx)
+	defer cancel()
+	if err := s.Orchestrator.Ensure(nctx, stored.ID); err != nil {
 		s.Log.Warn("start workflow; the sweeper will retry", "resource", stored.ID, "error", err)
 	}
 	v, err := s.view(c, stored)
@@ -427,7 +430,9 @@ func (s *server) resourceAction(c echo.Context) error {
 	if err := s.Store.AppendEvent(ctx, r.ID, cheops.Event{Type: cheops.EventActionRequested, Message: action, Actor: actor(c)}); err != nil {
 		return err
 	}
-	if err := s.Orchestrator.Signal(ctx, r.ID, action); err != nil {
+	nctx, cancel := notifyContext(ctx)
+	defer cancel()
+	if err := s.Orchestrator.Signal(nctx, r.ID, action); err != nil {
 		return fmt.Errorf("%s resource %s: %w", action, r.ID, err)
 	}
 	v, err := s.view(c, r)
@@ -580,7 +585,9 @@ func (s *server) update(c echo.Context, cur cheops.Resource, want int64, next ch
 	if changed {
 		// Stored is what counts; a workflow that misses this message finds the generation at its
 		// next periodic re-plan.
-		if err := s.Orchestrator.Apply(ctx, updated.ID, updated.Generation); err != nil {
+		nctx, cancel := notifyContext(ctx)
+		defer cancel()
+		if err := s.Orchestrator.Apply(nctx, updated.ID, updated.Generation); err != nil {
 			s.Log.Warn("notify workflow of a new generation", "resource", updated.ID, "error", err)
 		}
 	}
@@ -615,7 +622,9 @@ func (s *server) deleteResource(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.Orchestrator.Delete(ctx, cur.ID); err != nil {
+	nctx, cancel := notifyContext(ctx)
+	defer cancel()
+	if err := s.Orchestrator.Delete(nctx, cur.ID); err != nil {
 		s.Log.Warn("notify workflow of a delete", "resource", cur.ID, "error", err)
 	}
 	v, err := s.view(c, updated)
@@ -698,4 +707,15 @@ func (s *server) events(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, map[string]any{"items": evs})
+}
+
+// notifyTimeout bounds how long the API waits for Temporal to take a message to a workflow.
+const notifyTimeout = 10 * time.Second
+
+// notifyContext is the context a message to a workflow is sent under once its change is stored:
+// it does not end with the request, so a client that goes away in between does not keep the
+// message from the workflow, which would otherwise learn of the change only at its next periodic
+// re-plan.
+func notifyContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), notifyTimeout)
 }
