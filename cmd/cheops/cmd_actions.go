@@ -22,6 +22,7 @@ func newActionCmds(f *clientFlags) []*cobra.Command {
 	} {
 		cmds = append(cmds, &cobra.Command{
 			Use: string(a.action) + " ID|NAME", Short: a.short, Args: cobra.ExactArgs(1),
+			ValidArgsFunction: f.completeResourceName,
 			RunE: func(cmd *cobra.Command, args []string) error {
 				c, err := f.api()
 				if err != nil {

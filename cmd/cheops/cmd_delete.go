@@ -15,6 +15,7 @@ func newDeleteCmd(f *clientFlags) *cobra.Command {
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use: "delete ID|NAME", Short: "Delete a resource and its replicas (--orphan leaves the replicas)", Args: cobra.ExactArgs(1),
+		ValidArgsFunction: f.completeResourceName,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := f.api()
 			if err != nil {

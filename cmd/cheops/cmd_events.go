@@ -13,6 +13,7 @@ import (
 func newEventsCmd(f *clientFlags) *cobra.Command {
 	return &cobra.Command{
 		Use: "events ID|NAME", Short: "Show a resource's event log", Args: cobra.ExactArgs(1),
+		ValidArgsFunction: f.completeResourceName,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := f.api()
 			if err != nil {
@@ -30,6 +31,7 @@ func newEventsCmd(f *clientFlags) *cobra.Command {
 func newSiteEventsCmd(f *clientFlags) *cobra.Command {
 	return &cobra.Command{
 		Use: "events NAME", Short: "Show a site's event log: who registered, changed and removed it, its health changes", Args: cobra.ExactArgs(1),
+		ValidArgsFunction: f.completeSiteName,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := f.api()
 			if err != nil {

@@ -146,6 +146,7 @@ func newSiteListCmd(f *clientFlags) *cobra.Command {
 func newSiteGetCmd(f *clientFlags) *cobra.Command {
 	return &cobra.Command{
 		Use: "get NAME", Short: "Show a site (never its credentials)", Args: cobra.ExactArgs(1),
+		ValidArgsFunction: f.completeSiteName,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := f.api()
 			if err != nil {
@@ -183,6 +184,7 @@ func newSiteRemoveCmd(f *clientFlags) *cobra.Command {
 	var force bool
 	cmd := &cobra.Command{
 		Use: "remove NAME", Short: "Remove a site; refused while it holds replicas unless --force", Args: cobra.ExactArgs(1),
+		ValidArgsFunction: f.completeSiteName,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := f.api()
 			if err != nil {
