@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -91,3 +93,56 @@ users: [{name: u, user: {token: t}}]
 contexts: [{name: c, context: {cluster: c, user: u}}]
 current-context: c
 `
+
+// apply -f takes a YAML file of several documents, and a folder of .yaml, .yml and .json files in
+// name order (other files ignored): each manifest is a resource. A manifest that fails does not
+// stop the others, and apply exits non-zero naming it; --name with several manifests is refused.
+func TestApplyManyManifests(t *testing.T) {
+	srv := httptest.NewServer(api.New(api.Config{Auth: auth.Tokens{"test-admin-token": auth.Identity{Name: "test", Role: auth.Admin}}, Store: etcdtest.Store(t), Orchestrator: idle{},
+		Drivers: map[cheops.DriverName]cheops.Driver{cheops.DriverKubernetes: kubernetes.New()},
+		Log:     slog.New(slog.NewTextHandler(io.Discard, nil))}))
+	t.Cleanup(srv.Close)
+	c, err := client.New(srv.URL, client.WithBearerToken("test-admin-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := c.CreateSite(ctx, client.SiteRequest{Name: "paris", Driver: cheops.DriverKubernetes,
+		Kubernetes: &client.KubernetesSettings{Kubeconfig: testKubeconfig}}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for name, text := range map[string]string{
+		"a.yaml":    "# two ConfigMaps\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: one}\n---\n# nothing here\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: two}\n",
+		"b.json":    `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"three"}}`,
+		"notes.txt": "not a manifest",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cli := func(args ...string) (string, error) {
+		return runCLI(t, append([]string{"--server", srv.URL, "--token", "test-admin-token"}, args...)...)
+	}
+	if out, err := cli("apply", "-f", dir, "--sites", "paris"); err != nil {
+		t.Fatalf("apply -f folder: %v\n%s", err, out)
+	}
+	for _, name := range []string{"one", "two", "three"} {
+		if _, err := c.GetResource(ctx, name); err != nil {
+			t.Errorf("resource %s from the folder: %v", name, err)
+		}
+	}
+	bad := writeManifest(t, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: four}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: no.dots}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: five}\n")
+	out, err := cli("apply", "-f", bad, "--sites", "paris")
+	if err == nil || !strings.Contains(out, "(document 2)") || !strings.Contains(err.Error(), "1 of 3") {
+		t.Fatalf("apply with a bad second document: %v\n%s; want an error naming document 2, 1 of 3", err, out)
+	}
+	for _, name := range []string{"four", "five"} {
+		if _, err := c.GetResource(ctx, name); err != nil {
+			t.Errorf("resource %s, around the bad document: %v", name, err)
+		}
+	}
+	if out, err := cli("apply", "-f", bad, "--sites", "paris", "--name", "x"); err == nil || !strings.Contains(out+err.Error(), "--name names one resource") {
+		t.Fatalf("--name with three manifests: %v\n%s", err, out)
+	}
+}

@@ -1,17 +1,21 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
 	"github.com/cheops-io/cheops"
@@ -30,19 +34,22 @@ type applyOptions struct {
 func newApplyCmd(f *clientFlags) *cobra.Command {
 	var o applyOptions
 	cmd := &cobra.Command{
-		Use:   "apply -f FILE (--sites a,b | --selector SEL | --scope EXPR)",
-		Short: "Create or update a resource from a manifest (YAML or JSON)",
+		Use:   "apply -f FILE|FOLDER|- (--sites a,b | --selector SEL | --scope EXPR)",
+		Short: "Create or update resources from manifests (YAML, several documents, or JSON; a file or a folder)",
 		Long: `Create a resource from a Kubernetes manifest, or from an OpenStack one ({type, spec}), or update
 it when a resource of that name exists. The name defaults to the manifest's metadata.name (OpenStack:
 spec.name). An update sets the manifest to the file's, and the scope and the policy fields whose
 flags are given; what no flag names keeps its current value (--policy-timeout alone leaves a
 transactional resource transactional). It is refused if the resource changed since apply read it.
---wait shows per-site progress until every replica is Ready, or a replica fails.`,
+-f may name a YAML file of several documents (---), or a folder, whose .yaml, .yml and .json files
+are applied in name order; each manifest is a resource, the flags apply to all, and apply goes on
+after one fails and exits non-zero at the end. --wait shows per-site progress until every replica
+is Ready, or a replica fails.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return f.apply(cmd, o) },
 	}
 	fl := cmd.Flags()
-	fl.StringVarP(&o.file, "file", "f", "", "manifest file (YAML or JSON); - reads standard input")
+	fl.StringVarP(&o.file, "file", "f", "", "manifest file (YAML, several documents allowed, or JSON), a folder of them, or - for standard input")
 	fl.StringVar(&o.name, "name", "", "resource name (default: the manifest's metadata.name, or spec.name)")
 	fl.StringVar(&o.sites, "sites", "", "comma-separated site names")
 	fl.StringVar(&o.selector, "selector", "", "label selector of sites, e.g. region=eu-west")
@@ -56,23 +63,22 @@ transactional resource transactional). It is refused if the resource changed sin
 	return cmd
 }
 
-// apply creates the resource, or changes the existing one with a merge patch of what the file and
-// the flags say: the manifest, the scope when a scope flag is given, and only the policy fields
-// whose flags are given — every other field keeps its value.
+// apply applies each manifest -f names (a file, a folder, standard input; YAML may hold several
+// documents) in turn: see applyOne. It goes on after a manifest fails, and fails at the end if any
+// did. --wait waits for each resource applied, once all are.
 func (f *clientFlags) apply(cmd *cobra.Command, o applyOptions) error {
 	if o.file == "" {
 		return usageError{errors.New("-f/--file is required")}
 	}
-	m, err := readManifest(cmd, o.file)
+	ms, err := readManifests(cmd, o.file)
 	if err != nil {
 		return err
 	}
-	fromManifest := o.name == ""
-	if fromManifest {
-		o.name = m.name
+	if len(ms) == 0 {
+		return usageError{fmt.Errorf("-f %s: no manifest in it", o.file)}
 	}
-	if o.name == "" {
-		return usageError{fmt.Errorf("-f %s: the manifest has no metadata.name (OpenStack: spec.name); give --name", o.file)}
+	if o.name != "" && len(ms) > 1 {
+		return usageError{fmt.Errorf("--name names one resource, and -f %s holds %d manifests", o.file, len(ms))}
 	}
 	scope, err := o.scope()
 	if err != nil {
@@ -86,25 +92,67 @@ func (f *clientFlags) apply(cmd *cobra.Command, o applyOptions) error {
 	if err != nil {
 		return err
 	}
+	var applied []client.Resource
+	var failed []error
+	for _, m := range ms {
+		r, err := f.applyOne(cmd, c, o, m, scope, policy)
+		if err != nil {
+			if len(ms) == 1 {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", m.source, err)
+			failed = append(failed, fmt.Errorf("%s: %w", m.source, err))
+			continue
+		}
+		applied = append(applied, r)
+	}
+	for _, r := range applied {
+		if o.wait {
+			if r, err = f.wait(cmd, c, r.ID, o.timeout, func(r client.Resource) bool { return r.State == cheops.ResourceReady }); err != nil {
+				failed = append(failed, err)
+				continue
+			}
+		}
+		if err := f.printResource(cmd, r); err != nil {
+			return err
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d of %d manifests not applied or not ready: %w", len(failed), len(ms), errors.Join(failed...))
+	}
+	return nil
+}
+
+// applyOne creates the resource of one manifest, or changes the existing one with a merge patch of
+// what the manifest and the flags say: the manifest, the scope when a scope flag is given, and only
+// the policy fields whose flags are given; every other field keeps its value.
+func (f *clientFlags) applyOne(cmd *cobra.Command, c *client.Client, o applyOptions, m manifest, scope *cheops.Scope, policy *client.PolicyPatch) (client.Resource, error) {
+	name, fromManifest := o.name, o.name == ""
+	if fromManifest {
+		name = m.name
+	}
+	if name == "" {
+		return client.Resource{}, usageError{fmt.Errorf("-f %s: the manifest has no metadata.name (OpenStack: spec.name); give --name", m.source)}
+	}
 	ctx := cmd.Context()
-	r, err := c.GetResource(ctx, o.name)
+	r, err := c.GetResource(ctx, name)
 	switch {
 	case err == nil:
 		if r.Driver != m.driver {
-			return fmt.Errorf("resource %s is a %s resource; %s is a %s manifest, and a resource cannot change driver", r.Name, r.Driver, o.file, m.driver)
+			return r, fmt.Errorf("resource %s is a %s resource; %s is a %s manifest, and a resource cannot change driver", r.Name, r.Driver, m.source, m.driver)
 		}
 		var patch client.ResourcePatch
 		if patch.Manifest, err = client.ManifestPatch(r.Manifest, m.json); err != nil {
-			return fmt.Errorf("-f %s: %w", o.file, err)
+			return r, fmt.Errorf("-f %s: %w", m.source, err)
 		}
 		patch.Scope, patch.Policy = scope, policy
 		// If-Match: a change made by someone else since the read is refused, not overwritten.
 		r, err = c.PatchResource(ctx, r.ID, patch, client.UpdateOptions{IfGeneration: r.Generation})
 	case client.IsNotFound(err):
 		if scope == nil {
-			return usageError{errors.New("a new resource needs --sites, --selector or --scope")}
+			return r, usageError{errors.New("a new resource needs --sites, --selector or --scope")}
 		}
-		req := client.ResourceRequest{Name: o.name, Driver: m.driver, Manifest: m.json, Scope: scope}
+		req := client.ResourceRequest{Name: name, Driver: m.driver, Manifest: m.json, Scope: scope}
 		if policy != nil {
 			req.Policy = &cheops.Policy{}
 			if policy.Consistency != nil {
@@ -119,56 +167,122 @@ func (f *clientFlags) apply(cmd *cobra.Command, o applyOptions) error {
 	var p *client.Problem
 	if fromManifest && errors.As(err, &p) && p.Field == "name" {
 		// The user wrote no name: say where it came from.
-		return fmt.Errorf("-f %s: the resource is named after the manifest's metadata.name (OpenStack: spec.name), %q, which cannot name a resource: %s; give --name", o.file, o.name, p.Detail)
+		return r, fmt.Errorf("-f %s: the resource is named after the manifest's metadata.name (OpenStack: spec.name), %q, which cannot name a resource: %s; give --name", m.source, name, p.Detail)
 	}
 	if err != nil {
-		return err
+		return r, err
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "resource %s (%s) at generation %d\n", r.Name, r.ID, r.Generation)
-	if o.wait {
-		if r, err = f.wait(cmd, c, r.ID, o.timeout, func(r client.Resource) bool { return r.State == cheops.ResourceReady }); err != nil {
-			return err
-		}
-	}
-	return f.printResource(cmd, r)
+	return r, nil
 }
 
-// manifest is what apply read from -f.
+// manifest is one manifest apply read from -f.
 type manifest struct {
 	json   json.RawMessage
 	driver cheops.DriverName
 	// name is the manifest's metadata.name, or spec.name for an OpenStack one.
 	name string
+	// source says where it was read: the file, and the document's number when the file has several.
+	source string
 }
 
-// readManifest reads a YAML or JSON manifest from file ("-": standard input) and tells which
-// driver it is for: a Kubernetes manifest has an apiVersion, an OpenStack one a type and a spec.
-func readManifest(cmd *cobra.Command, file string) (manifest, error) {
-	var raw []byte
-	var err error
+// readManifests reads the manifests of file: a YAML (one or more documents) or JSON file, "-" for
+// standard input, or a folder, whose .yaml, .yml and .json files are read in name order (not its
+// subfolders). Empty documents are skipped.
+func readManifests(cmd *cobra.Command, file string) ([]manifest, error) {
 	if file == "-" {
-		raw, err = io.ReadAll(cmd.InOrStdin())
-	} else {
-		raw, err = os.ReadFile(file)
+		raw, err := io.ReadAll(cmd.InOrStdin())
+		if err != nil {
+			return nil, fmt.Errorf("-f -: %w", err)
+		}
+		return parseManifests("-", raw)
 	}
+	info, err := os.Stat(file)
 	if err != nil {
-		return manifest{}, fmt.Errorf("-f: %w", err)
+		return nil, fmt.Errorf("-f: %w", err)
 	}
-	doc, err := yaml.YAMLToJSON(raw)
-	if err != nil {
-		return manifest{}, fmt.Errorf("-f %s: not YAML or JSON: %w", file, err)
+	files := []string{file}
+	if info.IsDir() {
+		entries, err := os.ReadDir(file)
+		if err != nil {
+			return nil, fmt.Errorf("-f: %w", err)
+		}
+		files = nil
+		for _, e := range entries {
+			switch filepath.Ext(e.Name()) {
+			case ".yaml", ".yml", ".json":
+				if !e.IsDir() {
+					files = append(files, filepath.Join(file, e.Name()))
+				}
+			}
+		}
 	}
-	var m struct {
-		APIVersion string                `json:"apiVersion"`
-		Type       string                `json:"type"`
-		Metadata   struct{ Name string } `json:"metadata"`
-		Spec       struct{ Name string } `json:"spec"`
+	var all []manifest
+	for _, path := range files {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("-f: %w", err)
+		}
+		ms, err := parseManifests(path, raw)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, ms...)
 	}
-	_ = json.Unmarshal(doc, &m)
-	if m.APIVersion == "" && m.Type != "" {
-		return manifest{json: doc, driver: cheops.DriverOpenStack, name: m.Spec.Name}, nil
+	return all, nil
+}
+
+// parseManifests splits raw into its YAML documents and reads each as a manifest, telling which
+// driver it is for: a Kubernetes manifest has an apiVersion, an OpenStack one a type and a spec.
+func parseManifests(source string, raw []byte) ([]manifest, error) {
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(raw)))
+	var docs [][]byte
+	for {
+		doc, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("-f %s: %w", source, err)
+		}
+		if len(bytes.TrimSpace(doc)) > 0 && !onlyComments(doc) {
+			docs = append(docs, doc)
+		}
 	}
-	return manifest{json: doc, driver: cheops.DriverKubernetes, name: m.Metadata.Name}, nil
+	var out []manifest
+	for i, doc := range docs {
+		src := source
+		if len(docs) > 1 {
+			src = fmt.Sprintf("%s (document %d)", source, i+1)
+		}
+		js, err := yaml.YAMLToJSON(doc)
+		if err != nil {
+			return nil, fmt.Errorf("-f %s: not YAML or JSON: %w", src, err)
+		}
+		var m struct {
+			APIVersion string                `json:"apiVersion"`
+			Type       string                `json:"type"`
+			Metadata   struct{ Name string } `json:"metadata"`
+			Spec       struct{ Name string } `json:"spec"`
+		}
+		_ = json.Unmarshal(js, &m)
+		if m.APIVersion == "" && m.Type != "" {
+			out = append(out, manifest{json: js, driver: cheops.DriverOpenStack, name: m.Spec.Name, source: src})
+		} else {
+			out = append(out, manifest{json: js, driver: cheops.DriverKubernetes, name: m.Metadata.Name, source: src})
+		}
+	}
+	return out, nil
+}
+
+// onlyComments says whether a YAML document holds nothing but comments.
+func onlyComments(doc []byte) bool {
+	for _, line := range strings.Split(string(doc), "\n") {
+		if t := strings.TrimSpace(line); t != "" && !strings.HasPrefix(t, "#") {
+			return false
+		}
+	}
+	return true
 }
 
 // scope returns the scope the flags give, or nil when none is given.
