@@ -15,10 +15,12 @@ import (
 // workflow histories.
 func (b *bench) connect() error {
 	var err error
-	if b.etcd, err = clientv3.New(clientv3.Config{Endpoints: []string{b.cheops.EtcdEndpoint}}); err != nil {
+	if b.etcd, err = clientv3.New(b.stack.etcd); err != nil {
 		return fmt.Errorf("etcd: %w", err)
 	}
-	if b.temporal, err = client.Dial(client.Options{HostPort: b.cheops.TemporalAddr, Logger: quietLogger{}}); err != nil {
+	opts := b.stack.temporal
+	opts.Logger = quietLogger{}
+	if b.temporal, err = client.Dial(opts); err != nil {
 		return fmt.Errorf("temporal: %w", err)
 	}
 	return nil

@@ -7,8 +7,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -30,6 +33,7 @@ type config struct {
 	profile     bool
 	keep        bool
 	hold        bool
+	cluster     string
 }
 
 func main() {
@@ -47,6 +51,7 @@ func main() {
 	flag.IntVar(&c.apiservers, "apiservers", 3, "kube-apiservers the sites are spread over")
 	flag.BoolVar(&c.profile, "profile", true, "capture CPU and allocation profiles of cheops during the throughput run, and during the first 20 s of the largest site count")
 	flag.BoolVar(&c.keep, "keep", false, "keep the working folder (logs of cheops and the apiservers)")
+	flag.StringVar(&c.cluster, "cluster", "", "measure the cluster scripts/cluster.sh runs with this state folder (its env file), not a dev stack of the benchmark's own")
 	flag.BoolVar(&c.hold, "hold", false, "after the measurements, keep the stack running (API, Temporal and its Web UI) until interrupted, to look into it")
 	flag.Parse()
 	c.samples = map[int]int{1: s1, 10: s10, 100: s100, 1000: s1000}
@@ -80,25 +85,42 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	defer kube.Close()
-	bin, err := harness.BuildCheops(dir)
-	if err != nil {
-		return err
-	}
-	// The worker probes and sweeps at the production defaults, so that their cost is measured too.
-	ch, err := harness.StartCheops(bin, dir, harness.Options{LogLevel: "warn", PprofAddr: "127.0.0.1:0",
-		ProbeInterval: 10 * time.Second, SweepInterval: 30 * time.Second})
-	if err != nil {
-		if ch != nil {
-			ch.Close()
+	var st stack
+	if c.cluster != "" {
+		if st, err = clusterStack(c.cluster); err != nil {
+			return fmt.Errorf("-cluster %s: %w", c.cluster, err)
 		}
-		return err
+		logf("measuring the cluster in %s (API %s)", c.cluster, st.api)
+	} else {
+		bin, err := harness.BuildCheops(dir)
+		if err != nil {
+			return err
+		}
+		// The worker probes and sweeps at the production defaults, so that their cost is measured too.
+		ch, err := harness.StartCheops(bin, dir, harness.Options{LogLevel: "warn", PprofAddr: "127.0.0.1:0",
+			ProbeInterval: 10 * time.Second, SweepInterval: 30 * time.Second})
+		if err != nil {
+			if ch != nil {
+				ch.Close()
+			}
+			return err
+		}
+		defer ch.Close()
+		st = devStack(ch)
 	}
-	defer ch.Close()
-	api, err := client.New(ch.API, client.WithBearerToken(ch.Token))
+	opts := []client.Option{client.WithBearerToken(st.token)}
+	if st.ca != "" {
+		hc, err := httpsClient(st.ca)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, client.WithHTTPClient(hc))
+	}
+	api, err := client.New(st.api, opts...)
 	if err != nil {
 		return err
 	}
-	b := &bench{cfg: c, kube: kube, cheops: ch, api: api}
+	b := &bench{cfg: c, kube: kube, stack: st, api: api}
 	if err := b.connect(); err != nil {
 		return err
 	}
@@ -107,7 +129,7 @@ func run(ctx context.Context, c config) error {
 	if err := b.setupSites(ctx, c.sites[len(c.sites)-1]); err != nil {
 		return err
 	}
-	res := results{Date: time.Now().UTC().Format(time.RFC3339), Machine: machine()}
+	res := results{Date: time.Now().UTC().Format(time.RFC3339), Machine: machine(), Stack: st.name}
 	for _, n := range c.sites {
 		logf("latency at %d sites: %d samples through cheops, then direct", n, c.samples[n])
 		profDir := ""
@@ -133,8 +155,7 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	if c.hold {
-		logf("holding the stack until interrupted: API %s (token in %s), Temporal %s, Web UI http://127.0.0.1:%d, logs in %s",
-			ch.API, filepath.Join(dir, "data", "dev-token"), ch.TemporalAddr, ch.UIPort, dir)
+		logf("holding the stack until interrupted: API %s, Temporal %s, logs in %s", st.api, st.temporal.HostPort, dir)
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 		<-sig
@@ -144,4 +165,17 @@ func run(ctx context.Context, c config) error {
 
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s bench: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// httpsClient trusts the CA in file, for a cluster's https API.
+func httpsClient(file string) (*http.Client, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", file)
+	}
+	return &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 64}}, nil
 }

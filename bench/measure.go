@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -32,11 +31,11 @@ import (
 
 // bench holds the running stack and the sites registered on it.
 type bench struct {
-	cfg    config
-	kube   *harness.KubeCluster
-	cheops *harness.Cheops
-	api    *client.Client
-	sites  []benchSite
+	cfg   config
+	kube  *harness.KubeCluster
+	stack stack
+	api   *client.Client
+	sites []benchSite
 	// etcd and temporal count the writes cheops makes.
 	etcd     *clientv3.Client
 	temporal temporalclient.Client
@@ -414,14 +413,14 @@ func (b *bench) throughput(ctx context.Context, clients int, d time.Duration, pr
 // startProfiles captures a CPU profile of each cheops process over most of the run, and an
 // allocation profile at its end.
 func (b *bench) startProfiles(ctx context.Context, d time.Duration, dir string) func() {
-	if !b.cfg.profile {
+	if !b.cfg.profile || len(b.stack.pprof) == 0 {
 		return func() {}
 	}
 	_ = os.MkdirAll(dir, 0o755)
 	var wg sync.WaitGroup
 	secs := max(int(d.Seconds())-2, 1)
 	logf("  profiling cheops for %d s into %s", secs, dir)
-	for name, addr := range map[string]string{"dev": b.cheops.DevPprof, "worker": b.cheops.WorkerPprof} {
+	for name, addr := range b.stack.pprof {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -430,7 +429,7 @@ func (b *bench) startProfiles(ctx context.Context, d time.Duration, dir string) 
 	}
 	return func() {
 		wg.Wait()
-		for name, addr := range map[string]string{"dev": b.cheops.DevPprof, "worker": b.cheops.WorkerPprof} {
+		for name, addr := range b.stack.pprof {
 			fetch(ctx, "http://"+addr+"/debug/pprof/allocs", filepath.Join(dir, name+".allocs.pprof"))
 		}
 	}
@@ -452,20 +451,17 @@ func fetch(ctx context.Context, url, path string) {
 	_, _ = io.Copy(f, resp.Body)
 }
 
-// cpuSeconds is the user+system CPU time of the cheops processes so far.
+// cpuSeconds is the user+system CPU time so far of the stack's processes (of a cluster: every
+// process of each one's session; a PostgreSQL backend that ended between two readings is missed).
 func (b *bench) cpuSeconds() float64 {
 	total := 0.0
-	for _, p := range []*harness.Process{b.cheops.Dev, b.cheops.Worker} {
-		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid()))
-		if err != nil {
-			continue
+	for _, pids := range b.stack.processes() {
+		for _, pid := range pids {
+			var ut, st float64
+			fmt.Sscan(statField(pid, 11), &ut)
+			fmt.Sscan(statField(pid, 12), &st)
+			total += (ut + st) / 100 // clock ticks; USER_HZ is 100 on Linux
 		}
-		// Fields after the command name (which may hold spaces) start after the last ')'.
-		f := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+2:]))
-		var ut, st float64
-		fmt.Sscan(f[11], &ut)
-		fmt.Sscan(f[12], &st)
-		total += (ut + st) / 100 // clock ticks; USER_HZ is 100 on Linux
 	}
 	return total
 }
@@ -477,8 +473,11 @@ type costResult struct {
 
 func (b *bench) cost() costResult {
 	c := costResult{PeakRSSMiB: map[string]float64{}}
-	for name, p := range map[string]*harness.Process{"dev (etcd+temporal+api)": b.cheops.Dev, "worker": b.cheops.Worker} {
-		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid()))
+	for name, pids := range b.stack.processes() {
+		if len(pids) == 0 {
+			continue
+		}
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pids[0]))
 		if err != nil {
 			continue
 		}

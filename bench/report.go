@@ -19,6 +19,7 @@ import (
 type results struct {
 	Date       string           `json:"date"`
 	Machine    string           `json:"machine"`
+	Stack      string           `json:"stack"`
 	Latency    []latencyResult  `json:"latency"`
 	Update     Distribution     `json:"updatePropagation10Sites"`
 	Delete     Distribution     `json:"deletePropagation10Sites"`
@@ -48,7 +49,7 @@ func ratio(a, b Duration) string {
 
 func (r results) markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "cheops benchmark, %s, %s\n\n", r.Date, r.Machine)
+	fmt.Fprintf(&b, "cheops benchmark, %s, %s, on the %s stack\n\n", r.Date, r.Machine, r.Stack)
 	b.WriteString("Latency: POST → every replica Ready as the API reports it (polled every 5 ms), against direct server-side apply of the same object to the same sites in parallel from one process.\n\n")
 	b.WriteString("| sites | samples | cheops p50 | p95 | p99 | max | direct p50 | p95 | p99 | max | ratio p50 | ratio p99 | history events / generation | etcd txns / replica |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
@@ -75,7 +76,7 @@ func (r results) markdown() string {
 	for _, k := range names {
 		fmt.Fprintf(&b, " %s %.0f MiB;", k, r.Cost.PeakRSSMiB[k])
 	}
-	fmt.Fprintf(&b, " %.2f ms of CPU per replica (both processes, throughput run).\n", t.CPUSecondsPerRep*1000)
+	fmt.Fprintf(&b, " %.2f ms of CPU per replica (every process of the stack, throughput run).\n", t.CPUSecondsPerRep*1000)
 	return b.String()
 }
 
