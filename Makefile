@@ -19,7 +19,7 @@ MODULE    := github.com/cheops-io/cheops
 RACE_PKGS  = . ./store ./workflows ./scope ./overrides ./auth ./seal
 PLAIN_PKGS = $$($(GO) list ./... | grep -v -x -F $(foreach p,$(RACE_PKGS),-e $(MODULE)$(patsubst .%,%,$(p))) | grep -v -e '/test/')
 
-.PHONY: all build run test unit e2e lint kube-tools openstack-up openstack-down cluster-up cluster-down cluster-status cluster-test chaos bench clean
+.PHONY: all build run test unit e2e lint kube-tools openstack-up openstack-down cluster-up cluster-down cluster-status cluster-test chaos bench bench-cluster clean
 all: build
 
 build:
@@ -77,6 +77,14 @@ chaos: kube-tools
 BENCH_FLAGS ?=
 bench: kube-tools
 	cd bench && $(GO) run . -out results $(BENCH_FLAGS)
+
+## bench-cluster: the same against the production topology (scripts/cluster.sh), a cluster of its own
+## in a temporary folder (ports from 26100), stopped and removed afterwards, even on failure
+bench-cluster: kube-tools
+	@dir=$$(mktemp -d /tmp/cheops-bench-cluster.XXXXXX) && chmod 755 $$dir && \
+	export CHEOPS_CLUSTER_DIR=$$dir CHEOPS_CLUSTER_PORT_BASE=$${CHEOPS_CLUSTER_PORT_BASE:-26100} && \
+	trap 'bash $(CURDIR)/scripts/cluster.sh down >/dev/null 2>&1; rm -rf '$$dir EXIT && \
+	bash scripts/cluster.sh up >/dev/null && cd bench && $(GO) run . -out results -cluster $$dir $(BENCH_FLAGS)
 
 lint:
 	@bash scripts/large-files.sh
