@@ -46,25 +46,39 @@ type Driver struct {
 
 	mu      sync.Mutex
 	clients map[string]*siteClient
+	// clusters are the clients of each cluster the sites reach, by clusterFingerprint: sites that
+	// are namespaces of one cluster share its connection and its discovery, read once.
+	clusters map[string]*clusterClient
 }
 
 // New returns a driver with an empty client cache.
-func New() *Driver { return &Driver{Timeout: 30 * time.Second, clients: map[string]*siteClient{}} }
+func New() *Driver {
+	return &Driver{Timeout: 30 * time.Second, clients: map[string]*siteClient{}, clusters: map[string]*clusterClient{}}
+}
 
 var (
 	_ cheops.Driver = (*Driver)(nil)
 	_ cheops.Finder = (*Driver)(nil)
 )
 
-type siteClient struct {
+// clusterClient talks to one cluster: its dynamic client and its discovery, cached.
+type clusterClient struct {
 	fingerprint string
 	dynamic     dynamic.Interface
 	discovery   discovery.CachedDiscoveryInterface
 	mapper      *restmapper.DeferredDiscoveryRESTMapper
-	namespace   string
 }
 
-// client returns the cached clients of a site, rebuilding them when its settings changed.
+// siteClient is a site's view of its cluster: the cluster's clients and the site's namespace.
+type siteClient struct {
+	fingerprint string
+	*clusterClient
+	namespace string
+}
+
+// client returns the cached clients of a site, rebuilding them when its settings changed. Sites
+// whose kubeconfig and context are the same share one clusterClient; a cluster no site uses any
+// more is dropped.
 func (d *Driver) client(t cheops.Target) (*siteClient, error) {
 	fp := fingerprint(t)
 	d.mu.Lock()
@@ -76,26 +90,56 @@ func (d *Driver) client(t cheops.Target) (*siteClient, error) {
 	if err != nil {
 		return nil, cheops.Classify(cheops.Permanent, fmt.Errorf("site %s: kubeconfig: %w", t.Site.Name, err))
 	}
-	cfg.Timeout = d.Timeout
-	cfg.QPS, cfg.Burst = 50, 100
-	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
-	if err != nil {
-		return nil, cheops.Classify(cheops.Permanent, fmt.Errorf("site %s: %w", t.Site.Name, err))
+	cfp := clusterFingerprint(t)
+	cc, ok := d.clusters[cfp]
+	if !ok {
+		cfg.Timeout = d.Timeout
+		// No client-side rate limit: the client is shared by every site of the cluster, the
+		// workflow's policy.maxParallel bounds how many applies run at once, and the apiserver's
+		// priority and fairness protects it.
+		cfg.QPS = -1
+		dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+		if err != nil {
+			return nil, cheops.Classify(cheops.Permanent, fmt.Errorf("site %s: %w", t.Site.Name, err))
+		}
+		dyn, err := dynamic.NewForConfig(cfg)
+		if err != nil {
+			return nil, cheops.Classify(cheops.Permanent, fmt.Errorf("site %s: %w", t.Site.Name, err))
+		}
+		cached := memory.NewMemCacheClient(dc)
+		cc = &clusterClient{fingerprint: cfp, dynamic: dyn, discovery: cached, mapper: restmapper.NewDeferredDiscoveryRESTMapper(cached)}
+		d.clusters[cfp] = cc
 	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return nil, cheops.Classify(cheops.Permanent, fmt.Errorf("site %s: %w", t.Site.Name, err))
-	}
-	cached := memory.NewMemCacheClient(dc)
-	c := &siteClient{
-		fingerprint: fp,
-		dynamic:     dyn,
-		discovery:   cached,
-		mapper:      restmapper.NewDeferredDiscoveryRESTMapper(cached),
-		namespace:   ns,
-	}
+	c := &siteClient{fingerprint: fp, clusterClient: cc, namespace: ns}
 	d.clients[t.Site.Name] = c
+	d.dropUnusedClusters()
 	return c, nil
+}
+
+// dropUnusedClusters forgets the clusters no site's client uses. Called with d.mu held.
+func (d *Driver) dropUnusedClusters() {
+	used := map[string]bool{}
+	for _, c := range d.clients {
+		used[c.clusterClient.fingerprint] = true
+	}
+	for fp := range d.clusters {
+		if !used[fp] {
+			delete(d.clusters, fp)
+		}
+	}
+}
+
+// clusterFingerprint identifies the cluster a site reaches and how: its kubeconfig (inline, or
+// the host file's path) and context, but not its namespace.
+func clusterFingerprint(t cheops.Target) string {
+	var path, kctx string
+	if ks := t.Site.Kubernetes; ks != nil {
+		path, kctx = ks.KubeconfigPath, ks.Context
+	}
+	h := sha256.New()
+	b, _ := json.Marshal([]any{path, kctx, t.Credentials.Kubeconfig})
+	h.Write(b)
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 func fingerprint(t cheops.Target) string {
