@@ -395,6 +395,10 @@ type removal struct {
 	message string
 	// event records the replica's removal; its message is completed with what was removed.
 	event cheops.Event
+	// untouched says the site is known to hold nothing of the resource but what its replica
+	// records (its apply was refused, or never reached it): no unrecorded object is looked for,
+	// so an unreachable site does not hold the removal up.
+	untouched bool
 }
 
 // removeReplica is the one way a replica leaves a site, for a delete and for a rollback alike: it
@@ -411,7 +415,7 @@ func (a *Activities) removeReplica(ctx context.Context, r cheops.Resource, site 
 		return err
 	}
 	ev := how.event
-	if !how.orphan && rep.Object == nil {
+	if !how.orphan && !how.untouched && rep.Object == nil {
 		if rep.Object, err = a.findUnrecorded(ctx, r, site); err != nil {
 			return &siteFailure{err}
 		}

@@ -199,8 +199,8 @@ func (a *Activities) compensate(ctx context.Context, r cheops.Resource, snap che
 		return err
 	}
 	// The snapshot had no replica here: nothing of this generation may remain on the site, not even
-	// an object whose creation was never recorded.
-	return a.removeReplica(ctx, r, site, removal{message: message, event: cheops.Event{Type: cheops.EventRolledBack,
+	// an object whose creation was never recorded, unless the site is known to be untouched.
+	return a.removeReplica(ctx, r, site, removal{message: message, untouched: !touched, event: cheops.Event{Type: cheops.EventRolledBack,
 		Site: site, Generation: generation, Message: message + "; removed, since the site had no earlier generation"}})
 }
 

@@ -3,9 +3,14 @@ package activities
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"testing"
 
+	"go.temporal.io/sdk/testsuite"
+
 	"github.com/cheops-io/cheops"
+	"github.com/cheops-io/cheops/internal/etcdtest"
 )
 
 // A compensation wave brings each site back to the committed generation as CompensateReplica
@@ -73,5 +78,66 @@ func TestCompensateWaveBringsEachSiteBack(t *testing.T) {
 	}
 	if rolledBack["kept"] != 1 || rolledBack["restored"] != 1 || rolledBack["added"] != 1 {
 		t.Fatalf("RolledBack events per site = %v, want one each", rolledBack)
+	}
+}
+
+// unreachableFinder is a site that refuses connections, Find included, and counts the calls.
+type unreachableFinder struct {
+	downDriver
+	finds int
+}
+
+func (d *unreachableFinder) Find(context.Context, cheops.Target, string, json.RawMessage) (*cheops.ObjectRef, error) {
+	d.finds++
+	return nil, cheops.Classify(cheops.Unreachable, errors.New("dial tcp 127.0.0.1:1: connect: connection refused"))
+}
+
+// Rolling back a first generation on a site its apply never reached (unreachable, untouched) only
+// forgets the replica: it does not look on the site for an unrecorded object, which would hold the
+// rollback up until the site returns. A site whose outcome is unknown (touched) is looked at.
+func TestCompensatingAnUntouchedSiteDoesNotReachIt(t *testing.T) {
+	ctx := context.Background()
+	s := etcdtest.Store(t)
+	if _, err := s.CreateSite(ctx, cheops.Site{Name: "down", Driver: cheops.DriverKubernetes}, cheops.Credentials{}); err != nil {
+		t.Fatal(err)
+	}
+	d := &unreachableFinder{}
+	a := &Activities{Store: s, Drivers: map[cheops.DriverName]cheops.Driver{cheops.DriverKubernetes: d}}
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	for _, c := range []struct {
+		untouched []string
+		class     cheops.ErrorClass
+		finds     int
+	}{{[]string{"down"}, "", 0}, {nil, cheops.Unreachable, 1}} {
+		d.finds = 0
+		id := fmt.Sprintf("r-%d", len(c.untouched))
+		if _, _, err := s.CreateResource(ctx, cheops.Resource{ID: id, Name: id, Driver: cheops.DriverKubernetes, Generation: 1,
+			Manifest: json.RawMessage(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.UpdateReplica(ctx, id, "down", func(rep *cheops.Replica) (*cheops.Event, error) {
+			rep.State, rep.Message = cheops.ReplicaUnreachable, "connection refused"
+			return nil, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		v, err := env.ExecuteActivity(a.CompensateWave, CompensateWaveInput{ResourceID: id, Generation: 1, Sites: []string{"down"},
+			Untouched: c.untouched, MaxParallel: 1, Attempt: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out CompensateWaveOutput
+		if err := v.Get(&out); err != nil {
+			t.Fatal(err)
+		}
+		if out.Sites[0].Class != c.class || d.finds != c.finds {
+			t.Fatalf("untouched %v: outcome %+v after %d finds; want class %q after %d", c.untouched, out.Sites[0], d.finds, c.class, c.finds)
+		}
+		_, err = s.GetReplica(ctx, id, "down")
+		if gone := err != nil; gone != (c.class == "") {
+			t.Fatalf("untouched %v: replica gone=%v, want %v", c.untouched, gone, c.class == "")
+		}
 	}
 }

@@ -102,6 +102,16 @@ func backoff(initial, maxWait time.Duration, n int) time.Duration {
 type siteFailure struct {
 	class   cheops.ErrorClass
 	message string
+	// mayHaveChanged is set when an earlier attempt at the site ended in a way that may have changed
+	// it (a transient failure, a timeout), whatever the last attempt's class: a rollback must then
+	// look at the site rather than trust that it is untouched.
+	mayHaveChanged bool
+}
+
+// changesSite says whether a failure of this class may have left a change on the site: only a
+// rejection and a site that could not be reached are known not to.
+func changesSite(class cheops.ErrorClass) bool {
+	return class != cheops.Permanent && class != cheops.Unreachable
 }
 
 // applyEachSite applies the plan with one ApplyReplica activity per site, retried by Temporal as
@@ -208,7 +218,9 @@ func (r *resourceRun) inWaves(ctx workflow.Context, sites []string, retry *tempo
 					delete(failures, o.site)
 					continue
 				}
-				failures[o.site] = o.siteFailure
+				f := o.siteFailure
+				f.mayHaveChanged = f.mayHaveChanged || failures[o.site].mayHaveChanged || changesSite(f.class)
+				failures[o.site] = f
 				stop := o.class == cheops.Permanent || slices.Contains(retry.NonRetryableErrorTypes, string(o.class)) ||
 					(retry.MaximumAttempts > 0 && attempt >= int(retry.MaximumAttempts))
 				if !stop {

@@ -72,12 +72,13 @@ func TestUnreachableSiteBacksOffUntilItsHealthChanges(t *testing.T) {
 }
 
 // A transactional generation that one site rejects is compensated on every site: the site that
-// took it is restored, the site that rejected it only has its record put back; the rollback is
-// recorded, and nothing is committed or removed.
+// took it is restored, and so is one that timed out once before turning unreachable (it may have
+// taken it); the site that rejected it, and the one never reached, only have their records put
+// back; the rollback is recorded, and nothing is committed or removed.
 func TestTransactionalRejectionRollsEverySiteBack(t *testing.T) {
 	env := newEnv(t)
 	plan := cheops.Plan{Exists: true, Generation: 2, Consistency: cheops.Transactional, MaxParallel: 3,
-		Timeout: time.Minute, Sites: []string{"a", "b", "c"}, Apply: []string{"a", "b", "c"}, Remove: []string{"old"}}
+		Timeout: time.Minute, Sites: []string{"a", "b", "c", "d"}, Apply: []string{"a", "b", "c", "d"}, Remove: []string{"old"}}
 	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(plan, nil).Once()
 	var attemptsB, attemptsC int
 	waves := onWave(env, func(in activities.WaveInput, site string) activities.SiteOutcome {
@@ -87,6 +88,12 @@ func TestTransactionalRejectionRollsEverySiteBack(t *testing.T) {
 			return activities.SiteOutcome{Site: site, Class: cheops.Permanent, Message: "no matches for kind Widget"}
 		case "c":
 			attemptsC++
+			return activities.SiteOutcome{Site: site, Class: cheops.Unreachable, Message: "connection refused"}
+		case "d":
+			// Timed out once (it may have taken it), unreachable since.
+			if in.Attempt == 1 {
+				return activities.SiteOutcome{Site: site, Class: cheops.Transient, Message: "i/o timeout"}
+			}
 			return activities.SiteOutcome{Site: site, Class: cheops.Unreachable, Message: "connection refused"}
 		}
 		return activities.SiteOutcome{Site: site, Generation: 2}
@@ -115,8 +122,8 @@ func TestTransactionalRejectionRollsEverySiteBack(t *testing.T) {
 			t.Fatalf("a wave gave each site %s, want at most the policy timeout of 1m", w.SiteTimeout)
 		}
 	}
-	want := map[string]bool{"a": true, "b": false, "c": false}
-	if got := compensated.touched(); len(got) != 3 || !got["a"] || got["b"] || got["c"] {
+	want := map[string]bool{"a": true, "b": false, "c": false, "d": true}
+	if got := compensated.touched(); len(got) != 4 || !got["a"] || got["b"] || got["c"] || !got["d"] {
 		t.Fatalf("compensated (site: touched) = %v, want %v", got, want)
 	}
 	if len(records) != 2 || records[0].Done || !records[1].Done || records[1].Reasons["b"] != "no matches for kind Widget" ||

@@ -127,7 +127,7 @@ func (r *resourceRun) rollBack(ctx workflow.Context, plan cheops.Plan, failures 
 	}
 	touched := func(site string) bool {
 		f, failed := failures[site]
-		return !failed || (f.class != cheops.Permanent && f.class != cheops.Unreachable)
+		return !failed || f.mayHaveChanged || changesSite(f.class)
 	}
 	if r.sagaWaves(ctx) {
 		var untouched []string
