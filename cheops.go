@@ -215,8 +215,10 @@ type Resource struct {
 	Overrides []Override `json:"overrides,omitempty"`
 	Policy    Policy     `json:"policy"`
 	// Generation increases with every change of manifest, scope or policy.
-	Generation int64     `json:"generation"`
-	CreatedAt  time.Time `json:"createdAt"`
+	Generation int64 `json:"generation"`
+	// GenerationAt is when the current generation was declared (stored).
+	GenerationAt time.Time `json:"generationAt,omitzero"`
+	CreatedAt    time.Time `json:"createdAt"`
 	UpdatedAt  time.Time `json:"updatedAt"`
 	// Deletion is set once a delete was accepted; the resource's workflow then removes the replicas
 	// and forgets the resource.

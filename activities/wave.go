@@ -43,7 +43,9 @@ func (in WaveInput) siteTimeout() time.Duration {
 // WaveOutput reports each site's outcome, in the order of WaveInput.Sites. It is the wave's result
 // in the history, so an operator sees every site's outcome in the Web UI.
 type WaveOutput struct {
-	Sites []SiteOutcome
+	// Driver is the resource's driver, for the replication-latency metric.
+	Driver cheops.DriverName `json:",omitempty"`
+	Sites  []SiteOutcome
 }
 
 // SiteOutcome is what became of one site of a wave.
@@ -58,6 +60,9 @@ type SiteOutcome struct {
 	Message string
 	// Skipped is set when the resource is gone or being deleted: nothing was applied.
 	Skipped bool
+	// SinceDeclared is how long after its generation was declared this wave recorded the site
+	// Ready; zero when the wave did not apply it (it failed, or it was Ready already).
+	SinceDeclared time.Duration `json:",omitempty"`
 }
 
 // WaveProgress is a wave's heartbeat detail: the sites it is done with, so far.
@@ -102,6 +107,7 @@ func (a *Activities) ApplyWave(ctx context.Context, in WaveInput) (WaveOutput, e
 		}
 		return out, nil
 	}
+	out.Driver = r.Driver
 	// One read of every site's target for the wave, rather than one per site.
 	targets, err := a.Store.Targets(ctx, in.Sites)
 	if err != nil {
@@ -309,6 +315,9 @@ func (w *wave) flush(ctx context.Context, batch []siteResult) {
 		switch {
 		case written && res.err == nil:
 			w.settle(res.i, ApplyOutput{LocalID: res.res.LocalID, Generation: w.r.Generation}, nil)
+			if !w.r.GenerationAt.IsZero() {
+				w.out[res.i].SinceDeclared = time.Since(w.r.GenerationAt)
+			}
 		case written:
 			w.settle(res.i, ApplyOutput{}, &recordedFailure{res.err})
 		case res.err != nil:

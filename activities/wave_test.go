@@ -559,3 +559,17 @@ func TestApplyWaveCutShortIsRetriedWithoutDuplicates(t *testing.T) {
 		t.Errorf("%d Applied events, want one per site (%d)", n, len(sites))
 	}
 }
+
+// A site a wave applies reports how long after its generation was declared it was recorded Ready,
+// for the replication-latency metric; a site already Ready, or one that failed, reports nothing.
+func TestApplyWaveReportsTheTimeSinceDeclared(t *testing.T) {
+	_, _, a, env := waveFixture(t, "a", "down")
+	out := runWave(t, env, a, WaveInput{ResourceID: "r1", Generation: 1, Sites: []string{"a", "down"}, MaxParallel: 2, Attempt: 1})
+	if out["a"].SinceDeclared <= 0 || out["a"].SinceDeclared > time.Minute || out["down"].SinceDeclared != 0 {
+		t.Fatalf("since declared: a %s, down %s; want a short positive time for a, none for down", out["a"].SinceDeclared, out["down"].SinceDeclared)
+	}
+	again := runWave(t, env, a, WaveInput{ResourceID: "r1", Generation: 1, Sites: []string{"a"}, MaxParallel: 1, Attempt: 1})
+	if again["a"].SinceDeclared != 0 {
+		t.Fatalf("a site Ready already reports %s, want nothing", again["a"].SinceDeclared)
+	}
+}

@@ -26,7 +26,8 @@ func TestGrafanaDashboardUsesOurMetrics(t *testing.T) {
 	if err := json.Unmarshal(data, &dash); err != nil {
 		t.Fatalf("the dashboard is not JSON: %v", err)
 	}
-	ours := map[string]bool{HTTPRequestDuration: true, Replicas: true, SiteHealth: true, ActivityFailures: true, SiteFailures: true, ScrapeErrors: true}
+	ours := map[string]bool{HTTPRequestDuration: true, Replicas: true, SiteHealth: true, ActivityFailures: true, SiteFailures: true,
+		ScrapeErrors: true, ReplicationLatency: true}
 	runtime := map[string]bool{}
 	mfs, err := New(nil).Registry().Gather()
 	if err != nil {
@@ -45,7 +46,7 @@ func TestGrafanaDashboardUsesOurMetrics(t *testing.T) {
 			for _, n := range name.FindAllString(target.Expr, -1) {
 				base := n
 				for _, suffix := range []string{"_bucket", "_count", "_sum"} {
-					if b, ok := strings.CutSuffix(n, suffix); ok && b == HTTPRequestDuration {
+					if b, ok := strings.CutSuffix(n, suffix); ok && (b == HTTPRequestDuration || b == ReplicationLatency) {
 						base = b
 					}
 				}

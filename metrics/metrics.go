@@ -28,6 +28,7 @@ const (
 	SiteHealth          = "cheops_site_health"
 	ActivityFailures    = "cheops_activity_failures_total"
 	SiteFailures        = "cheops_site_failures_total"
+	ReplicationLatency  = "cheops_replication_seconds"
 	ScrapeErrors        = "cheops_metrics_store_errors_total"
 )
 
@@ -37,6 +38,7 @@ type Metrics struct {
 	httpLatency *prometheus.HistogramVec
 	actFailures *prometheus.CounterVec
 	siteFails   *prometheus.CounterVec
+	replication *prometheus.HistogramVec
 }
 
 // New returns a registry with the Go runtime and process metrics. With a store, it also reports
@@ -58,7 +60,12 @@ func New(st *store.Store) *Metrics {
 			Help: "Sites that failed inside a wave (ApplyWave, DeleteWave, CompensateWave), by wave activity and error class (Transient, Permanent, Unreachable): outcomes of an activity that succeeded.",
 		}, []string{"activity", "class"}),
 	}
-	m.reg.MustRegister(m.httpLatency, m.actFailures, m.siteFails,
+	m.replication = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    ReplicationLatency,
+		Help:    "From a generation's declaration to a site's replica recorded Ready, by driver: one sample per site applied.",
+		Buckets: prometheus.ExponentialBuckets(0.05, 2, 14), // 50 ms … 7 min
+	}, []string{"driver"})
+	m.reg.MustRegister(m.httpLatency, m.actFailures, m.siteFails, m.replication,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if st != nil {
 		m.reg.MustRegister(newStoreCollector(st))
@@ -83,6 +90,11 @@ func (m *Metrics) ObserveRequest(method, route string, code int, d time.Duration
 // ActivityFailed records one failed activity attempt.
 func (m *Metrics) ActivityFailed(activity string, err error) {
 	m.actFailures.WithLabelValues(activity, ErrorClass(err)).Inc()
+}
+
+// ReplicaReady records how long after its generation was declared a site's replica was Ready.
+func (m *Metrics) ReplicaReady(driver string, d time.Duration) {
+	m.replication.WithLabelValues(driver).Observe(d.Seconds())
 }
 
 // SiteFailed records one site that failed inside a wave with the given class.

@@ -16,7 +16,7 @@ import (
 // idempotency key already used, it returns the resource that key created and created=false.
 func (s *Store) CreateResource(ctx context.Context, r cheops.Resource) (res cheops.Resource, created bool, err error) {
 	now := s.now()
-	r.CreatedAt, r.UpdatedAt = now, now
+	r.CreatedAt, r.UpdatedAt, r.GenerationAt = now, now, now
 	if r.Generation == 0 {
 		r.Generation = 1
 	}
@@ -121,6 +121,9 @@ func (s *Store) UpdateResource(ctx context.Context, id string, fn func(*cheops.R
 		}
 		r.ID = id
 		r.UpdatedAt = s.now()
+		if r.Generation != before {
+			r.GenerationAt = r.UpdatedAt
+		}
 		ops := []clientv3.Op{clientv3.OpPut(s.resourceKey(id), mustJSON(storedResource{r, r.IdempotencyKey}))}
 		if r.Generation != before {
 			ops = append(ops, s.specOp(r))

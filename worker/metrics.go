@@ -12,8 +12,9 @@ import (
 	"github.com/cheops-io/cheops/metrics"
 )
 
-// failureCounter counts failed activity attempts, and the sites that failed inside a wave, by
-// error class from outside the activities, so they stay free of metrics code.
+// failureCounter counts, from outside the activities so they stay free of metrics code, failed
+// activity attempts and the sites that failed inside a wave, by error class, and how long after
+// its declaration each site a wave applied was Ready.
 type failureCounter struct {
 	interceptor.WorkerInterceptorBase
 	m *metrics.Metrics
@@ -39,6 +40,13 @@ func (a *activityFailures) ExecuteActivity(ctx context.Context, in *interceptor.
 	}
 	for _, class := range failedSites(out) {
 		a.m.SiteFailed(name, class)
+	}
+	if w, ok := out.(activities.WaveOutput); ok {
+		for _, s := range w.Sites {
+			if s.SinceDeclared > 0 {
+				a.m.ReplicaReady(string(w.Driver), s.SinceDeclared)
+			}
+		}
 	}
 	return out, err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/interceptor"
@@ -53,8 +54,8 @@ func TestWaveSiteFailuresAreCountedByClass(t *testing.T) {
 	env := ts.NewTestActivityEnvironment()
 	env.SetWorkerOptions(sdkworker.Options{Interceptors: []interceptor.WorkerInterceptor{&failureCounter{m: m}}})
 	env.RegisterActivityWithOptions(func(context.Context) (activities.WaveOutput, error) {
-		return activities.WaveOutput{Sites: []activities.SiteOutcome{{Site: "a"}, {Site: "b", Class: cheops.Permanent},
-			{Site: "c", Class: cheops.Unreachable}, {Site: "d", Class: cheops.Unreachable}}}, nil
+		return activities.WaveOutput{Driver: cheops.DriverKubernetes, Sites: []activities.SiteOutcome{{Site: "a", SinceDeclared: 300 * time.Millisecond},
+			{Site: "b", Class: cheops.Permanent}, {Site: "c", Class: cheops.Unreachable}, {Site: "d", Class: cheops.Unreachable}}}, nil
 	}, activity.RegisterOptions{Name: "ApplyWave"})
 	env.RegisterActivityWithOptions(func(context.Context) (activities.CompensateWaveOutput, error) {
 		return activities.CompensateWaveOutput{Sites: []activities.DeleteOutcome{{Site: "a", Class: cheops.Transient}}}, nil
@@ -74,6 +75,23 @@ func TestWaveSiteFailuresAreCountedByClass(t *testing.T) {
 	}
 	if got := counterValue(t, m, "", ""); got != 0 {
 		t.Errorf("%v activity failures, want 0: the waves succeeded", got)
+	}
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	samples := uint64(0)
+	for _, mf := range mfs {
+		if mf.GetName() == metrics.ReplicationLatency {
+			for _, h := range mf.GetMetric() {
+				if h.GetLabel()[0].GetValue() == "kubernetes" {
+					samples += h.GetHistogram().GetSampleCount()
+				}
+			}
+		}
+	}
+	if samples != 1 {
+		t.Errorf("%s{kubernetes} has %d samples, want the one site the wave applied", metrics.ReplicationLatency, samples)
 	}
 }
 

@@ -20,6 +20,7 @@ const metricsHelp = `Metrics (Prometheus text format; GET /metrics on the API wi
   cheops_site_health{site,state}                            1 for the health a site is in, 0 otherwise (API)
   cheops_activity_failures_total{activity,class}            failed activity attempts by error class (worker)
   cheops_site_failures_total{activity,class}                sites that failed inside a wave, by error class (worker)
+  cheops_replication_seconds{driver}                        histogram: generation declared → a site's replica Ready (worker)
   cheops_metrics_store_errors_total                         scrapes whose read of etcd failed (API)
 plus the Go runtime's go_* and process_* metrics.`
 

@@ -86,6 +86,11 @@ func TestMetricsMoveWithAReplication(t *testing.T) {
 
 	r := create(t, "metrics-cm", configMap("metrics-cm", "v1"), "site-1", "site-2")
 	waitReady(t, r.ID, 1)
+	latency := map[string]string{"driver": "kubernetes"}
+	if d := scrapeMetrics(t, env.cheops.WorkerMetrics, false).value("cheops_replication_seconds", latency) -
+		beforeWorker.value("cheops_replication_seconds", latency); d != 2 {
+		t.Errorf("cheops_replication_seconds{kubernetes} has %v more samples, want one per site (2)", d)
+	}
 	after := scrapeMetrics(t, env.api, true)
 	for _, site := range []string{"site-1", "site-2"} {
 		if d := after.value("cheops_replicas", ready(site)) - before.value("cheops_replicas", ready(site)); d != 1 {
