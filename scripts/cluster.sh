@@ -187,15 +187,23 @@ newest_pg() { printf '%s\n' /usr/lib/postgresql/*/bin/initdb | sort -V | tail -n
 pg_bin() {
   local d
   d=$(dirname "$(newest_pg)")
-  if [ ! -x "$d/initdb" ]; then
-    [ "$(id -u)" = 0 ] || die "PostgreSQL's server is not installed: apt-get install postgresql"
-    log "installing PostgreSQL from Debian's packages"
-    # A fresh machine (CI) may have no package lists yet.
-    apt-get -o DPkg::Lock::Timeout=300 update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 postgresql-common postgresql >&2
-    d=$(dirname "$(newest_pg)")
-  fi
+  [ -x "$d/initdb" ] || die "PostgreSQL's server is not installed: apt-get install postgresql"
   echo "$d"
+}
+
+# debian_packages: installs, as root, what the script runs and a fresh machine (CI) may lack:
+# PostgreSQL's server, openssl for the certificates, curl for the health checks.
+debian_packages() {
+  local missing=()
+  [ -x "$(dirname "$(newest_pg)")/initdb" ] || missing+=(postgresql-common postgresql)
+  command -v openssl >/dev/null || missing+=(openssl)
+  command -v curl >/dev/null || missing+=(curl)
+  [ ${#missing[@]} -gt 0 ] || return 0
+  [ "$(id -u)" = 0 ] || die "missing Debian packages: apt-get install ${missing[*]}"
+  log "installing ${missing[*]} from Debian's packages"
+  # A fresh machine may have no package lists yet.
+  apt-get -o DPkg::Lock::Timeout=300 update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 "${missing[@]}" >&2
 }
 
 # PostgreSQL refuses to run as root: as root it runs as the postgres user.
@@ -597,6 +605,7 @@ EOF
 up() {
   local t0=$SECONDS
   build
+  debian_packages
   certs
   postgres_up
   etcd_up

@@ -9,12 +9,14 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,6 +36,8 @@ type Cluster struct {
 	Dir     string
 	Clients []*client.Client
 	env     []string
+	// over is set when the test's deadline is near and the cluster has been stopped for good.
+	over atomic.Bool
 }
 
 func script() string { return filepath.Join("..", "..", "scripts", "cluster.sh") }
@@ -74,6 +78,7 @@ func startCluster(t *testing.T) *Cluster {
 	// a session of its own, would outlive it: stop them a minute before the deadline instead.
 	if deadline, ok := t.Deadline(); ok {
 		guard := time.AfterFunc(time.Until(deadline)-time.Minute, func() {
+			c.over.Store(true)
 			out, err := c.run("down")
 			fmt.Fprintf(os.Stderr, "test deadline near: cluster.sh down: %v\n%s", err, out)
 		})
@@ -112,6 +117,9 @@ func startCluster(t *testing.T) *Cluster {
 }
 
 func (c *Cluster) run(args ...string) ([]byte, error) {
+	if c.over.Load() && args[0] == "up" {
+		return nil, errors.New("the test's deadline is near: the cluster stays down")
+	}
 	cmd := exec.Command("bash", append([]string{script()}, args...)...)
 	cmd.Env = c.env
 	return cmd.CombinedOutput()
