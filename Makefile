@@ -19,7 +19,7 @@ MODULE    := github.com/cheops-io/cheops
 RACE_PKGS  = . ./store ./workflows ./scope ./overrides ./auth ./seal
 PLAIN_PKGS = $$($(GO) list ./... | grep -v -x -F $(foreach p,$(RACE_PKGS),-e $(MODULE)$(patsubst .%,%,$(p))) | grep -v -e '/test/')
 
-.PHONY: all build run test unit e2e lint kube-tools openstack-up openstack-down cluster-up cluster-down cluster-status cluster-test chaos bench bench-cluster clean
+.PHONY: all build run test unit e2e lint kube-tools openstack-up openstack-down cluster-up cluster-down cluster-status cluster-test chaos chaos-short bench bench-cluster clean
 all: build
 
 build:
@@ -29,8 +29,9 @@ build:
 run: build
 	./$(BIN) dev
 
-## test: lint, unit and integration tests, then end-to-end tests against real kube-apiservers
-test: lint unit e2e
+## test: lint, unit and integration tests, end-to-end tests against real kube-apiservers, then the
+## shortened chaos run against the production topology
+test: lint unit e2e chaos-short
 
 unit:
 	$(GO) test -race -count=1 $(RACE_PKGS)
@@ -72,6 +73,13 @@ CHAOS_DURATION ?= 90s
 chaos: kube-tools
 	CHEOPS_CLUSTER_TEST=1 CHEOPS_CHAOS_CLIENTS=$(CHAOS_CLIENTS) CHEOPS_CHAOS_DURATION=$(CHAOS_DURATION) \
 		$(GO) test -count=1 -timeout $(CLUSTER_TIMEOUT) -v -run TestChaos ./test/cluster/
+
+## chaos-short: the same with 2 clients for 30 s (they keep going until the last restart), as `make test`
+## runs it; a hung run gives up after 10 min, its cluster stopped a minute before
+chaos-short: CHAOS_CLIENTS = 2
+chaos-short: CHAOS_DURATION = 30s
+chaos-short: CLUSTER_TIMEOUT = 10m
+chaos-short: chaos
 
 ## bench: latency, throughput and cost against real kube-apiservers; results in bench/results
 BENCH_FLAGS ?=

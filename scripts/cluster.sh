@@ -1,34 +1,39 @@
 #!/usr/bin/env bash
 # Runs cheops' production topology on this machine, every port on 127.0.0.1:
 #   - PostgreSQL (Debian's package) as Temporal's database: a private cluster of its own;
-#   - the Temporal server and its SQL schema tool, built from the Go module proxy at the version
-#     go.mod requires, on PostgreSQL, with 4 history shards, plus its Web UI (ui-server, also at
-#     go.mod's version);
-#   - a 3-member etcd cluster, built from the module proxy at go.mod's version;
-#   - 2 `cheops server` and 2 `cheops worker` processes, built from this checkout;
+#   - the Temporal server and its SQL schema tool, on PostgreSQL, with 4 history shards, plus its
+#     Web UI (ui-server);
+#   - a 3-member etcd cluster;
+#   - 2 `cheops server` and 2 `cheops worker` processes;
 #   - mutual TLS between them: etcd peers and clients, Temporal's frontend and its internode
 #     traffic, and the API's HTTPS, with a CA and certificates this script makes.
+# Every binary is built from this checkout (into $CHEOPS_CLUSTER_BIN): cheops, and the thin mains
+# in internal/tools of the Temporal server, its schema tool, ui-server and etcd at the versions
+# go.mod requires. cheops already compiles those libraries (it embeds them for `cheops dev`), so
+# once cheops is built they cost little more than their links.
 #
 # Usage: scripts/cluster.sh up|down|status|env|build
-#   up      build what is missing, start what is not running (a running process is left alone),
-#           print the settings a client needs; re-running it restarts only what died
+#   up      build (seconds when nothing changed), start what is not running (a running process is
+#           left alone), print the settings a client needs; re-running it restarts only what died
 #   down    stop every process (the data stays; remove CHEOPS_CLUSTER_DIR to start afresh)
 #   status  each process, its pid, port and health; exits 1 if one is down or unhealthy
 #   env     print the env file: CHEOPS_SERVER, CHEOPS_TOKEN, CHEOPS_CA and the tools' settings
 #   build   only build the binaries
 #
-#   CHEOPS_CACHE              tool cache, shared with scripts/tools.sh (default: $HOME/.cache/cheops)
+#   CHEOPS_CACHE              scripts/tools.sh's cache, for the temporal CLI (default: $HOME/.cache/cheops)
 #   CHEOPS_CLUSTER_DIR        state: data, certificates, logs, pids, the env file (default:
 #                             ./.cluster in the clone; the postgres user must be able to reach it
 #                             when this runs as root, which $HOME/... under /root does not allow)
+#   CHEOPS_CLUSTER_BIN        where the binaries are built (default: $CHEOPS_CLUSTER_DIR/bin); a
+#                             folder that outlives the state skips their links on the next fresh start
 #   CHEOPS_CLUSTER_PORT_BASE  first of the ~40 ports it uses (default: 23100)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-CACHE=${CHEOPS_CACHE:-$HOME/.cache/cheops}
 DIR=${CHEOPS_CLUSTER_DIR:-$ROOT/.cluster}
 BASE=${CHEOPS_CLUSTER_PORT_BASE:-23100}
 mkdir -p "$DIR/run" "$DIR/logs"
 DIR=$(cd "$DIR" && pwd)
+BIN=${CHEOPS_CLUSTER_BIN:-$DIR/bin}
 
 # Ports: every process has its own, from BASE.
 PG_PORT=$((BASE + 0))
@@ -51,58 +56,19 @@ ETCD_MEMBERS=3
 log() { echo "cluster: $*" >&2; }
 die() { log "$*"; exit 1; }
 
-# ---- versions and builds, once per version into the cache ----
+# ---- versions and builds ----
 
 modver() { (cd "$ROOT" && go list -m -f '{{.Version}}' "$1"); }
 
-versions() {
-  TEMPORAL_VERSION=${TEMPORAL_VERSION:-$(modver go.temporal.io/server)}
-  ETCD_VERSION=${ETCD_VERSION:-$(modver go.etcd.io/etcd/server/v3)}
-  UI_VERSION=${UI_VERSION:-$(modver github.com/temporalio/ui-server/v2)}
-  TEMPORAL_BIN=$CACHE/temporal-server-$TEMPORAL_VERSION/bin
-  ETCD_BIN=$CACHE/etcd-$ETCD_VERSION/bin
-  UI_BIN=$CACHE/temporal-ui-server-$UI_VERSION/bin
-}
-
-# go install names a binary after its package folder: install into a scratch folder, then rename.
-install_as() { # <bin dir> <name> <package@version>
-  local scratch
-  scratch=$(mktemp -d)
-  log "building $3 (minutes when cold)"
-  GOBIN=$scratch nice go install -trimpath "$3" >&2
-  mkdir -p "$1"
-  mv "$scratch/$(basename "${3%@*}")" "$1/$2"
-  rm -rf "$scratch"
-}
-
 build() {
-  versions
-  # go.temporal.io/server has no replace directives, so go install builds it as released.
-  [ -x "$TEMPORAL_BIN/temporal-server" ] || install_as "$TEMPORAL_BIN" temporal-server "go.temporal.io/server/cmd/server@$TEMPORAL_VERSION"
-  [ -x "$TEMPORAL_BIN/temporal-sql-tool" ] || install_as "$TEMPORAL_BIN" temporal-sql-tool "go.temporal.io/server/cmd/tools/sql@$TEMPORAL_VERSION"
-  [ -x "$UI_BIN/ui-server" ] || install_as "$UI_BIN" ui-server "github.com/temporalio/ui-server/v2/cmd/server@$UI_VERSION"
-  if [ ! -x "$ETCD_BIN/etcd" ] || [ ! -x "$ETCD_BIN/etcdctl" ]; then
-    # etcd's modules replace each other with relative folders, which go install refuses; a module
-    # of our own that requires them at the released version builds the same main packages.
-    local work
-    work=$(mktemp -d)
-    log "building etcd and etcdctl $ETCD_VERSION (minutes when cold)"
-    (
-      cd "$work"
-      printf 'module cheops.local/etcdtools\n\ngo 1.26\n' > go.mod
-      GOFLAGS=-mod=mod go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" "go.etcd.io/etcd/etcdctl/v3@$ETCD_VERSION" >&2
-      mkdir -p "$ETCD_BIN"
-      GOFLAGS=-mod=mod nice go build -trimpath -o "$ETCD_BIN/etcd.tmp" go.etcd.io/etcd/server/v3 >&2
-      GOFLAGS=-mod=mod nice go build -trimpath -o "$ETCD_BIN/etcdctl.tmp" go.etcd.io/etcd/etcdctl/v3 >&2
-    )
-    mv "$ETCD_BIN/etcd.tmp" "$ETCD_BIN/etcd"
-    mv "$ETCD_BIN/etcdctl.tmp" "$ETCD_BIN/etcdctl"
-    rm -rf "$work"
-  fi
+  TEMPORAL_VERSION=$(modver go.temporal.io/server)
   TEMPORAL_CLI=$(bash "$ROOT/scripts/tools.sh" temporal)/temporal
-  # cheops itself, from this checkout, every time: the build cache makes it quick when unchanged.
-  mkdir -p "$DIR/bin"
-  (cd "$ROOT" && go build -o "$DIR/bin/cheops" ./cmd/cheops)
+  # Every time, in one go build: the build cache makes it a few seconds when nothing changed, and
+  # a binary that is up to date is not rewritten (a running one stays as it is).
+  local t0=$SECONDS
+  mkdir -p "$BIN"
+  (cd "$ROOT" && go build -o "$BIN/" ./cmd/cheops ./internal/tools/...)
+  log "built cheops, temporal-server, temporal-sql-tool, ui-server, etcd and etcd-status into $BIN in $((SECONDS - t0))s"
 }
 
 # ---- processes: one pid file and one log each ----
@@ -221,13 +187,23 @@ newest_pg() { printf '%s\n' /usr/lib/postgresql/*/bin/initdb | sort -V | tail -n
 pg_bin() {
   local d
   d=$(dirname "$(newest_pg)")
-  if [ ! -x "$d/initdb" ]; then
-    [ "$(id -u)" = 0 ] || die "PostgreSQL's server is not installed: apt-get install postgresql"
-    log "installing PostgreSQL from Debian's packages"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql-common postgresql >&2
-    d=$(dirname "$(newest_pg)")
-  fi
+  [ -x "$d/initdb" ] || die "PostgreSQL's server is not installed: apt-get install postgresql"
   echo "$d"
+}
+
+# debian_packages: installs, as root, what the script runs and a fresh machine (CI) may lack:
+# PostgreSQL's server, openssl for the certificates, curl for the health checks.
+debian_packages() {
+  local missing=()
+  [ -x "$(dirname "$(newest_pg)")/initdb" ] || missing+=(postgresql-common postgresql)
+  command -v openssl >/dev/null || missing+=(openssl)
+  command -v curl >/dev/null || missing+=(curl)
+  [ ${#missing[@]} -gt 0 ] || return 0
+  [ "$(id -u)" = 0 ] || die "missing Debian packages: apt-get install ${missing[*]}"
+  log "installing ${missing[*]} from Debian's packages"
+  # A fresh machine may have no package lists yet.
+  apt-get -o DPkg::Lock::Timeout=300 update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 "${missing[@]}" >&2
 }
 
 # PostgreSQL refuses to run as root: as root it runs as the postgres user.
@@ -305,7 +281,7 @@ T_DIR=$DIR/temporal
 sql_tool() { # <database> <args...>
   local db=$1
   shift
-  "$TEMPORAL_BIN/temporal-sql-tool" --plugin postgres12 --endpoint 127.0.0.1 --port "$PG_PORT" \
+  "$BIN/temporal-sql-tool" --plugin postgres12 --endpoint 127.0.0.1 --port "$PG_PORT" \
     --user temporal --password "$(cat "$PG_DIR/temporal.password")" --database "$db" "$@"
 }
 
@@ -463,7 +439,7 @@ temporal_up() {
   if ! running temporal; then
     port_free "$T_FRONTEND" || die "port $T_FRONTEND (Temporal frontend) is taken"
     log "starting Temporal $TEMPORAL_VERSION on 127.0.0.1:$T_FRONTEND (frontend, history, matching, worker)"
-    spawn temporal "$TEMPORAL_BIN/temporal-server" --config-file "$T_DIR/config.yaml" --allow-no-auth start
+    spawn temporal "$BIN/temporal-server" --config-file "$T_DIR/config.yaml" --allow-no-auth start
   fi
   wait_for temporal 120 temporal_cli operator cluster health
   if ! temporal_cli operator namespace describe --namespace default >/dev/null 2>&1; then
@@ -495,7 +471,7 @@ tls:
 EOF
     port_free "$UI_PORT" || die "port $UI_PORT (Temporal Web UI) is taken"
     log "starting the Temporal Web UI on http://127.0.0.1:$UI_PORT"
-    spawn temporal-ui "$UI_BIN/ui-server" --root "$T_DIR/ui" --config config --env cluster start
+    spawn temporal-ui "$BIN/ui-server" --root "$T_DIR/ui" --config config --env cluster start
   fi
   wait_for temporal-ui 60 curl -fsS -o /dev/null "http://127.0.0.1:$UI_PORT/"
 }
@@ -524,7 +500,7 @@ etcd_up() {
     state=new
     [ ! -d "$DIR/etcd/$name/member" ] || state=existing
     log "starting $name on https://127.0.0.1:$(etcd_client_port "$i")"
-    spawn "$name" "$ETCD_BIN/etcd" --name "$name" --data-dir "$DIR/etcd/$name" \
+    spawn "$name" "$BIN/etcd" --name "$name" --data-dir "$DIR/etcd/$name" \
       --listen-client-urls "https://127.0.0.1:$(etcd_client_port "$i")" \
       --advertise-client-urls "https://127.0.0.1:$(etcd_client_port "$i")" \
       --listen-peer-urls "https://127.0.0.1:$(etcd_peer_port "$i")" \
@@ -547,10 +523,10 @@ etcd_up() {
 
 cheops_files() {
   # One token file and one key file for every server and worker, as an operator would share them.
-  [ -s "$DIR/encryption.keys" ] || "$DIR/bin/cheops" admin new-key >"$DIR/encryption.keys"
+  [ -s "$DIR/encryption.keys" ] || "$BIN/cheops" admin new-key >"$DIR/encryption.keys"
   if [ ! -s "$DIR/tokens.yaml" ]; then
     local out
-    out=$("$DIR/bin/cheops" admin new-token --name cluster-admin --role admin)
+    out=$("$BIN/cheops" admin new-token --name cluster-admin --role admin)
     echo "$out" | sed -n 2p >"$DIR/admin.token"
     { echo "tokens:"; echo "$out" | sed -n '/^- /p'; } >"$DIR/tokens.yaml"
   fi
@@ -579,14 +555,14 @@ cheops_up() {
     running "server-$i" && continue
     port_free "$(api_port "$i")" || die "port $(api_port "$i") (server-$i) is taken"
     log "starting server-$i on https://127.0.0.1:$(api_port "$i")"
-    spawn "server-$i" "$DIR/bin/cheops" server "${CHEOPS_ARGS[@]}" --tokens-file "$DIR/tokens.yaml" \
+    spawn "server-$i" "$BIN/cheops" server "${CHEOPS_ARGS[@]}" --tokens-file "$DIR/tokens.yaml" \
       --listen "127.0.0.1:$(api_port "$i")" --tls-cert "$CERTS/api.crt" --tls-key "$CERTS/api.key"
   done
   for i in $(seq "$WORKERS"); do
     running "worker-$i" && continue
     port_free "$(metrics_port "$i")" || die "port $(metrics_port "$i") (worker-$i) is taken"
     log "starting worker-$i (metrics on http://127.0.0.1:$(metrics_port "$i"))"
-    spawn "worker-$i" "$DIR/bin/cheops" worker "${CHEOPS_ARGS[@]}" --metrics-addr "127.0.0.1:$(metrics_port "$i")"
+    spawn "worker-$i" "$BIN/cheops" worker "${CHEOPS_ARGS[@]}" --metrics-addr "127.0.0.1:$(metrics_port "$i")"
   done
   for i in $(seq "$SERVERS"); do wait_for "server-$i" 60 api_ready "$i"; done
   for i in $(seq "$WORKERS"); do wait_for "worker-$i" 60 worker_ready "$i"; done
@@ -612,7 +588,7 @@ export CHEOPS_TEMPORAL_TLS_CA=$CERTS/ca.crt
 export CHEOPS_TEMPORAL_TLS_CERT=$CERTS/operator.crt
 export CHEOPS_TEMPORAL_TLS_KEY=$CERTS/operator.key
 export CHEOPS_TEMPORAL_TLS_SERVER_NAME=temporal
-# the temporal CLI ($TEMPORAL_CLI) and etcdctl ($ETCD_BIN/etcdctl)
+# the temporal CLI ($TEMPORAL_CLI) and etcdctl (not built here: $BIN/etcd-status reads these too)
 export TEMPORAL_ADDRESS=127.0.0.1:$T_FRONTEND
 export TEMPORAL_TLS_CA=$CERTS/ca.crt
 export TEMPORAL_TLS_CERT=$CERTS/operator.crt
@@ -629,6 +605,7 @@ EOF
 up() {
   local t0=$SECONDS
   build
+  debian_packages
   certs
   postgres_up
   etcd_up
@@ -697,7 +674,6 @@ status_line() { # <name> <port> <check command...>
 pg_ready() { "$(pg_bin)/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; }
 
 status() {
-  versions
   TEMPORAL_CLI=$(bash "$ROOT/scripts/tools.sh" temporal)/temporal
   STATUS_RC=0
   TOTAL_MEM=0
@@ -712,10 +688,10 @@ status() {
   for i in $(seq "$SERVERS"); do status_line "server-$i" "$(api_port "$i")" api_ready "$i"; done
   for i in $(seq "$WORKERS"); do status_line "worker-$i" "$(metrics_port "$i")" worker_ready "$i"; done
   echo "total PSS: ${TOTAL_MEM} MiB; Temporal Web UI: http://127.0.0.1:$UI_PORT; logs in $DIR/logs"
-  if running etcd-1 && [ -x "$ETCD_BIN/etcdctl" ]; then
+  if running etcd-1 && [ -x "$BIN/etcd-status" ]; then
     echo
-    "$ETCD_BIN/etcdctl" --endpoints "$(etcd_endpoints)" --cacert "$CERTS/ca.crt" \
-      --cert "$CERTS/operator.crt" --key "$CERTS/operator.key" endpoint status -w table 2>&1 || true
+    "$BIN/etcd-status" --endpoints "$(etcd_endpoints)" --cacert "$CERTS/ca.crt" \
+      --cert "$CERTS/operator.crt" --key "$CERTS/operator.key" 2>&1 || true
   fi
   return "$STATUS_RC"
 }
@@ -724,7 +700,7 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   status) status ;;
-  env) versions; TEMPORAL_CLI=$(bash "$ROOT/scripts/tools.sh" temporal)/temporal; write_env; cat "$DIR/env" ;;
+  env) TEMPORAL_CLI=$(bash "$ROOT/scripts/tools.sh" temporal)/temporal; write_env; cat "$DIR/env" ;;
   build) build ;;
   *) echo "usage: $0 up|down|status|env|build" >&2; exit 2 ;;
 esac

@@ -1,7 +1,7 @@
 // Package cluster tests cheops in its production topology, brought up by scripts/cluster.sh:
 // Temporal on PostgreSQL, a 3-member etcd, two API servers and two workers, all over mutual TLS.
-// It runs only when CHEOPS_CLUSTER_TEST=1 (make cluster-test): the first run builds Temporal and
-// etcd from the Go module proxy, which takes minutes.
+// It runs only when CHEOPS_CLUSTER_TEST=1 (make cluster-test, make chaos); the script builds
+// Temporal and etcd from this module's internal/tools into the clone's bin/cluster.
 package cluster
 
 import (
@@ -9,12 +9,14 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,6 +36,8 @@ type Cluster struct {
 	Dir     string
 	Clients []*client.Client
 	env     []string
+	// over is set when the test's deadline is near and the cluster has been stopped for good.
+	over atomic.Bool
 }
 
 func script() string { return filepath.Join("..", "..", "scripts", "cluster.sh") }
@@ -53,7 +57,13 @@ func startCluster(t *testing.T) *Cluster {
 	if base == "" {
 		base = defaultPortBase
 	}
-	c := &Cluster{Dir: dir, env: append(os.Environ(), "CHEOPS_CLUSTER_DIR="+dir, "CHEOPS_CLUSTER_PORT_BASE="+base)}
+	// The binaries outlive the state, in the clone's bin folder: a fresh state then costs no link.
+	bin, err := filepath.Abs(filepath.Join("..", "..", "bin", "cluster"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Cluster{Dir: dir, env: append(os.Environ(), "CHEOPS_CLUSTER_DIR="+dir, "CHEOPS_CLUSTER_PORT_BASE="+base,
+		"CHEOPS_CLUSTER_BIN="+bin)}
 	t.Cleanup(func() {
 		if out, err := c.run("down"); err != nil {
 			t.Errorf("cluster.sh down: %v\n%s", err, out)
@@ -64,6 +74,16 @@ func startCluster(t *testing.T) *Cluster {
 		}
 		os.RemoveAll(dir)
 	})
+	// A test that runs out of time panics without running its cleanups, and the processes, each in
+	// a session of its own, would outlive it: stop them a minute before the deadline instead.
+	if deadline, ok := t.Deadline(); ok {
+		guard := time.AfterFunc(time.Until(deadline)-time.Minute, func() {
+			c.over.Store(true)
+			out, err := c.run("down")
+			fmt.Fprintf(os.Stderr, "test deadline near: cluster.sh down: %v\n%s", err, out)
+		})
+		t.Cleanup(func() { guard.Stop() })
+	}
 	start := time.Now()
 	if out, err := c.run("up"); err != nil {
 		t.Fatalf("cluster.sh up: %v\n%s", err, out)
@@ -97,6 +117,9 @@ func startCluster(t *testing.T) *Cluster {
 }
 
 func (c *Cluster) run(args ...string) ([]byte, error) {
+	if c.over.Load() && args[0] == "up" {
+		return nil, errors.New("the test's deadline is near: the cluster stays down")
+	}
 	cmd := exec.Command("bash", append([]string{script()}, args...)...)
 	cmd.Env = c.env
 	return cmd.CombinedOutput()
