@@ -219,7 +219,7 @@ type Resource struct {
 	// GenerationAt is when the current generation was declared (stored).
 	GenerationAt time.Time `json:"generationAt,omitzero"`
 	CreatedAt    time.Time `json:"createdAt"`
-	UpdatedAt  time.Time `json:"updatedAt"`
+	UpdatedAt    time.Time `json:"updatedAt"`
 	// Deletion is set once a delete was accepted; the resource's workflow then removes the replicas
 	// and forgets the resource.
 	Deletion *Deletion `json:"deletion,omitempty"`
