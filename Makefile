@@ -90,7 +90,7 @@ bench: kube-tools
 ## in a temporary folder (ports from 26100), stopped and removed afterwards, even on failure
 bench-cluster: kube-tools
 	@dir=$$(mktemp -d /tmp/cheops-bench-cluster.XXXXXX) && chmod 755 $$dir && \
-	export CHEOPS_CLUSTER_DIR=$$dir CHEOPS_CLUSTER_PORT_BASE=$${CHEOPS_CLUSTER_PORT_BASE:-26100} && \
+	export CHEOPS_CLUSTER_DIR=$$dir CHEOPS_CLUSTER_BIN=$(CURDIR)/bin/cluster CHEOPS_CLUSTER_PORT_BASE=$${CHEOPS_CLUSTER_PORT_BASE:-26100} && \
 	trap 'bash $(CURDIR)/scripts/cluster.sh down >/dev/null 2>&1; rm -rf '$$dir EXIT && \
 	bash scripts/cluster.sh up >/dev/null && cd bench && $(GO) run . -out results -cluster $$dir $(BENCH_FLAGS)
 

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,8 +15,11 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/cheops-io/cheops"
+	"github.com/cheops-io/cheops/store"
 )
 
 // Problem is an RFC 9457 problem document; every error the API returns is one.
@@ -81,6 +85,11 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		case errors.As(err, &p):
 		case errors.As(err, &he):
 			p = routerProblem(he, c)
+		case storeUnavailable(err):
+			// etcd electing a leader, or a member lost under a request: the client retries.
+			log.Warn("store unavailable", "method", c.Request().Method, "path", c.Path(), "error", err)
+			p = problem(http.StatusServiceUnavailable, "the store is unavailable for a moment; retry: with the same Idempotency-Key (POST) or If-Match (PUT, PATCH) a change is applied once")
+			c.Response().Header().Set("Retry-After", "1")
 		default:
 			log.Error("request failed", "method", c.Request().Method, "path", c.Path(), "error", err)
 			p = problem(http.StatusInternalServerError, "internal error; see the server log")
@@ -202,4 +211,15 @@ func decodeJSON(r io.Reader, v any) error {
 		return invalid(field, `is not valid Unicode: a string holds a byte sequence that is not UTF-8 or a lone surrogate escape such as "\ud800"`)
 	}
 	return nil
+}
+
+// storeUnavailable says whether err is etcd (or the way to it) being unavailable for a moment
+// rather than a fault of cheops: gRPC's Unavailable or DeadlineExceeded, as the etcd client
+// returns them (a status, or etcd's own error type), or a deadline of the store's.
+func storeUnavailable(err error) bool {
+	var st interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &st) && st.GRPCStatus().Code() == codes.DeadlineExceeded {
+		return true
+	}
+	return store.Unavailable(err) || errors.Is(err, context.DeadlineExceeded)
 }

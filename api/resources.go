@@ -562,16 +562,22 @@ func (s *server) update(c echo.Context, cur cheops.Resource, want int64, next ch
 	ctx := c.Request().Context()
 	changed := false
 	updated, err := s.Store.UpdateResource(ctx, cur.ID, func(r *cheops.Resource) (*cheops.Event, error) {
+		// When etcd was unavailable under the write, the store reads again and calls this again: a
+		// write of ours that went through is then stored already, which is success, not a stale
+		// If-Match, and still to be told to the workflow (changed stays set).
+		if changed && sameDeclaration(*r, next) {
+			return nil, store.ErrSkip
+		}
 		if want >= 0 && r.Generation != want {
 			return nil, problemAt(http.StatusPreconditionFailed, "If-Match", fmt.Sprintf("generation is %d, not %d", r.Generation, want))
 		}
 		if r.Deletion != nil {
 			return nil, problemAt(http.StatusConflict, "id", "the resource is being deleted")
 		}
-		changed = !sameDeclaration(*r, next)
-		if !changed {
+		if sameDeclaration(*r, next) {
 			return nil, store.ErrSkip
 		}
+		changed = true
 		r.Manifest, r.Scope, r.Policy, r.Overrides, r.Within = next.Manifest, next.Scope, next.Policy, next.Overrides, next.Within
 		r.Generation++
 		return &cheops.Event{Type: cheops.EventUpdated, Generation: r.Generation, Actor: actor(c)}, nil

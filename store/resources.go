@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -35,6 +36,18 @@ func (s *Store) CreateResource(ctx context.Context, r cheops.Resource) (res cheo
 		ops = append(ops, clientv3.OpPut(s.idemKey(r.IdempotencyKey), r.ID))
 	}
 	ok, err := s.txn(ctx, cmps, ops...)
+	// etcd unavailable under the write: it may have been applied. The ID is new to this call, so
+	// the resource's key says whether it was; if not, the write is tried again.
+	for n, start := 1, time.Now(); err != nil && Unavailable(err) && waitOut(ctx, start, n); n++ {
+		var stored storedResource
+		if _, gerr := s.get(ctx, s.resourceKey(r.ID), &stored); gerr == nil {
+			stored.Resource.IdempotencyKey = stored.IdempotencyKey
+			return stored.Resource, true, nil
+		} else if !errors.Is(gerr, ErrNotFound) {
+			continue // still unavailable
+		}
+		ok, err = s.txn(ctx, cmps, ops...)
+	}
 	if err != nil {
 		return r, false, err
 	}
@@ -107,8 +120,14 @@ func (s *Store) ListResources(ctx context.Context) ([]cheops.Resource, error) {
 // error (returned as is) or leave it untouched with ErrSkip. The event fn returns, if any, is written
 // in the same transaction as the change. The write compares the revision read.
 func (s *Store) UpdateResource(ctx context.Context, id string, fn func(*cheops.Resource) (*cheops.Event, error)) (cheops.Resource, error) {
+	start, waits := time.Now(), 0
 	for range maxCASRetries {
 		r, rev, err := s.getResource(ctx, id)
+		if err != nil && Unavailable(err) {
+			if waits++; waitOut(ctx, start, waits) {
+				continue
+			}
+		}
 		if err != nil {
 			return r, err
 		}
@@ -132,6 +151,13 @@ func (s *Store) UpdateResource(ctx context.Context, id string, fn func(*cheops.R
 			ops = append(ops, s.eventOp(id, *ev))
 		}
 		ok, err := s.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(s.resourceKey(id)), "=", rev)}, ops...)
+		if err != nil && Unavailable(err) {
+			// It may have been applied: read again and let fn decide on what is stored now (a
+			// change already made is then one fn finds nothing to do for).
+			if waits++; waitOut(ctx, start, waits) {
+				continue
+			}
+		}
 		if err != nil {
 			return r, err
 		}

@@ -26,7 +26,10 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/cheops-io/cheops"
 	"github.com/cheops-io/cheops/seal"
@@ -135,6 +138,36 @@ func list[T any](ctx context.Context, s *Store, prefix string) ([]T, error) {
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// unavailableFor bounds how long a write waits out etcd being unavailable (a leader election, a
+// member lost under the request) before its error is returned: an election takes a second or two.
+const unavailableFor = 10 * time.Second
+
+// Unavailable says whether err is etcd being unavailable for a moment: gRPC's Unavailable, as a
+// status or as etcd's own error type. A write that failed so may or may not have been applied.
+func Unavailable(err error) bool {
+	var st interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &st) && st.GRPCStatus().Code() == codes.Unavailable {
+		return true
+	}
+	var etcdErr rpctypes.EtcdError
+	return errors.As(err, &etcdErr) && etcdErr.Code() == codes.Unavailable
+}
+
+// waitOut sleeps before try n (from 1) of a write etcd was unavailable for: 100 ms doubling to
+// 1 s. It returns false once unavailableFor has passed since start, or ctx ended.
+func waitOut(ctx context.Context, start time.Time, n int) bool {
+	d := min(100*time.Millisecond<<min(n-1, 4), time.Second)
+	if time.Since(start)+d > unavailableFor {
+		return false
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
 }
 
 func (s *Store) txn(ctx context.Context, cmps []clientv3.Cmp, ops ...clientv3.Op) (bool, error) {
