@@ -74,10 +74,10 @@ chaos: kube-tools
 	CHEOPS_CLUSTER_TEST=1 CHEOPS_CHAOS_CLIENTS=$(CHAOS_CLIENTS) CHEOPS_CHAOS_DURATION=$(CHAOS_DURATION) \
 		$(GO) test -count=1 -timeout $(CLUSTER_TIMEOUT) -v -run TestChaos ./test/cluster/
 
-## chaos-short: the same with 2 clients for 30 s (they keep going until the last restart), as `make test`
+## chaos-short: the same with 2 clients for 20 s (they keep going until the last restart), as `make test`
 ## runs it; a hung run gives up after 10 min, its cluster stopped a minute before
 chaos-short: CHAOS_CLIENTS = 2
-chaos-short: CHAOS_DURATION = 30s
+chaos-short: CHAOS_DURATION = 20s
 chaos-short: CLUSTER_TIMEOUT = 10m
 chaos-short: chaos
 

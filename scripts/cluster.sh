@@ -16,11 +16,12 @@
 #   up      build (seconds when nothing changed), start what is not running (a running process is
 #           left alone), print the settings a client needs; re-running it restarts only what died
 #   down    stop every process (the data stays; remove CHEOPS_CLUSTER_DIR to start afresh)
+#   kill    SIGKILL every process at once, for a cluster whose state is thrown away next
 #   status  each process, its pid, port and health; exits 1 if one is down or unhealthy
 #   env     print the env file: CHEOPS_SERVER, CHEOPS_TOKEN, CHEOPS_CA and the tools' settings
 #   build   only build the binaries
 #
-#   CHEOPS_CACHE              scripts/tools.sh's cache, for the temporal CLI (default: $HOME/.cache/cheops)
+#   CHEOPS_CACHE              scripts/tools.sh's cache (the temporal CLI) and the tools' (default: $HOME/.cache/cheops)
 #   CHEOPS_CLUSTER_DIR        state: data, certificates, logs, pids, the env file (default:
 #                             ./.cluster in the clone; the postgres user must be able to reach it
 #                             when this runs as root, which $HOME/... under /root does not allow)
@@ -34,6 +35,7 @@ BASE=${CHEOPS_CLUSTER_PORT_BASE:-23100}
 mkdir -p "$DIR/run" "$DIR/logs"
 DIR=$(cd "$DIR" && pwd)
 BIN=${CHEOPS_CLUSTER_BIN:-$DIR/bin}
+CACHE=${CHEOPS_CACHE:-$HOME/.cache/cheops}
 
 # Ports: every process has its own, from BASE.
 PG_PORT=$((BASE + 0))
@@ -63,12 +65,22 @@ modver() { (cd "$ROOT" && go list -m -f '{{.Version}}' "$1"); }
 build() {
   TEMPORAL_VERSION=$(modver go.temporal.io/server)
   TEMPORAL_CLI=$(bash "$ROOT/scripts/tools.sh" temporal)/temporal
-  # Every time, in one go build: the build cache makes it a few seconds when nothing changed, and
-  # a binary that is up to date is not rewritten (a running one stays as it is).
-  local t0=$SECONDS
+  # cheops every time (the build cache makes it a second or two when nothing changed; a binary that
+  # is up to date is not rewritten, so a running one stays as it is). The tools change only with
+  # go.mod, go.sum or internal/tools: they are linked once per such state into the cache, where a
+  # fresh clone (CI's) finds them, and linked into $BIN.
+  local t0=$SECONDS key tools
   mkdir -p "$BIN"
-  (cd "$ROOT" && go build -o "$BIN/" ./cmd/cheops ./internal/tools/...)
-  log "built cheops, temporal-server, temporal-sql-tool, ui-server, etcd and etcd-status into $BIN in $((SECONDS - t0))s"
+  (cd "$ROOT" && go build -o "$BIN/" ./cmd/cheops)
+  key=$(cd "$ROOT" && { go version; cat go.mod go.sum; find internal/tools -type f | LC_ALL=C sort | xargs cat; } | sha256sum | cut -c1-16)
+  tools=$CACHE/cluster-tools-$key
+  if [ ! -x "$tools/etcd-status" ]; then
+    rm -rf "$tools.tmp" && mkdir -p "$tools.tmp"
+    (cd "$ROOT" && go build -o "$tools.tmp/" ./internal/tools/...)
+    rm -rf "$tools" && mv "$tools.tmp" "$tools"
+  fi
+  ln -sf "$tools"/* "$BIN/"
+  log "built cheops, and temporal-server, temporal-sql-tool, ui-server, etcd and etcd-status ($tools), into $BIN in $((SECONDS - t0))s"
 }
 
 # ---- processes: one pid file and one log each ----
@@ -638,6 +650,24 @@ down() {
   postgres_down
 }
 
+# kill_all: SIGKILL every process at once and stop PostgreSQL immediately: for a cluster whose
+# state is thrown away next (a test's), where down's orderly stop would only cost time.
+kill_all() {
+  local f pid
+  for f in "$DIR"/run/*.pid; do
+    [ -f "$f" ] || continue
+    [ "$(basename "$f")" != postgres.pid ] || continue
+    pid=$(cat "$f")
+    [ -z "$pid" ] || kill -KILL "$pid" 2>/dev/null || true
+    rm -f "$f"
+  done
+  if [ -f "$PG_DIR/data/PG_VERSION" ] && as_pg "$(pg_bin)/pg_ctl" -D "$PG_DIR/data" status >/dev/null 2>&1; then
+    as_pg "$(pg_bin)/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null
+  fi
+  rm -f "$(pidfile postgres)"
+  log "killed every process"
+}
+
 # ---- status ----
 
 # mem_mib <pid>: memory of a process and its children (PostgreSQL's backends) in MiB, as PSS
@@ -699,8 +729,9 @@ status() {
 case "${1:-}" in
   up) up ;;
   down) down ;;
+  kill) kill_all ;;
   status) status ;;
   env) TEMPORAL_CLI=$(bash "$ROOT/scripts/tools.sh" temporal)/temporal; write_env; cat "$DIR/env" ;;
   build) build ;;
-  *) echo "usage: $0 up|down|status|env|build" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|kill|status|env|build" >&2; exit 2 ;;
 esac

@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/yaml"
+	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/cheops-io/cheops/test/harness"
 )
@@ -146,5 +147,72 @@ func writeFile(t *testing.T, path, data string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// deploy/compose.yaml runs the topology scripts/cluster.sh runs, true to the code: every cheops
+// container's command line is one the binary takes, every CHEOPS_ variable one it reads, every
+// etcd command line one etcd v3.6.7 takes (its etcdmain, as internal/tools/etcd builds it), and the
+// Temporal image is of the server version go.mod requires, on PostgreSQL. No container engine runs
+// here, so the file is checked, not run.
+func TestComposeIsTrueToTheCode(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "deploy", "compose.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compose struct {
+		Services map[string]struct {
+			Image       string
+			Build       map[string]any
+			Command     []string
+			Environment map[string]string
+		}
+	}
+	if err := sigsyaml.Unmarshal(data, &compose); err != nil {
+		t.Fatalf("compose.yaml: %v", err)
+	}
+	help := cheopsOutput(t, "server", "--help") + cheopsOutput(t, "worker", "--help")
+	etcdBin := filepath.Join(t.TempDir(), "etcd")
+	if out, err := exec.Command("go", "build", "-o", etcdBin, "../../internal/tools/etcd").CombinedOutput(); err != nil {
+		t.Fatalf("build etcd: %v\n%s", err, out)
+	}
+	temporalVersion, err := exec.Command("go", "list", "-m", "-f", "{{.Version}}", "go.temporal.io/server").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for name, svc := range compose.Services {
+		switch {
+		case svc.Build != nil:
+			kinds[svc.Command[0]]++
+			if out, err := exec.Command(env.cheops.Bin, append(svc.Command, "--help")...).CombinedOutput(); err != nil {
+				t.Errorf("%s: cheops %s: %v\n%s", name, strings.Join(svc.Command, " "), err, out)
+			}
+			for k := range svc.Environment {
+				if strings.HasPrefix(k, "CHEOPS_") && !strings.Contains(help, "("+k+")") && !strings.Contains(help, "("+k+";") {
+					t.Errorf("%s sets %s, which neither cheops server nor cheops worker reads", name, k)
+				}
+			}
+		case strings.HasPrefix(svc.Image, "quay.io/coreos/etcd:"):
+			kinds["etcd"]++
+			if svc.Image != "quay.io/coreos/etcd:v3.6.7" {
+				t.Errorf("%s runs %s, not the etcd go.mod requires (v3.6.7)", name, svc.Image)
+			}
+			// etcd parses every flag before it honours --version: an unknown one fails.
+			if out, err := exec.Command(etcdBin, append(svc.Command[1:], "--version")...).CombinedOutput(); err != nil {
+				t.Errorf("%s: %s: %v\n%s", name, strings.Join(svc.Command, " "), err, out)
+			}
+		case strings.HasPrefix(svc.Image, "temporalio/auto-setup:"):
+			kinds["temporal"]++
+			if want := "temporalio/auto-setup:" + strings.TrimPrefix(strings.TrimSpace(string(temporalVersion)), "v"); svc.Image != want {
+				t.Errorf("%s runs %s, want %s, the server go.mod requires", name, svc.Image, want)
+			}
+			if svc.Environment["DB"] != "postgres12" || svc.Environment["NUM_HISTORY_SHARDS"] != "4" {
+				t.Errorf("%s: DB %q, %s history shards; want postgres12 and 4", name, svc.Environment["DB"], svc.Environment["NUM_HISTORY_SHARDS"])
+			}
+		}
+	}
+	if kinds["server"] != 2 || kinds["worker"] != 2 || kinds["etcd"] != 3 || kinds["temporal"] != 1 {
+		t.Fatalf("compose runs %v; want 2 servers, 2 workers, 3 etcd members and one Temporal", kinds)
 	}
 }
