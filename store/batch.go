@@ -54,6 +54,34 @@ func (s *Store) Targets(ctx context.Context, names []string) (func(name string) 
 	}, nil
 }
 
+// SitesNamed returns the sites of names that exist, read in as few etcd transactions as the
+// operation limit allows: what a declaration's scope and overrides name, without listing every site.
+func (s *Store) SitesNamed(ctx context.Context, names []string) ([]cheops.Site, error) {
+	var out []cheops.Site
+	for chunk := range slices.Chunk(names, maxTxnOps) {
+		ops := make([]clientv3.Op, len(chunk))
+		for i, name := range chunk {
+			ops[i] = clientv3.OpGet(s.siteKey(name))
+		}
+		resp, err := s.c.Txn(ctx).Then(ops...).Commit()
+		if err != nil {
+			return nil, fmt.Errorf("etcd get %d sites: %w", len(chunk), err)
+		}
+		for i, name := range chunk {
+			kvs := resp.Responses[i].GetResponseRange().Kvs
+			if len(kvs) == 0 {
+				continue
+			}
+			var site cheops.Site
+			if err := json.Unmarshal(kvs[0].Value, &site); err != nil {
+				return nil, fmt.Errorf("decode site %s: %w", name, err)
+			}
+			out = append(out, site)
+		}
+	}
+	return out, nil
+}
+
 // maxTxnOps is etcd's default bound on the operations of one transaction (--max-txn-ops); it
 // applies to the comparisons and to each branch alike.
 const maxTxnOps = 128

@@ -231,3 +231,34 @@ func TestUpdateReplicasRefusesAForgottenResource(t *testing.T) {
 		t.Fatalf("site index written for a forgotten resource: %v", ids)
 	}
 }
+
+// SitesNamed reads the sites asked for that exist, over as many transactions as the operation
+// limit needs, and skips the names of sites that do not.
+func TestSitesNamed(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	const n = 140 // more than one transaction's 128 operations
+	var names []string
+	for i := range n {
+		name := fmt.Sprintf("site-%03d", i)
+		names = append(names, name)
+		if i%2 == 0 {
+			if _, err := s.CreateSite(ctx, cheops.Site{Name: name, Driver: cheops.DriverKubernetes}, cheops.Credentials{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	sites, err := s.SitesNamed(ctx, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (n + 1) / 2; len(sites) != want {
+		t.Fatalf("%d sites read, want the %d that exist", len(sites), want)
+	}
+	for _, site := range sites {
+		var i int
+		if _, err := fmt.Sscanf(site.Name, "site-%03d", &i); err != nil || i%2 != 0 || site.Driver != cheops.DriverKubernetes {
+			t.Fatalf("read %+v, which was not created", site)
+		}
+	}
+}
