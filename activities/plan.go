@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"slices"
 
 	"github.com/cheops-io/cheops"
 	"github.com/cheops-io/cheops/scope"
@@ -32,7 +33,7 @@ func (a *Activities) PlanResource(ctx context.Context, in PlanInput) (cheops.Pla
 	}
 	facts := cheops.PlanInput{Resource: r, Replicas: reps, Retry: in.Retry, Resync: in.Resync}
 	if r.Deletion == nil {
-		sites, err := a.Store.ListSites(ctx)
+		sites, err := a.sitesFor(ctx, r, reps)
 		if err != nil {
 			return cheops.Plan{}, err
 		}
@@ -68,4 +69,20 @@ func (a *Activities) park(ctx context.Context, r cheops.Resource, sites []string
 		}
 	}
 	return nil
+}
+
+// sitesFor reads the sites a plan of r needs: for a list of sites (and no selector the resource is
+// held within), only those and the sites holding its replicas, in one batched read; otherwise every
+// site, which a selector or an expression may reach. At 1,000 sites, listing them all at each plan
+// was a quarter of a worker's CPU.
+func (a *Activities) sitesFor(ctx context.Context, r cheops.Resource, reps []cheops.Replica) ([]cheops.Site, error) {
+	if len(r.Scope.Sites) == 0 || r.Scope.Selector != "" || r.Scope.Expression != "" || r.Within != "" {
+		return a.Store.ListSites(ctx)
+	}
+	names := slices.Clone(r.Scope.Sites)
+	for _, rep := range reps {
+		names = append(names, rep.Site)
+	}
+	slices.Sort(names)
+	return a.Store.SitesNamed(ctx, slices.Compact(names))
 }

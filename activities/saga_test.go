@@ -141,3 +141,33 @@ func TestCompensatingAnUntouchedSiteDoesNotReachIt(t *testing.T) {
 		}
 	}
 }
+
+// A plan of a list of sites reads only those and the sites holding replicas, and plans as from
+// every site: the listed site applied, the missing one reported, the one left removed.
+func TestPlanOfAListOfSites(t *testing.T) {
+	ctx := context.Background()
+	s, _, a, env := waveFixture(t, "a", "b", "c")
+	if _, err := s.UpdateResource(ctx, "r1", func(r *cheops.Resource) (*cheops.Event, error) {
+		r.Scope = cheops.Scope{Sites: []string{"a", "ghost"}}
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateReplica(ctx, "r1", "c", func(rep *cheops.Replica) (*cheops.Event, error) {
+		rep.State, rep.ObservedGeneration = cheops.ReplicaReady, 1
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := env.ExecuteActivity(a.PlanResource, PlanInput{ResourceID: "r1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p cheops.Plan
+	if err := v.Get(&p); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(p.Sites) != "[a]" || fmt.Sprint(p.Apply) != "[a]" || fmt.Sprint(p.Missing) != "[ghost]" || fmt.Sprint(p.Remove) != "[c]" {
+		t.Fatalf("plan: sites %v, apply %v, missing %v, remove %v; want [a] [a] [ghost] [c]", p.Sites, p.Apply, p.Missing, p.Remove)
+	}
+}
