@@ -57,12 +57,13 @@ func clusterStack(dir string) (stack, error) {
 	if err != nil {
 		return stack{}, err
 	}
-	tlsCfg := func(serverName string) (*tls.Config, error) {
-		cert, err := tls.LoadX509KeyPair(env["CHEOPS_ETCD_TLS_CERT"], env["CHEOPS_ETCD_TLS_KEY"])
+	// prefix is CHEOPS_ETCD or CHEOPS_TEMPORAL: the env file's TLS files for each.
+	tlsCfg := func(prefix, serverName string) (*tls.Config, error) {
+		cert, err := tls.LoadX509KeyPair(env[prefix+"_TLS_CERT"], env[prefix+"_TLS_KEY"])
 		if err != nil {
 			return nil, err
 		}
-		pem, err := os.ReadFile(env["CHEOPS_ETCD_TLS_CA"])
+		pem, err := os.ReadFile(env[prefix+"_TLS_CA"])
 		if err != nil {
 			return nil, err
 		}
@@ -70,11 +71,11 @@ func clusterStack(dir string) (stack, error) {
 		pool.AppendCertsFromPEM(pem)
 		return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, ServerName: serverName}, nil
 	}
-	etcdTLS, err := tlsCfg("")
+	etcdTLS, err := tlsCfg("CHEOPS_ETCD", "")
 	if err != nil {
 		return stack{}, fmt.Errorf("etcd TLS: %w", err)
 	}
-	temporalTLS, err := tlsCfg(env["CHEOPS_TEMPORAL_TLS_SERVER_NAME"])
+	temporalTLS, err := tlsCfg("CHEOPS_TEMPORAL", env["CHEOPS_TEMPORAL_TLS_SERVER_NAME"])
 	if err != nil {
 		return stack{}, fmt.Errorf("temporal TLS: %w", err)
 	}

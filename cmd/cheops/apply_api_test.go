@@ -29,9 +29,10 @@ func (idle) Apply(context.Context, string, int64) error   { return nil }
 func (idle) Delete(context.Context, string) error         { return nil }
 func (idle) Signal(context.Context, string, string) error { return nil }
 
-// The bug end to end through the real API: `apply --policy-timeout 2m` on a transactional resource
-// leaves it transactional, sets the timeout, and makes the manifest exactly the file's.
-func TestApplyPolicyTimeoutAgainstTheRealAPI(t *testing.T) {
+// realAPI serves the API's real handlers over a real etcd, with an admin token "test-admin-token",
+// and returns the server and a client of it.
+func realAPI(t *testing.T) (*httptest.Server, *client.Client) {
+	t.Helper()
 	srv := httptest.NewServer(api.New(api.Config{Auth: auth.Tokens{"test-admin-token": auth.Identity{Name: "test", Role: auth.Admin}}, Store: etcdtest.Store(t), Orchestrator: idle{},
 		Drivers: map[cheops.DriverName]cheops.Driver{cheops.DriverKubernetes: kubernetes.New()},
 		Log:     slog.New(slog.NewTextHandler(io.Discard, nil))}))
@@ -40,6 +41,13 @@ func TestApplyPolicyTimeoutAgainstTheRealAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return srv, c
+}
+
+// The bug end to end through the real API: `apply --policy-timeout 2m` on a transactional resource
+// leaves it transactional, sets the timeout, and makes the manifest exactly the file's.
+func TestApplyPolicyTimeoutAgainstTheRealAPI(t *testing.T) {
+	srv, c := realAPI(t)
 	ctx := context.Background()
 	for _, name := range []string{"paris", "berlin"} {
 		if _, err := c.CreateSite(ctx, client.SiteRequest{Name: name, Driver: cheops.DriverKubernetes, Labels: map[string]string{"region": "eu"},
@@ -98,14 +106,7 @@ current-context: c
 // name order (other files ignored): each manifest is a resource. A manifest that fails does not
 // stop the others, and apply exits non-zero naming it; --name with several manifests is refused.
 func TestApplyManyManifests(t *testing.T) {
-	srv := httptest.NewServer(api.New(api.Config{Auth: auth.Tokens{"test-admin-token": auth.Identity{Name: "test", Role: auth.Admin}}, Store: etcdtest.Store(t), Orchestrator: idle{},
-		Drivers: map[cheops.DriverName]cheops.Driver{cheops.DriverKubernetes: kubernetes.New()},
-		Log:     slog.New(slog.NewTextHandler(io.Discard, nil))}))
-	t.Cleanup(srv.Close)
-	c, err := client.New(srv.URL, client.WithBearerToken("test-admin-token"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, c := realAPI(t)
 	ctx := context.Background()
 	if _, err := c.CreateSite(ctx, client.SiteRequest{Name: "paris", Driver: cheops.DriverKubernetes,
 		Kubernetes: &client.KubernetesSettings{Kubeconfig: testKubeconfig}}); err != nil {

@@ -2,32 +2,18 @@ package main
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/cheops-io/cheops"
-	"github.com/cheops-io/cheops/api"
-	"github.com/cheops-io/cheops/auth"
 	"github.com/cheops-io/cheops/client"
-	"github.com/cheops-io/cheops/drivers/kubernetes"
-	"github.com/cheops-io/cheops/internal/etcdtest"
 )
 
 // Shell completion asks the real API for the names a command takes: resources for get, delete,
 // events and the actions; sites for the site commands; the sites not yet typed for apply --sites.
 // A server that cannot be reached completes nothing, without an error in the user's line.
 func TestCompletionNamesComeFromTheAPI(t *testing.T) {
-	srv := httptest.NewServer(api.New(api.Config{Auth: auth.Tokens{"test-admin-token": auth.Identity{Name: "test", Role: auth.Admin}}, Store: etcdtest.Store(t), Orchestrator: idle{},
-		Drivers: map[cheops.DriverName]cheops.Driver{cheops.DriverKubernetes: kubernetes.New()},
-		Log:     slog.New(slog.NewTextHandler(io.Discard, nil))}))
-	t.Cleanup(srv.Close)
-	c, err := client.New(srv.URL, client.WithBearerToken("test-admin-token"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, c := realAPI(t)
 	ctx := context.Background()
 	for _, name := range []string{"paris", "berlin", "prague"} {
 		if _, err := c.CreateSite(ctx, client.SiteRequest{Name: name, Driver: cheops.DriverKubernetes,
