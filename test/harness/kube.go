@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -94,7 +95,16 @@ func StartKube(dir string, n int) (*KubeCluster, error) {
 	kc.Apiservers = make([]*Apiserver, n)
 	for i := range n {
 		go func() {
-			a, err := kc.startOne(fmt.Sprintf("site-%d", i+1))
+			// A port found free may be taken before the apiserver binds it (another process of the
+			// machine picking ports at the same moment): an apiserver that exits during its start is
+			// tried again, on another port, twice.
+			var a *Apiserver
+			var err error
+			for range 3 {
+				if a, err = kc.startOne(fmt.Sprintf("site-%d", i+1)); !errors.Is(err, errExitedDuringStart) {
+					break
+				}
+			}
 			kc.Apiservers[i] = a
 			errs <- err
 		}()
@@ -211,7 +221,7 @@ func (a *Apiserver) Start(binary string) error {
 	for time.Now().Before(deadline) {
 		select {
 		case <-a.exited:
-			return fmt.Errorf("kube-apiserver %s exited during start; see %s", a.Name, a.logPath)
+			return fmt.Errorf("kube-apiserver %s %w; see %s, which ends:\n%s", a.Name, errExitedDuringStart, a.logPath, logTail(a.logPath, 10))
 		default:
 		}
 		req, _ := http.NewRequest(http.MethodGet, a.URL+"/readyz", nil)
@@ -261,4 +271,17 @@ func (kc *KubeCluster) Close() {
 	if kc.etcd != nil {
 		kc.etcd.Close()
 	}
+}
+
+// errExitedDuringStart is an apiserver process that ended before it answered.
+var errExitedDuringStart = errors.New("exited during start")
+
+// logTail returns the last n lines of a log file, for an error that points at it.
+func logTail(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "(" + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
