@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -63,7 +64,12 @@ func (s *Store) SitesNamed(ctx context.Context, names []string) ([]cheops.Site, 
 		for i, name := range chunk {
 			ops[i] = clientv3.OpGet(s.siteKey(name))
 		}
+		// A read transaction is not retried by the etcd client as a range is: ride out a leader
+		// change here, as the API did when it listed the sites.
 		resp, err := s.c.Txn(ctx).Then(ops...).Commit()
+		for n, start := 1, time.Now(); err != nil && Unavailable(err) && waitOut(ctx, start, n); n++ {
+			resp, err = s.c.Txn(ctx).Then(ops...).Commit()
+		}
 		if err != nil {
 			return nil, fmt.Errorf("etcd get %d sites: %w", len(chunk), err)
 		}
