@@ -154,7 +154,26 @@ type Policy struct {
 	// rounds that retry failed or unreachable sites (defaults DefaultRetryInitial, DefaultRetryMax).
 	RetryInitial Duration `json:"retryInitial,omitempty"`
 	RetryMax     Duration `json:"retryMax,omitempty"`
+	// Readiness says when a replica is Ready: when its object's status says so (ReadyWhenStatus, the
+	// default, for drivers that read status), or as soon as it is applied (ReadyWhenApplied).
+	Readiness ReadinessPolicy `json:"readiness,omitempty"`
+	// ReadyTimeout bounds how long an applied replica may take to become Ready (default
+	// DefaultReadyTimeout); past it, the replica fails on its site (in transactional mode, the
+	// generation is rolled back).
+	ReadyTimeout Duration `json:"readyTimeout,omitempty"`
 }
+
+// ReadinessPolicy says when an applied replica counts as Ready.
+type ReadinessPolicy string
+
+// Readiness policies.
+const (
+	// ReadyWhenStatus: Ready once the object's status on the site says so (a Deployment Available,
+	// a Job complete, a CRD Established); until then the replica is Applied.
+	ReadyWhenStatus ReadinessPolicy = "status"
+	// ReadyWhenApplied: Ready as soon as the site took the object.
+	ReadyWhenApplied ReadinessPolicy = "applied"
+)
 
 // Policy defaults, applied when a field is zero.
 const (
@@ -162,6 +181,7 @@ const (
 	DefaultTimeout      = Duration(5 * time.Minute)
 	DefaultRetryInitial = Duration(5 * time.Second)
 	DefaultRetryMax     = Duration(5 * time.Minute)
+	DefaultReadyTimeout = Duration(5 * time.Minute)
 )
 
 // WithDefaults returns the policy with every zero field set to its default.
@@ -180,6 +200,12 @@ func (p Policy) WithDefaults() Policy {
 	}
 	if p.RetryMax <= 0 {
 		p.RetryMax = DefaultRetryMax
+	}
+	if p.Readiness == "" {
+		p.Readiness = ReadyWhenStatus
+	}
+	if p.ReadyTimeout <= 0 {
+		p.ReadyTimeout = DefaultReadyTimeout
 	}
 	return p
 }
@@ -273,12 +299,17 @@ type ReplicaState string
 
 // Replica states.
 const (
-	ReplicaPending     ReplicaState = "Pending"
-	ReplicaApplying    ReplicaState = "Applying"
+	ReplicaPending  ReplicaState = "Pending"
+	ReplicaApplying ReplicaState = "Applying"
+	// ReplicaApplied: the site took the generation, and its status does not say Ready yet.
+	ReplicaApplied     ReplicaState = "Applied"
 	ReplicaReady       ReplicaState = "Ready"
 	ReplicaFailed      ReplicaState = "Failed"
 	ReplicaDeleting    ReplicaState = "Deleting"
 	ReplicaUnreachable ReplicaState = "Unreachable"
+	// ReplicaUnknown is never recorded: it is how a replica recorded Ready or Applied is shown
+	// while its site is unreachable (see SeenWith), since nobody can tell how it is now.
+	ReplicaUnknown ReplicaState = "Unknown"
 )
 
 // ObjectRef identifies the local object that backs a replica on its site.
@@ -304,10 +335,12 @@ type Replica struct {
 	Overrides []string `json:"overrides,omitempty"`
 	Message   string   `json:"message,omitempty"`
 	// FailedGeneration is the generation the site rejected, while State is Failed.
-	FailedGeneration int64     `json:"failedGeneration,omitempty"`
-	Attempts         int       `json:"attempts"`
-	CreatedAt        time.Time `json:"createdAt"`
-	UpdatedAt        time.Time `json:"updatedAt"`
+	FailedGeneration int64 `json:"failedGeneration,omitempty"`
+	// AppliedAt is when the site took ObservedGeneration; its ReadyTimeout runs from then.
+	AppliedAt *time.Time `json:"appliedAt,omitempty"`
+	Attempts  int        `json:"attempts"`
+	CreatedAt time.Time  `json:"createdAt"`
+	UpdatedAt time.Time  `json:"updatedAt"`
 }
 
 // ResourceState is the state of a resource aggregated over its replicas.
@@ -343,7 +376,7 @@ func Aggregate(r Resource, replicas []Replica) ResourceState {
 			ready++
 		case rep.State == ReplicaFailed:
 			failed++
-		case rep.State == ReplicaUnreachable:
+		case rep.State == ReplicaUnreachable || rep.State == ReplicaUnknown:
 			unreachable++
 		}
 	}
@@ -359,6 +392,24 @@ func Aggregate(r Resource, replicas []Replica) ResourceState {
 	default:
 		return ResourceProgressing
 	}
+}
+
+// SeenWith returns the replicas as a reader should see them, given the health of their sites: a
+// replica recorded Ready or Applied on a site that is unreachable is Unknown, with its last known
+// state in its message, since nobody can say how it is now. The replicas given are not changed.
+func SeenWith(replicas []Replica, health map[string]SiteHealth) []Replica {
+	out := slices.Clone(replicas)
+	for i, rep := range out {
+		if health[rep.Site] != SiteUnreachable || (rep.State != ReplicaReady && rep.State != ReplicaApplied) {
+			continue
+		}
+		last := fmt.Sprintf("site unreachable; last known %s at generation %d", rep.State, rep.ObservedGeneration)
+		if rep.Message != "" {
+			last += ": " + rep.Message
+		}
+		out[i].State, out[i].Message = ReplicaUnknown, last
+	}
+	return out
 }
 
 // EventType names what an event records.
@@ -398,6 +449,10 @@ const (
 	EventSiteDeleted EventType = "SiteDeleted"
 	// EventHealthChanged: a site's probed health changed; the message says to what and why.
 	EventHealthChanged EventType = "HealthChanged"
+	// EventBecameReady: an applied replica's status now says it is Ready; EventNotReady: it did
+	// not within the policy's readyTimeout, or its status says it failed (the message says which).
+	EventBecameReady EventType = "BecameReady"
+	EventNotReady    EventType = "NotReady"
 	// EventPaused and EventResumed: an operator paused or resumed the resource.
 	EventPaused  EventType = "Paused"
 	EventResumed EventType = "Resumed"

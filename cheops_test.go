@@ -29,3 +29,35 @@ func TestAggregate(t *testing.T) {
 		}
 	}
 }
+
+// A replica recorded Ready or Applied on a site that is unreachable is shown Unknown, with what was
+// last known, and the resource is Degraded; other states, and other sites, are shown as recorded.
+func TestSeenWithUnreachableSites(t *testing.T) {
+	r := Resource{Generation: 2}
+	reps := []Replica{
+		{Site: "up", State: ReplicaReady, ObservedGeneration: 2},
+		{Site: "down", State: ReplicaReady, ObservedGeneration: 2},
+		{Site: "down-applied", State: ReplicaApplied, ObservedGeneration: 2, Message: "waiting"},
+		{Site: "down-failed", State: ReplicaFailed, ObservedGeneration: 1},
+	}
+	health := map[string]SiteHealth{"up": SiteReady, "down": SiteUnreachable, "down-applied": SiteUnreachable, "down-failed": SiteUnreachable}
+	seen := SeenWith(reps, health)
+	want := []ReplicaState{ReplicaReady, ReplicaUnknown, ReplicaUnknown, ReplicaFailed}
+	for i, rep := range seen {
+		if rep.State != want[i] {
+			t.Errorf("%s is shown %s; want %s", rep.Site, rep.State, want[i])
+		}
+	}
+	if seen[1].Message != "site unreachable; last known Ready at generation 2" || seen[2].Message != "site unreachable; last known Applied at generation 2: waiting" {
+		t.Errorf("messages %q, %q", seen[1].Message, seen[2].Message)
+	}
+	if reps[1].State != ReplicaReady {
+		t.Error("SeenWith changed the replicas it was given")
+	}
+	if got := Aggregate(r, seen[:2]); got != ResourceDegraded {
+		t.Errorf("Ready and Unknown aggregate to %s; want Degraded", got)
+	}
+	if got := Aggregate(r, SeenWith(reps[:2], map[string]SiteHealth{})); got != ResourceReady {
+		t.Errorf("both Ready with healthy sites aggregate to %s; want Ready", got)
+	}
+}

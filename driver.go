@@ -86,6 +86,9 @@ const (
 type ApplyResult struct {
 	LocalID string
 	Object  ObjectRef
+	// Readiness, from a driver that reads status (see StatusReader), is what the object's status
+	// said in the site's answer to the apply; nil means Ready.
+	Readiness *Readiness
 }
 
 // Observation is what a driver sees of a replica's local object.

@@ -38,6 +38,8 @@ type Plan struct {
 	Timeout      time.Duration
 	RetryInitial time.Duration
 	RetryMax     time.Duration
+	// ReadyTimeout bounds the wait for an applied replica's status to say Ready.
+	ReadyTimeout time.Duration
 	// RolledBack is set when the current transactional generation was rolled back.
 	RolledBack bool
 	// Unfinished, with RolledBack, lists the sites of a rollback that was recorded as started but not
@@ -77,7 +79,7 @@ func PlanReplicas(in PlanInput) Plan {
 	p := Plan{Exists: true, Name: r.Name, Generation: r.Generation, Consistency: pol.Consistency,
 		Paused: r.Paused, MaxParallel: pol.MaxParallel, Timeout: time.Duration(pol.Timeout),
 		RetryInitial: time.Duration(pol.RetryInitial), RetryMax: time.Duration(pol.RetryMax),
-		RolledBack: r.RolledBack(), Resync: in.Resync}
+		ReadyTimeout: time.Duration(pol.ReadyTimeout), RolledBack: r.RolledBack(), Resync: in.Resync}
 	if r.Deletion != nil {
 		p.Deleting, p.Orphan = true, r.Deletion.Orphan
 		for _, rep := range in.Replicas {

@@ -43,6 +43,9 @@ type ApplyOutput struct {
 	Generation int64
 	// Skipped is set when the resource is gone or being deleted.
 	Skipped bool
+	// Awaiting is set when the site took the generation and its status does not say Ready yet: the
+	// replica is Applied, and AwaitReadiness waits for it.
+	Awaiting bool `json:",omitempty"`
 }
 
 // ApplyReplica makes the resource's current generation true on one site and records the outcome.
@@ -96,20 +99,26 @@ func (a *Activities) applySite(ctx context.Context, r cheops.Resource, site stri
 		return ApplyOutput{}, err
 	}
 	if p.done(r, how, &rep) {
-		return ApplyOutput{LocalID: rep.LocalID, Generation: r.Generation}, nil
+		return ApplyOutput{LocalID: rep.LocalID, Generation: r.Generation, Awaiting: rep.State == cheops.ReplicaApplied}, nil
 	}
 	res, err := a.apply(ctx, r, &p, rep.Object)
 	if err != nil {
 		return ApplyOutput{}, a.recordFailure(ctx, r, site, how.attempt, err)
 	}
-	_, err = a.Store.UpdateReplica(ctx, r.ID, site, p.recordReady(r, how, res))
+	_, err = a.Store.UpdateReplica(ctx, r.ID, site, p.recordApplied(r, how, res))
 	if errors.Is(err, store.ErrNotFound) {
 		return a.forgottenWhileApplied(ctx, r, site, res)
 	}
 	if err != nil {
 		return ApplyOutput{}, err
 	}
-	return ApplyOutput{LocalID: res.LocalID, Generation: r.Generation}, nil
+	return ApplyOutput{LocalID: res.LocalID, Generation: r.Generation, Awaiting: awaiting(r, res)}, nil
+}
+
+// awaiting says whether a replica the site took must still wait for its status to say Ready.
+func awaiting(r cheops.Resource, res cheops.ApplyResult) bool {
+	return r.Policy.WithDefaults().Readiness == cheops.ReadyWhenStatus && res.Readiness != nil &&
+		res.Readiness.State != cheops.ObjectReady
 }
 
 // prepared is a site made ready to apply: its target and driver, the manifest with the site's
@@ -155,9 +164,11 @@ func (a *Activities) prepare(ctx context.Context, r cheops.Resource, site string
 }
 
 // done says whether the replica already holds what p would apply at r's generation, so that
-// applying it again can be skipped (unless forced).
+// applying it again can be skipped (unless forced): it is Ready, or Applied and waiting for its
+// status to say Ready.
 func (p *prepared) done(r cheops.Resource, how siteApply, rep *cheops.Replica) bool {
-	return !how.force && rep.State == cheops.ReplicaReady && rep.ObservedGeneration == r.Generation && rep.AppliedHash == p.hash
+	return !how.force && (rep.State == cheops.ReplicaReady || rep.State == cheops.ReplicaApplied) &&
+		rep.ObservedGeneration == r.Generation && rep.AppliedHash == p.hash
 }
 
 // markApplying is the update that records an attempt at the site before it is applied; a replica
@@ -188,19 +199,37 @@ func (a *Activities) apply(ctx context.Context, r cheops.Resource, p *prepared, 
 	return res, err
 }
 
-// recordReady is the update that records the site applied: Ready with what was applied, and the
-// event of how.event.
-func (p *prepared) recordReady(r cheops.Resource, how siteApply, res cheops.ApplyResult) func(*cheops.Replica) (*cheops.Event, error) {
+// recordApplied is the update that records the site applied, with what was applied, and the event
+// of how.event: Ready, or Applied when its status does not say Ready yet (see awaiting).
+func (p *prepared) recordApplied(r cheops.Resource, how siteApply, res cheops.ApplyResult) func(*cheops.Replica) (*cheops.Event, error) {
 	return func(rep *cheops.Replica) (*cheops.Event, error) {
 		rep.State = cheops.ReplicaReady
 		rep.LocalID, rep.Object, rep.Overrides = res.LocalID, &res.Object, p.overrides
 		rep.ObservedGeneration, rep.AppliedHash, rep.Message, rep.FailedGeneration = r.Generation, p.hash, how.message, 0
+		now := time.Now().UTC()
+		rep.AppliedAt = &now
 		msg := "local ID " + res.LocalID
 		if how.message != "" {
 			msg = how.message + "; " + msg
 		}
+		if awaiting(r, res) {
+			rep.State = cheops.ReplicaApplied
+			rep.Message = joinMessage(how.message, "waiting for its status to say Ready: "+res.Readiness.Message)
+			msg += "; waiting for its status to say Ready"
+		}
 		return &cheops.Event{Type: how.event, Site: p.site, Generation: r.Generation, Message: msg}, nil
 	}
+}
+
+// joinMessage joins two messages with "; ", either of which may be empty.
+func joinMessage(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return a + "; " + b
 }
 
 // forgottenWhileApplied handles an apply whose Ready record was refused because the resource was

@@ -59,7 +59,9 @@ type SiteOutcome struct {
 	// Message is the failure in the driver's own words.
 	Message string
 	// Skipped is set when the resource is gone or being deleted: nothing was applied.
-	Skipped bool
+	Skipped bool `json:",omitempty"`
+	// Awaiting is set when the site took the generation and its status does not say Ready yet.
+	Awaiting bool `json:",omitempty"`
 	// SinceDeclared is how long after its generation was declared this wave recorded the site
 	// Ready; zero when the wave did not apply it (it failed, or it was Ready already).
 	SinceDeclared time.Duration `json:",omitempty"`
@@ -254,7 +256,7 @@ func (w *wave) markApplying(ctx context.Context) ([]int, error) {
 		case gone:
 			w.settle(i, ApplyOutput{Skipped: true}, nil)
 		case w.preps[i].done(w.r, w.how(site), &rep):
-			w.settle(i, ApplyOutput{LocalID: rep.LocalID, Generation: w.r.Generation}, nil)
+			w.settle(i, ApplyOutput{LocalID: rep.LocalID, Generation: w.r.Generation, Awaiting: rep.State == cheops.ReplicaApplied}, nil)
 		default:
 			w.prev[i] = rep.Object
 			todo = append(todo, i)
@@ -307,15 +309,16 @@ func (w *wave) flush(ctx context.Context, batch []siteResult) {
 		if res.err != nil {
 			return failureRecord(w.r, site, w.in.Attempt, res.err)(rep)
 		}
-		return w.preps[res.i].recordReady(w.r, w.how(site), res.res)(rep)
+		return w.preps[res.i].recordApplied(w.r, w.how(site), res.res)(rep)
 	})
 	var deletes sync.WaitGroup
 	for site, res := range bySite {
 		_, written := reps[site]
 		switch {
 		case written && res.err == nil:
-			w.settle(res.i, ApplyOutput{LocalID: res.res.LocalID, Generation: w.r.Generation}, nil)
-			if !w.r.GenerationAt.IsZero() {
+			wait := awaiting(w.r, res.res)
+			w.settle(res.i, ApplyOutput{LocalID: res.res.LocalID, Generation: w.r.Generation, Awaiting: wait}, nil)
+			if !w.r.GenerationAt.IsZero() && !wait {
 				w.out[res.i].SinceDeclared = time.Since(w.r.GenerationAt)
 			}
 		case written:
@@ -342,7 +345,7 @@ func (w *wave) settle(i int, res ApplyOutput, err error) {
 
 // outcome says what became of a site, from what applying and recording it returned.
 func outcome(site string, res ApplyOutput, err error) SiteOutcome {
-	o := SiteOutcome{Site: site, LocalID: res.LocalID, Generation: res.Generation, Skipped: res.Skipped}
+	o := SiteOutcome{Site: site, LocalID: res.LocalID, Generation: res.Generation, Skipped: res.Skipped, Awaiting: res.Awaiting}
 	if err == nil {
 		return o
 	}

@@ -46,20 +46,23 @@ type resourceRequest struct {
 // policyRequest is a policy as written by a user, durations as text ("90s"), so that a bad
 // duration is reported with the field it is in.
 type policyRequest struct {
-	Consistency  cheops.Consistency `json:"consistency"`
-	MaxParallel  int                `json:"maxParallel"`
-	Timeout      string             `json:"timeout"`
-	RetryInitial string             `json:"retryInitial"`
-	RetryMax     string             `json:"retryMax"`
+	Consistency  cheops.Consistency     `json:"consistency"`
+	MaxParallel  int                    `json:"maxParallel"`
+	Timeout      string                 `json:"timeout"`
+	RetryInitial string                 `json:"retryInitial"`
+	RetryMax     string                 `json:"retryMax"`
+	Readiness    cheops.ReadinessPolicy `json:"readiness"`
+	ReadyTimeout string                 `json:"readyTimeout"`
 }
 
 func (p policyRequest) policy() (cheops.Policy, error) {
-	pol := cheops.Policy{Consistency: p.Consistency, MaxParallel: p.MaxParallel}
+	pol := cheops.Policy{Consistency: p.Consistency, MaxParallel: p.MaxParallel, Readiness: p.Readiness}
 	for _, f := range []struct {
 		field string
 		text  string
 		into  *cheops.Duration
-	}{{"policy.timeout", p.Timeout, &pol.Timeout}, {"policy.retryInitial", p.RetryInitial, &pol.RetryInitial}, {"policy.retryMax", p.RetryMax, &pol.RetryMax}} {
+	}{{"policy.timeout", p.Timeout, &pol.Timeout}, {"policy.retryInitial", p.RetryInitial, &pol.RetryInitial}, {"policy.retryMax", p.RetryMax, &pol.RetryMax},
+		{"policy.readyTimeout", p.ReadyTimeout, &pol.ReadyTimeout}} {
 		if f.text == "" {
 			continue
 		}
@@ -136,11 +139,39 @@ type resourceView struct {
 }
 
 func (s *server) view(c echo.Context, r cheops.Resource) (resourceView, error) {
-	reps, err := s.Store.ListReplicas(c.Request().Context(), r.ID)
+	return s.viewWith(c, r, nil)
+}
+
+// viewWith is view given the health of every site (read once for a list), or nil to read the
+// health of the replicas' sites. A replica on an unreachable site shows Unknown (see SeenWith).
+func (s *server) viewWith(c echo.Context, r cheops.Resource, health map[string]cheops.SiteHealth) (resourceView, error) {
+	ctx := c.Request().Context()
+	reps, err := s.Store.ListReplicas(ctx, r.ID)
 	if err != nil {
 		return resourceView{}, err
 	}
+	if health == nil && len(reps) > 0 {
+		names := make([]string, len(reps))
+		for i, rep := range reps {
+			names[i] = rep.Site
+		}
+		sites, err := s.Store.SitesNamed(ctx, names)
+		if err != nil {
+			return resourceView{}, err
+		}
+		health = healthOf(sites)
+	}
+	reps = cheops.SeenWith(reps, health)
 	return resourceView{Resource: r, State: cheops.Aggregate(r, reps), Replicas: reps}, nil
+}
+
+// healthOf maps each site to its probed health.
+func healthOf(sites []cheops.Site) map[string]cheops.SiteHealth {
+	health := make(map[string]cheops.SiteHealth, len(sites))
+	for _, site := range sites {
+		health[site.Name] = site.Health
+	}
+	return health
 }
 
 func (s *server) validateResource(c echo.Context, r *cheops.Resource) error {
@@ -200,6 +231,11 @@ func (s *server) validateResource(c echo.Context, r *cheops.Resource) error {
 	}
 	if r.Policy.RetryInitial > 0 && r.Policy.RetryMax > 0 && r.Policy.RetryInitial > r.Policy.RetryMax {
 		return invalid("policy.retryInitial", "must not exceed policy.retryMax")
+	}
+	switch r.Policy.Readiness {
+	case "", cheops.ReadyWhenStatus, cheops.ReadyWhenApplied:
+	default:
+		return invalid("policy.readiness", "must be status (Ready when the object's status says so) or applied (Ready once applied)")
 	}
 	// A caller bound to some sites places only there, now and later.
 	id := identity(c)
@@ -677,19 +713,20 @@ func (s *server) listResources(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var sites []cheops.Site
-	if identity(c).Bound() {
-		if sites, err = s.Store.ListSites(c.Request().Context()); err != nil {
-			return err
-		}
+	// Every site is read once, for the health each replica is shown with, and for what a bound
+	// caller may see.
+	sites, err := s.Store.ListSites(c.Request().Context())
+	if err != nil {
+		return err
 	}
+	health := healthOf(sites)
 	items := []resourceView{}
 	next := ""
 	for _, r := range all {
 		if r.Name <= after || !strings.HasPrefix(r.Name, prefix) {
 			continue
 		}
-		v, err := s.view(c, r)
+		v, err := s.viewWith(c, r, health)
 		if err != nil {
 			return err
 		}

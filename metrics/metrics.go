@@ -152,7 +152,7 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 var (
-	replicaStates = []cheops.ReplicaState{cheops.ReplicaPending, cheops.ReplicaApplying, cheops.ReplicaReady,
+	replicaStates = []cheops.ReplicaState{cheops.ReplicaPending, cheops.ReplicaApplying, cheops.ReplicaApplied, cheops.ReplicaReady,
 		cheops.ReplicaFailed, cheops.ReplicaDeleting, cheops.ReplicaUnreachable}
 	siteHealths = []cheops.SiteHealth{cheops.SiteUnknown, cheops.SiteReady, cheops.SiteUnreachable}
 )

@@ -41,11 +41,17 @@ func (a *activityFailures) ExecuteActivity(ctx context.Context, in *interceptor.
 	for _, class := range failedSites(out) {
 		a.m.SiteFailed(name, class)
 	}
-	if w, ok := out.(activities.WaveOutput); ok {
-		for _, s := range w.Sites {
-			if s.SinceDeclared > 0 {
-				a.m.ReplicaReady(string(w.Driver), s.SinceDeclared)
-			}
+	var driver cheops.DriverName
+	var sites []activities.SiteOutcome
+	switch w := out.(type) {
+	case activities.WaveOutput:
+		driver, sites = w.Driver, w.Sites
+	case activities.ReadinessOutput:
+		driver, sites = w.Driver, w.Sites
+	}
+	for _, s := range sites {
+		if s.SinceDeclared > 0 {
+			a.m.ReplicaReady(string(driver), s.SinceDeclared)
 		}
 	}
 	return out, err
@@ -61,6 +67,10 @@ func failedSites(out any) []cheops.ErrorClass {
 			classes = append(classes, s.Class)
 		}
 	case activities.DeleteWaveOutput:
+		for _, s := range o.Sites {
+			classes = append(classes, s.Class)
+		}
+	case activities.ReadinessOutput:
 		for _, s := range o.Sites {
 			classes = append(classes, s.Class)
 		}

@@ -36,7 +36,9 @@ func (r *resourceRun) converge(ctx workflow.Context, plan cheops.Plan) time.Dura
 	if version == workflow.DefaultVersion {
 		failures = r.applyEachSite(ctx, plan, eachSiteOptions, rootMessage)
 	} else {
-		failures = r.applyInWaves(ctx, plan)
+		var awaiting []string
+		failures, awaiting = r.applyInWaves(ctx, plan)
+		r.awaitReadiness(ctx, plan, awaiting, time.Time{}, failures)
 	}
 	r.status.Failed = nil
 	retryLater := len(plan.Parked) > 0
@@ -47,6 +49,9 @@ func (r *resourceRun) converge(ctx workflow.Context, plan cheops.Plan) time.Dura
 		}
 		r.status.Failed = append(r.status.Failed, site)
 		switch f.class {
+		case classInterrupted:
+			// A request came while its status was awaited: the next round waits again.
+			retryLater = true
 		case cheops.Permanent:
 			r.status.Rejected = append(r.status.Rejected, site)
 		case cheops.Unreachable:
@@ -148,20 +153,36 @@ var eachSiteOptions = workflow.ActivityOptions{
 // applyInWaves applies the plan in waves of at most waveSize sites, one ApplyWave activity per
 // wave, each applying plan.MaxParallel sites at once. Sites that failed transiently are tried
 // again, and only they, after a backoff, up to applyAttempts in all; a rejected site is not
-// tried again, nor an unreachable one (it is parked). It returns each failed site's last failure.
-func (r *resourceRun) applyInWaves(ctx workflow.Context, plan cheops.Plan) map[string]siteFailure {
+// tried again, nor an unreachable one (it is parked). It returns each failed site's last failure,
+// and the sites that took the generation but whose status does not say Ready yet.
+func (r *resourceRun) applyInWaves(ctx workflow.Context, plan cheops.Plan) (map[string]siteFailure, []string) {
 	retry := &temporal.RetryPolicy{InitialInterval: applyBackoff, BackoffCoefficient: 2, MaximumInterval: applyBackoffMax,
 		MaximumAttempts: applyAttempts, NonRetryableErrorTypes: []string{string(cheops.Unreachable)}}
-	return r.inWaves(ctx, plan.Apply, retry, time.Time{}, func(wave []string, attempt int) []waveOutcome {
-		return applyOutcomes(r.applyWave(ctx, plan, wave, attempt, 0))
+	awaiting := map[string]bool{}
+	failures := r.inWaves(ctx, plan.Apply, retry, time.Time{}, func(wave []string, attempt int) []waveOutcome {
+		return applyOutcomes(r.applyWave(ctx, plan, wave, attempt, 0), awaiting)
 	})
+	return failures, inOrder(plan.Apply, awaiting)
 }
 
-// applyOutcomes are a wave's outcomes as inWaves takes them.
-func applyOutcomes(sites []activities.SiteOutcome) []waveOutcome {
+// applyOutcomes are a wave's outcomes as inWaves takes them; awaiting is told which sites took
+// the generation and wait for their status to say Ready.
+func applyOutcomes(sites []activities.SiteOutcome, awaiting map[string]bool) []waveOutcome {
 	out := make([]waveOutcome, len(sites))
 	for i, o := range sites {
 		out[i] = waveOutcome{o.Site, siteFailure{class: o.Class, message: o.Message}}
+		awaiting[o.Site] = o.Class == "" && o.Awaiting
+	}
+	return out
+}
+
+// inOrder returns the sites of all that are set in which, in the order of all.
+func inOrder(all []string, which map[string]bool) []string {
+	var out []string
+	for _, site := range all {
+		if which[site] {
+			out = append(out, site)
+		}
 	}
 	return out
 }

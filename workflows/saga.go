@@ -85,10 +85,14 @@ func (r *resourceRun) sagaVersion(ctx workflow.Context) workflow.Version {
 func (r *resourceRun) sagaApplyInWaves(ctx workflow.Context, plan cheops.Plan) map[string]siteFailure {
 	deadline := workflow.Now(ctx).Add(plan.Timeout)
 	retry := &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Second}
+	awaiting := map[string]bool{}
 	failures := r.inWaves(ctx, plan.Apply, retry, deadline, func(wave []string, attempt int) []waveOutcome {
 		left := max(deadline.Sub(workflow.Now(ctx)), time.Second)
-		return applyOutcomes(r.applyWave(ctx, plan, wave, attempt, min(left, activities.SiteTimeout)))
+		return applyOutcomes(r.applyWave(ctx, plan, wave, attempt, min(left, activities.SiteTimeout)), awaiting)
 	})
+	// Every site must also be Ready by its status before the generation counts as applied: a
+	// site that is not by the deadline (or its readyTimeout) fails the generation.
+	r.awaitReadiness(ctx, plan, inOrder(plan.Apply, awaiting), deadline, failures)
 	for site, f := range failures {
 		if f.class != cheops.Permanent {
 			f.message = fmt.Sprintf("not applied within the policy timeout of %s: %s", plan.Timeout, f.message)

@@ -27,6 +27,7 @@ type applyOptions struct {
 	file, name                 string
 	sites, selector, expr      string
 	consistency, policyTimeout string
+	readiness, readyTimeout    string
 	wait                       bool
 	timeout                    time.Duration
 }
@@ -56,10 +57,13 @@ is Ready, or a replica fails.`,
 	fl.StringVar(&o.expr, "scope", "", `scope-lang expression, e.g. "paris & berlin", "paris | berlin", "(paris | lyon) & region=de"`)
 	fl.StringVar(&o.consistency, "consistency", "", "eventual (default) or transactional (all sites or none)")
 	fl.StringVar(&o.policyTimeout, "policy-timeout", "", "transactional: how long a site may take before every site is rolled back (default 5m)")
+	fl.StringVar(&o.readiness, "readiness", "", "when a replica is Ready: status (default: when its object's status says so, e.g. a Deployment Available) or applied (once the site took it)")
+	fl.StringVar(&o.readyTimeout, "ready-timeout", "", "how long an applied replica may take to become Ready before it fails on its site (default 5m)")
 	fl.BoolVar(&o.wait, "wait", false, "wait until every replica is Ready, showing progress")
 	fl.DurationVar(&o.timeout, "timeout", 5*time.Minute, "how long --wait waits")
 	_ = cmd.RegisterFlagCompletionFunc("sites", f.completeSiteList)
 	_ = cmd.RegisterFlagCompletionFunc("consistency", cobra.FixedCompletions([]string{"eventual", "transactional"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("readiness", cobra.FixedCompletions([]string{"status", "applied"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
@@ -160,6 +164,12 @@ func (f *clientFlags) applyOne(cmd *cobra.Command, c *client.Client, o applyOpti
 			}
 			if policy.Timeout != nil {
 				req.Policy.Timeout = *policy.Timeout
+			}
+			if policy.Readiness != nil {
+				req.Policy.Readiness = *policy.Readiness
+			}
+			if policy.ReadyTimeout != nil {
+				req.Policy.ReadyTimeout = *policy.ReadyTimeout
 			}
 		}
 		r, err = c.CreateResource(ctx, req, client.CreateOptions{IdempotencyKey: uuid.NewString()})
@@ -317,13 +327,26 @@ func (o applyOptions) policy(flags *pflag.FlagSet) (*client.PolicyPatch, error) 
 		c := cheops.Consistency(o.consistency)
 		p.Consistency = &c
 	}
-	if flags.Changed("policy-timeout") {
-		d, err := time.ParseDuration(o.policyTimeout)
+	for _, f := range []struct {
+		flag, text string
+		into       **cheops.Duration
+	}{{"policy-timeout", o.policyTimeout, &p.Timeout}, {"ready-timeout", o.readyTimeout, &p.ReadyTimeout}} {
+		if !flags.Changed(f.flag) {
+			continue
+		}
+		d, err := time.ParseDuration(f.text)
 		if err != nil {
-			return nil, usageError{fmt.Errorf("--policy-timeout: %q is not a duration such as 90s or 5m", o.policyTimeout)}
+			return nil, usageError{fmt.Errorf("--%s: %q is not a duration such as 90s or 5m", f.flag, f.text)}
 		}
 		t := cheops.Duration(d)
-		p.Timeout = &t
+		*f.into = &t
+	}
+	if flags.Changed("readiness") {
+		if o.readiness == "" {
+			return nil, usageError{errors.New("--readiness: give status or applied")}
+		}
+		r := cheops.ReadinessPolicy(o.readiness)
+		p.Readiness = &r
 	}
 	if p == (client.PolicyPatch{}) {
 		return nil, nil

@@ -341,7 +341,10 @@ func (d *Driver) Apply(ctx context.Context, t cheops.Target, req cheops.ApplyReq
 	if err != nil {
 		return cheops.ApplyResult{}, classify(fmt.Errorf("apply %s %s on site %s: %w", u.GetKind(), u.GetName(), t.Site.Name, err))
 	}
-	return cheops.ApplyResult{LocalID: string(out.GetUID()), Object: refOf(u)}, nil
+	// The site answers an apply with the object as it now stands, status included: most objects
+	// (a ConfigMap, a Namespace) are Ready in that answer, with no read more.
+	rd := readinessOf(out)
+	return cheops.ApplyResult{LocalID: string(out.GetUID()), Object: refOf(u), Readiness: &rd}, nil
 }
 
 func refOf(u *unstructured.Unstructured) cheops.ObjectRef {

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/cheops-io/cheops"
+	"github.com/cheops-io/cheops/client"
 	"github.com/cheops-io/cheops/test/harness"
 )
 
@@ -108,14 +109,16 @@ func TestReplicateUpdateDeleteAcrossThreeSites(t *testing.T) {
 	}
 
 	cm := create(t, "settings", configMap("settings", "one"), directSites...)
-	dep := create(t, "web", map[string]any{
+	// No controller runs on sites 2 and 3, so this Deployment never becomes Available there: it
+	// is Ready once applied (TestReadiness* wait for real status on the site that has controllers).
+	dep := post(t, client.ResourceRequest{Name: "web", Manifest: raw(map[string]any{
 		"apiVersion": "apps/v1", "kind": "Deployment", "metadata": map[string]any{"name": "web"},
 		"spec": map[string]any{
 			"replicas": 1, "selector": map[string]any{"matchLabels": map[string]any{"app": "web"}},
 			"template": map[string]any{"metadata": map[string]any{"labels": map[string]any{"app": "web"}},
 				"spec": map[string]any{"containers": []any{map[string]any{"name": "web", "image": "nginx:1.27"}}}},
 		},
-	}, directSites...)
+	}), Scope: onSites(directSites...), Policy: &cheops.Policy{Readiness: cheops.ReadyWhenApplied}})
 	w := create(t, "widget-a", map[string]any{"apiVersion": "example.com/v1", "kind": "Widget",
 		"metadata": map[string]any{"name": "widget-a"}, "spec": map[string]any{"size": 3}}, directSites...)
 
