@@ -29,8 +29,8 @@ build:
 run: build
 	./$(BIN) dev
 
-## test: lint, unit and integration tests, end-to-end tests against real kube-apiservers, then the
-## shortened chaos run against the production topology
+## test: lint, unit and integration tests, end-to-end tests against real kube-apiservers (site-1 with a
+## controller-manager, a scheduler and kwok), then the shortened chaos run against the production topology
 test: lint unit e2e chaos-short
 
 unit:
@@ -39,6 +39,8 @@ unit:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZ_TIME) -fuzzminimizetime 200x ./scope
 	$(GO) test -run '^$$' -fuzz FuzzAPI -fuzztime $(API_FUZZ_TIME) -fuzzminimizetime 200x ./api
 
+## kube-tools: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok for the tests,
+## built once per version into ~/.cache/cheops (scripts/kube-tools.sh)
 kube-tools:
 	@bash scripts/kube-tools.sh >/dev/null
 

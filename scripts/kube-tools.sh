@@ -1,20 +1,55 @@
 #!/usr/bin/env bash
-# Builds the Kubernetes binaries the end-to-end tests run (kube-apiserver, and kubectl for the
-# deploy manifests' server-side dry run) from the Go module proxy, once per version, into a cache
-# outside the clone. Prints the bin folder on stdout.
+# Builds the Kubernetes binaries the end-to-end tests run from the Go module proxy, once per version,
+# into a cache outside the clone, and prints the Kubernetes bin folder on stdout:
+#   $CACHE/kube-$KUBE_VERSION/bin   kube-apiserver; kube-controller-manager and kube-scheduler (a site
+#                                   whose workloads really run); kubectl (the deploy manifests'
+#                                   server-side dry run)
+#   $CACHE/kwok-$KWOK_VERSION/bin   kwok, which plays the kubelet of fake nodes
+#   $CACHE/kwok-$KWOK_VERSION/stages  kwok's "fast" node and pod Stage objects, copied from its module
 #
 #   CHEOPS_CACHE   cache root (default: $HOME/.cache/cheops)
 #   KUBE_VERSION   k8s.io/kubernetes version (default: v1.35.4)
+#   KWOK_VERSION   sigs.k8s.io/kwok version (default: v0.8.0)
 set -euo pipefail
 KUBE_VERSION=${KUBE_VERSION:-v1.35.4}
+KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
 STAGING_VERSION=v0${KUBE_VERSION#v1}
 CACHE=${CHEOPS_CACHE:-$HOME/.cache/cheops}
 BIN=$CACHE/kube-$KUBE_VERSION/bin
-TOOLS=(kube-apiserver kubectl)
+KWOK=$CACHE/kwok-$KWOK_VERSION
+TOOLS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 missing=()
 for tool in "${TOOLS[@]}"; do
   [ -x "$BIN/$tool" ] || missing+=("$tool")
 done
+
+# kwok has no replace directives, so go install builds it in its own module. Its Stage objects are
+# plain files of that module, copied beside the binary so that the tests need no module cache: the
+# ones of its own "fast" set (kustomize/stage/fast), whose lease heartbeat keeps the node Ready for
+# the node lifecycle controller.
+KWOK_STAGES=(node/fast node/heartbeat-with-lease pod/fast)
+if [ ! -x "$KWOK/bin/kwok" ]; then
+  echo "kube-tools: building kwok $KWOK_VERSION (a minute or two cold)" >&2
+  start=$SECONDS
+  mkdir -p "$KWOK/bin"
+  tmpbin=$(mktemp -d "$KWOK/bin.XXXXXX")
+  GOBIN=$tmpbin GOFLAGS=-mod=mod CGO_ENABLED=0 go install -trimpath "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" >&2
+  mv "$tmpbin/kwok" "$KWOK/bin/kwok"
+  rmdir "$tmpbin"
+  echo "kube-tools: kwok built in $((SECONDS - start))s" >&2
+fi
+if [ "$(cat "$KWOK/stages/.copied" 2>/dev/null)" != "${KWOK_STAGES[*]}" ]; then
+  src=$(GOFLAGS=-mod=mod go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
+  rm -rf "$KWOK/stages"
+  mkdir -p "$KWOK/stages"
+  for set in "${KWOK_STAGES[@]}"; do
+    for f in "$src/kustomize/stage/$set"/*.yaml; do
+      [ "$(basename "$f")" = kustomization.yaml ] || install -m 644 "$f" "$KWOK/stages/"
+    done
+  done
+  echo "${KWOK_STAGES[*]}" > "$KWOK/stages/.copied"
+fi
+
 if [ ${#missing[@]} -eq 0 ]; then
   echo "$BIN"
   exit 0
@@ -49,7 +84,9 @@ echo "kube-tools: resolving k8s.io/kubernetes $KUBE_VERSION" >&2
 GOFLAGS=-mod=mod go mod tidy >&2
 for tool in "${missing[@]}"; do
   echo "kube-tools: building $tool (minutes cold)" >&2
+  start=$SECONDS
   GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -o "$BIN/$tool.tmp" "k8s.io/kubernetes/cmd/$tool" >&2
   mv "$BIN/$tool.tmp" "$BIN/$tool"
+  echo "kube-tools: $tool built in $((SECONDS - start))s" >&2
 done
 echo "$BIN"

@@ -88,13 +88,13 @@ current-context: c
 	}
 }
 
-// Readiness from real status, against a real apiserver that runs no controllers: a Deployment the
-// driver applied is Progressing until its status (written here, as its controller would) says it
-// is available, Failed once its progress deadline is exceeded, and Missing once deleted; a
-// ConfigMap is Ready at once.
+// Readiness from real status, against a real apiserver that runs no controllers (site-2: site-1's
+// would overwrite the status written here): a Deployment the driver applied is Progressing until its
+// status (written here, as its controller would) says it is available, Failed once its progress
+// deadline is exceeded, and Missing once deleted; a ConfigMap is Ready at once.
 func TestKubernetesReadinessFromStatus(t *testing.T) {
 	ctx := context.Background()
-	a := env.kube.Apiservers[0]
+	a := env.kube.Apiservers[1]
 	kc, err := os.ReadFile(a.Kubeconfig)
 	if err != nil {
 		t.Fatal(err)
@@ -104,7 +104,7 @@ func TestKubernetesReadinessFromStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := kubernetes.New()
-	tgt := cheops.Target{Site: cheops.Site{Name: "site-1", Driver: cheops.DriverKubernetes,
+	tgt := cheops.Target{Site: cheops.Site{Name: "site-2", Driver: cheops.DriverKubernetes,
 		Kubernetes: &cheops.KubernetesSite{Namespace: "default"}}, Credentials: cheops.Credentials{Kubeconfig: string(kc)}}
 	readiness := func(ref cheops.ObjectRef) cheops.Readiness {
 		t.Helper()

@@ -1,7 +1,8 @@
 // Package e2e runs cheops end to end against real servers: three kube-apiservers built from the Go
-// module proxy, a real OpenStack (Debian's packages, two regions, brought up by scripts/openstack.sh),
-// `cheops dev` (embedded etcd and Temporal) and a separate `cheops worker` process. Nothing here is
-// a fake: each check reads the sites back with client-go or gophercloud.
+// module proxy (the first, site-1, with a controller-manager, a scheduler and kwok, so that its
+// workloads really run), a real OpenStack (Debian's packages, two regions, brought up by
+// scripts/openstack.sh), `cheops dev` (embedded etcd and Temporal) and a separate `cheops worker`
+// process. Nothing here is a fake: each check reads the sites back with client-go or gophercloud.
 package e2e
 
 import (
@@ -13,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -91,6 +93,15 @@ func run(m *testing.M) int {
 	}
 	defer env.kube.Close()
 	fmt.Fprintf(os.Stderr, "e2e: 3 kube-apiservers ready in %s\n", time.Since(start).Round(time.Millisecond))
+	// site-1 runs workloads (a controller-manager, a scheduler, kwok), started while cheops is built
+	// and started; the cluster is not closed before that start has ended.
+	workloads := make(chan error, 1)
+	go func() {
+		workloads <- env.kube.Apiservers[0].StartWorkloads()
+		fmt.Fprintf(os.Stderr, "e2e: workloads on site-1 ready in %s\n", time.Since(start).Round(time.Millisecond))
+	}()
+	waitWorkloads := sync.OnceValue(func() error { return <-workloads })
+	defer func() { _ = waitWorkloads() }()
 	bin, err := harness.BuildCheops(dir)
 	if err != nil {
 		return fail(err)
@@ -111,6 +122,9 @@ func run(m *testing.M) int {
 	}
 	defer env.slow.Close()
 	if err := registerSites(); err != nil {
+		return fail(err)
+	}
+	if err := waitWorkloads(); err != nil {
 		return fail(err)
 	}
 	fmt.Fprintf(os.Stderr, "e2e: stack ready in %s\n", time.Since(start).Round(time.Millisecond))

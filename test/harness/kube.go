@@ -40,7 +40,22 @@ func KubeAPIServerPath() (string, error) { return kubeTool("kube-apiserver", "CH
 // KubectlPath returns the kubectl binary: $CHEOPS_KUBECTL, or the one scripts/kube-tools.sh caches.
 func KubectlPath() (string, error) { return kubeTool("kubectl", "CHEOPS_KUBECTL") }
 
+// KubeControllerManagerPath returns the kube-controller-manager binary: $CHEOPS_KUBE_CONTROLLER_MANAGER,
+// or the one scripts/kube-tools.sh caches.
+func KubeControllerManagerPath() (string, error) {
+	return kubeTool("kube-controller-manager", "CHEOPS_KUBE_CONTROLLER_MANAGER")
+}
+
+// KubeSchedulerPath returns the kube-scheduler binary: $CHEOPS_KUBE_SCHEDULER, or the one
+// scripts/kube-tools.sh caches.
+func KubeSchedulerPath() (string, error) { return kubeTool("kube-scheduler", "CHEOPS_KUBE_SCHEDULER") }
+
 func kubeTool(name, envVar string) (string, error) {
+	return cachedTool(filepath.Join("kube-"+KubeVersion, "bin", name), envVar)
+}
+
+// cachedTool returns $envVar, or the file at rel under the cache scripts/kube-tools.sh fills.
+func cachedTool(rel, envVar string) (string, error) {
 	if p := os.Getenv(envVar); p != "" {
 		return p, nil
 	}
@@ -52,9 +67,9 @@ func kubeTool(name, envVar string) (string, error) {
 		}
 		cache = filepath.Join(home, ".cache", "cheops")
 	}
-	p := filepath.Join(cache, "kube-"+KubeVersion, "bin", name)
+	p := filepath.Join(cache, rel)
 	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("%s not found at %s: run scripts/kube-tools.sh (make test does): %w", name, p, err)
+		return "", fmt.Errorf("%s not found at %s: run scripts/kube-tools.sh (make test does): %w", filepath.Base(p), p, err)
 	}
 	return p, nil
 }
@@ -78,6 +93,8 @@ type Apiserver struct {
 	exited     chan struct{}
 	args       []string
 	logPath    string
+	dir        string
+	workloads  *workloads // set by StartWorkloads
 }
 
 // StartKube starts n kube-apiservers named site-1…site-n.
@@ -149,7 +166,7 @@ func (kc *KubeCluster) startOne(name string) (*Apiserver, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Apiserver{Name: name, URL: "https://127.0.0.1:" + strconv.Itoa(port), Token: token, logPath: filepath.Join(dir, "apiserver.log")}
+	a := &Apiserver{Name: name, URL: "https://127.0.0.1:" + strconv.Itoa(port), Token: token, logPath: filepath.Join(dir, "apiserver.log"), dir: dir}
 	a.args = []string{
 		"--etcd-servers=" + kc.etcd.Endpoint,
 		"--etcd-prefix=/" + name,
@@ -198,8 +215,19 @@ current-context: %[1]s
 	return a, nil
 }
 
-// Start (re)starts the apiserver process and waits until it is ready.
+// Start (re)starts the apiserver process and waits until it is ready; after StartWorkloads, it
+// restarts the workload processes too (Stop stopped them).
 func (a *Apiserver) Start(binary string) error {
+	if err := a.start(binary); err != nil {
+		return err
+	}
+	if a.workloads != nil {
+		return a.workloads.start()
+	}
+	return nil
+}
+
+func (a *Apiserver) start(binary string) error {
 	if binary == "" {
 		binary = a.cmd.Path
 	}
@@ -238,10 +266,17 @@ func (a *Apiserver) Start(binary string) error {
 	return fmt.Errorf("kube-apiserver %s not ready after 90s; see %s", a.Name, a.logPath)
 }
 
-// Stop sends SIGTERM, then SIGKILL if it has not exited within 5s: an apiserver whose etcd is gone
-// can hang in graceful shutdown.
+// Stop stops the workload processes StartWorkloads started, then the apiserver: SIGTERM, then
+// SIGKILL if it has not exited within 5s (an apiserver whose etcd is gone can hang in graceful
+// shutdown).
 func (a *Apiserver) Stop() {
-	if a == nil || a.cmd == nil || a.cmd.Process == nil {
+	if a == nil {
+		return
+	}
+	if a.workloads != nil {
+		a.workloads.stop()
+	}
+	if a.cmd == nil || a.cmd.Process == nil {
 		return
 	}
 	_ = a.cmd.Process.Signal(syscall.SIGTERM)
@@ -263,7 +298,7 @@ func (a *Apiserver) Clients() (kubernetes.Interface, dynamic.Interface, error) {
 	return cs, dyn, err
 }
 
-// Close stops every apiserver, then their etcd.
+// Close stops every apiserver (and the workload processes of any), then their etcd.
 func (kc *KubeCluster) Close() {
 	for _, a := range kc.Apiservers {
 		a.Stop()
