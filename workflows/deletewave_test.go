@@ -143,6 +143,41 @@ func TestDeleteRetriesAnUnreachableSiteUntilItComesBack(t *testing.T) {
 	}
 }
 
+// A delete waiting for an unreachable site tries it again as soon as a site's health changes,
+// not after the rest of its backoff.
+func TestDeleteRetriesAtOnceWhenASiteComesBack(t *testing.T) {
+	env := newEnv(t)
+	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(
+		cheops.Plan{Exists: true, Deleting: true, MaxParallel: 5, Remove: []string{"down"}}, nil).Once()
+	var mu sync.Mutex
+	back := false
+	waves := onDeleteWave(env, func(_ activities.DeleteWaveInput, site string) activities.DeleteOutcome {
+		mu.Lock()
+		defer mu.Unlock()
+		if !back {
+			return activities.DeleteOutcome{Site: site, Class: cheops.Unreachable, Message: "dial tcp: connection refused"}
+		}
+		return activities.DeleteOutcome{Site: site}
+	})
+	env.OnActivity(a.ForgetResource, mock.Anything, "r1").Return(nil).Once()
+	// Down for 100 s: the backoff by then is a minute long. It comes back, and the probe says so.
+	var cameBack time.Time
+	env.RegisterDelayedCallback(func() {
+		mu.Lock()
+		back, cameBack = true, env.Now()
+		mu.Unlock()
+		env.SignalWorkflow(SignalSiteHealth, SiteHealthChange{Site: "down", Health: cheops.SiteReady})
+	}, 100*time.Second)
+	env.ExecuteWorkflow(ResourceWorkflow, ResourceInput{ResourceID: "r1"})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	_, at := waves.all()
+	if d := at[len(at)-1].Sub(cameBack); d < 0 || d > time.Second {
+		t.Fatalf("the last try came %s after the site came back; want at once", d)
+	}
+}
+
 // An orphan deletion asks the waves to orphan.
 func TestDeleteOrphansInWaves(t *testing.T) {
 	env := newEnv(t)

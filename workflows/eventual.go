@@ -227,11 +227,12 @@ func (r *resourceRun) inWaves(ctx workflow.Context, sites []string, retry *tempo
 				}
 				break
 			}
-			if err := workflow.Sleep(ctx, wait); err != nil {
+			if err := r.sleepUnlessHealthChanges(ctx, wait); err != nil {
 				break // the run is ending: the sites left keep their failures
 			}
 			wait = min(time.Duration(float64(wait)*coefficient), maxWait)
 		}
+		r.healthChanged = false
 		var again []string
 		for wave := range slices.Chunk(sites, waveSize) {
 			for _, o := range run(wave, attempt) {
@@ -252,6 +253,22 @@ func (r *resourceRun) inWaves(ctx workflow.Context, sites []string, retry *tempo
 		sites = again
 	}
 	return failures
+}
+
+// healthWakesVersion is the version of the "health-wakes-waves" change from which the wait before
+// a wave's next attempt ends early when a site's health changes: a site that comes back is tried
+// at once rather than after its backoff. Runs that recorded no such version sleep out the backoff,
+// so that their histories replay.
+const healthWakesVersion workflow.Version = 1
+
+// sleepUnlessHealthChanges waits d, or less when a site's health changes meanwhile (or changed
+// since the attempt before began).
+func (r *resourceRun) sleepUnlessHealthChanges(ctx workflow.Context, d time.Duration) error {
+	if workflow.GetVersion(ctx, "health-wakes-waves", workflow.DefaultVersion, healthWakesVersion) < healthWakesVersion {
+		return workflow.Sleep(ctx, d)
+	}
+	_, err := workflow.AwaitWithTimeout(ctx, d, func() bool { return r.healthChanged })
+	return err
 }
 
 // classContinueAsNew marks a site whose removal, retried without limit, was cut short because the

@@ -177,6 +177,9 @@ type resourceRun struct {
 	failedRounds int
 	// searchState is the last CheopsState published.
 	searchState string
+	// healthChanged is set when a site's health changed since the current attempt of a wave began,
+	// so the wait before the next attempt ends at once (see sleepUnlessHealthChanges).
+	healthChanged bool
 }
 
 func (r *resourceRun) setup(ctx workflow.Context) error {
@@ -222,7 +225,7 @@ func (r *resourceRun) setup(ctx workflow.Context) error {
 		on(SignalResume, func(c workflow.ReceiveChannel) { c.Receive(ctx, nil); paused := false; r.pause = &paused }),
 		on(SignalRetry, func(c workflow.ReceiveChannel) { c.Receive(ctx, nil); r.retry, r.failedRounds = true, 0 }),
 		on(SignalResync, func(c workflow.ReceiveChannel) { c.Receive(ctx, nil); r.resync = true }),
-		on(SignalSiteHealth, func(c workflow.ReceiveChannel) { discard(c); r.failedRounds = 0 }),
+		on(SignalSiteHealth, func(c workflow.ReceiveChannel) { discard(c); r.failedRounds, r.healthChanged = 0, true }),
 	}
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {

@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -130,4 +132,28 @@ func TestDevRestartLosesNothing(t *testing.T) {
 	}
 	call(http.MethodDelete, "/v1/resources/"+r.ID, nil, nil)
 	waitGone(t, r.ID)
+}
+
+// A delete accepted just before cheops dev dies completes within seconds of its restart: the
+// replica's object is gone from the site and the resource forgotten.
+func TestDeleteAcceptedBeforeACrashCompletesAfterTheRestart(t *testing.T) {
+	r := create(t, "deleted-in-crash", configMap("deleted-in-crash", "v"), "site-1")
+	waitReady(t, r.ID, 1)
+	if code, out := call(http.MethodDelete, "/v1/resources/"+r.ID, nil, nil); code != http.StatusAccepted {
+		t.Fatalf("delete: %d %s", code, out)
+	}
+	env.cheops.Dev.Kill()
+	start := time.Now()
+	if err := env.cheops.StartDev(); err != nil {
+		t.Fatal(err)
+	}
+	up := time.Since(start)
+	waitGone(t, r.ID)
+	gone := time.Since(start)
+	wantAbsent(t, 0, "default", "deleted-in-crash")
+	fmt.Fprintf(os.Stderr, "e2e: a delete accepted before a crash: cheops dev up again in %s, the resource gone %s after the restart began\n",
+		up.Round(time.Millisecond), gone.Round(time.Millisecond))
+	if gone-up > 10*time.Second {
+		t.Errorf("the delete completed %s after cheops was up again; want within seconds", (gone - up).Round(time.Millisecond))
+	}
 }

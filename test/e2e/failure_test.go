@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -465,4 +466,27 @@ func TestEventualSiteDiesDuringFanOut(t *testing.T) {
 		t.Fatalf("slow-3: UID %s, API reports %s", cm.UID, rep.LocalID)
 	}
 	remove(t, r.ID)
+}
+
+// A delete waiting for an unreachable site proceeds as soon as the site's probe says it is back,
+// rather than after the rest of the delete's backoff.
+func TestDeleteProceedsWhenItsSiteComesBack(t *testing.T) {
+	r := create(t, "delete-on-return", configMap("delete-on-return", "v"), "site-3")
+	waitReady(t, r.ID, 1)
+	restart := stopSite3(t)
+	if code, out := call(http.MethodDelete, "/v1/resources/"+r.ID, nil, nil); code != http.StatusAccepted {
+		t.Fatalf("delete: %d %s", code, out)
+	}
+	// Down long enough for the delete's backoff to reach 16 s between tries.
+	time.Sleep(16 * time.Second)
+	restart()
+	waitSiteHealth(t, "site-3", "Ready")
+	back := time.Now()
+	waitGone(t, r.ID)
+	took := time.Since(back)
+	wantAbsent(t, 2, "default", "delete-on-return")
+	fmt.Fprintf(os.Stderr, "e2e: a delete waiting for site-3 completed %s after its probe saw it Ready\n", took.Round(time.Millisecond))
+	if took > 5*time.Second {
+		t.Errorf("the delete completed %s after site-3 was Ready again; want at once, not after its backoff", took.Round(time.Millisecond))
+	}
 }
