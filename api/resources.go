@@ -488,9 +488,20 @@ func (s *server) resourceAction(c echo.Context) error {
 }
 
 func (s *server) getResource(c echo.Context) error {
+	var watch bool
+	switch c.QueryParam("watch") {
+	case "", "false":
+	case "true":
+		watch = true
+	default:
+		return invalid("watch", "must be true or false")
+	}
 	r, err := s.lookup(c)
 	if err != nil {
 		return err
+	}
+	if watch {
+		return s.watchResource(c, r)
 	}
 	v, err := s.view(c, r)
 	if err != nil {

@@ -82,52 +82,11 @@ type request struct {
 // do sends one request. A transport failure is returned wrapped; an answer outside 2xx is returned
 // as a *Problem.
 func (c *Client) do(ctx context.Context, r request) error {
-	target := c.base.String() + r.path
-	if len(r.query) > 0 {
-		target += "?" + r.query.Encode()
-	}
-	var body io.Reader
-	if r.body != nil {
-		b, err := json.Marshal(r.body)
-		if err != nil {
-			return fmt.Errorf("%s %s: encode the request: %w", r.method, r.path, err)
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, r.method, target, body)
+	resp, err := c.send(ctx, r, "application/json, application/problem+json")
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", r.method, r.path, err)
-	}
-	for k, v := range r.header {
-		req.Header[k] = v
-	}
-	if r.body != nil {
-		ct := r.contentType
-		if ct == "" {
-			ct = "application/json"
-		}
-		req.Header.Set("Content-Type", ct)
-	}
-	req.Header.Set("Accept", "application/json, application/problem+json")
-	if c.userAgent != "" {
-		req.Header.Set("User-Agent", c.userAgent)
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		// A *url.Error repeats the method and URL; say them once, in our own words.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return fmt.Errorf("%s %s: cannot reach the cheops API at %s: %w", r.method, r.path, c.base, err)
+		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return readProblem(resp, r.method+" "+r.path)
-	}
 	switch out := r.out.(type) {
 	case nil:
 	case *[]byte:
@@ -143,6 +102,59 @@ func (c *Client) do(ctx context.Context, r request) error {
 		}
 	}
 	return nil
+}
+
+// send sends one request asking for accept, and returns the answer when it is 2xx, its body for
+// the caller to read and close. A transport failure is returned wrapped; an answer outside 2xx is
+// returned as a *Problem.
+func (c *Client) send(ctx context.Context, r request, accept string) (*http.Response, error) {
+	target := c.base.String() + r.path
+	if len(r.query) > 0 {
+		target += "?" + r.query.Encode()
+	}
+	var body io.Reader
+	if r.body != nil {
+		b, err := json.Marshal(r.body)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: encode the request: %w", r.method, r.path, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, target, body)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", r.method, r.path, err)
+	}
+	for k, v := range r.header {
+		req.Header[k] = v
+	}
+	if r.body != nil {
+		ct := r.contentType
+		if ct == "" {
+			ct = "application/json"
+		}
+		req.Header.Set("Content-Type", ct)
+	}
+	req.Header.Set("Accept", accept)
+	if c.userAgent != "" {
+		req.Header.Set("User-Agent", c.userAgent)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		// A *url.Error repeats the method and URL; say them once, in our own words.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("%s %s: cannot reach the cheops API at %s: %w", r.method, r.path, c.base, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		defer resp.Body.Close()
+		return nil, readProblem(resp, r.method+" "+r.path)
+	}
+	return resp, nil
 }
 
 // Problem is an answer of the API outside 2xx: an RFC 9457 problem document as the API writes it

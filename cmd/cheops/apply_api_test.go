@@ -18,6 +18,7 @@ import (
 	"github.com/cheops-io/cheops/client"
 	"github.com/cheops-io/cheops/drivers/kubernetes"
 	"github.com/cheops-io/cheops/internal/etcdtest"
+	"github.com/cheops-io/cheops/store"
 )
 
 // idle stands in for the workflows, which these tests do not run: they are about what apply
@@ -33,7 +34,15 @@ func (idle) Signal(context.Context, string, string) error { return nil }
 // and returns the server and a client of it.
 func realAPI(t *testing.T) (*httptest.Server, *client.Client) {
 	t.Helper()
-	srv := httptest.NewServer(api.New(api.Config{Auth: auth.Tokens{"test-admin-token": auth.Identity{Name: "test", Role: auth.Admin}}, Store: etcdtest.Store(t), Orchestrator: idle{},
+	srv, c, _ := realAPIAndStore(t)
+	return srv, c
+}
+
+// realAPIAndStore is realAPI with the store under it, for a test to play the workflows' part.
+func realAPIAndStore(t *testing.T) (*httptest.Server, *client.Client, *store.Store) {
+	t.Helper()
+	st := etcdtest.Store(t)
+	srv := httptest.NewServer(api.New(api.Config{Auth: auth.Tokens{"test-admin-token": auth.Identity{Name: "test", Role: auth.Admin}}, Store: st, Orchestrator: idle{},
 		Drivers: map[cheops.DriverName]cheops.Driver{cheops.DriverKubernetes: kubernetes.New()},
 		Log:     slog.New(slog.NewTextHandler(io.Discard, nil))}))
 	t.Cleanup(srv.Close)
@@ -41,7 +50,7 @@ func realAPI(t *testing.T) (*httptest.Server, *client.Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return srv, c
+	return srv, c, st
 }
 
 // The bug end to end through the real API: `apply --policy-timeout 2m` on a transactional resource
