@@ -307,6 +307,9 @@ func normalized(t *testing.T, s *store.Store, id string) ([]cheops.Replica, []st
 	}
 	for i := range reps {
 		reps[i].ResourceID, reps[i].CreatedAt, reps[i].UpdatedAt = "", time.Time{}, time.Time{}
+		if reps[i].ApplyingSince != nil {
+			reps[i].ApplyingSince = &time.Time{}
+		}
 		if reps[i].Object != nil {
 			o := *reps[i].Object
 			o.Name = ""

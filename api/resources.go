@@ -46,15 +46,17 @@ type resourceRequest struct {
 // policyRequest is a policy as written by a user, durations as text ("90s"), so that a bad
 // duration is reported with the field it is in.
 type policyRequest struct {
-	Consistency  cheops.Consistency `json:"consistency"`
-	MaxParallel  int                `json:"maxParallel"`
-	Timeout      string             `json:"timeout"`
-	RetryInitial string             `json:"retryInitial"`
-	RetryMax     string             `json:"retryMax"`
+	Consistency  cheops.Consistency     `json:"consistency"`
+	MaxParallel  int                    `json:"maxParallel"`
+	Timeout      string                 `json:"timeout"`
+	RetryInitial string                 `json:"retryInitial"`
+	RetryMax     string                 `json:"retryMax"`
+	Conflict     cheops.ConflictPolicy  `json:"conflict"`
+	Adopted      cheops.AdoptedDeletion `json:"adopted"`
 }
 
 func (p policyRequest) policy() (cheops.Policy, error) {
-	pol := cheops.Policy{Consistency: p.Consistency, MaxParallel: p.MaxParallel}
+	pol := cheops.Policy{Consistency: p.Consistency, MaxParallel: p.MaxParallel, Conflict: p.Conflict, Adopted: p.Adopted}
 	for _, f := range []struct {
 		field string
 		text  string
@@ -200,6 +202,16 @@ func (s *server) validateResource(c echo.Context, r *cheops.Resource) error {
 	}
 	if r.Policy.RetryInitial > 0 && r.Policy.RetryMax > 0 && r.Policy.RetryInitial > r.Policy.RetryMax {
 		return invalid("policy.retryInitial", "must not exceed policy.retryMax")
+	}
+	switch r.Policy.Conflict {
+	case "", cheops.ConflictAbort, cheops.ConflictAdopt:
+	default:
+		return invalid("policy.conflict", "must be abort (fail a site that holds someone else's object of that name) or adopt (take it over)")
+	}
+	switch r.Policy.Adopted {
+	case "", cheops.AdoptedRelease, cheops.AdoptedDelete:
+	default:
+		return invalid("policy.adopted", "must be release (leave an adopted object on its site when the resource is deleted) or delete")
 	}
 	// A caller bound to some sites places only there, now and later.
 	id := identity(c)

@@ -25,11 +25,13 @@ type ResourcePatch struct {
 
 // PolicyPatch changes single fields of a resource's policy; a nil field keeps its value.
 type PolicyPatch struct {
-	Consistency  *cheops.Consistency `json:"consistency,omitempty"`
-	MaxParallel  *int                `json:"maxParallel,omitempty"`
-	Timeout      *cheops.Duration    `json:"timeout,omitempty"`
-	RetryInitial *cheops.Duration    `json:"retryInitial,omitempty"`
-	RetryMax     *cheops.Duration    `json:"retryMax,omitempty"`
+	Consistency  *cheops.Consistency     `json:"consistency,omitempty"`
+	MaxParallel  *int                    `json:"maxParallel,omitempty"`
+	Timeout      *cheops.Duration        `json:"timeout,omitempty"`
+	RetryInitial *cheops.Duration        `json:"retryInitial,omitempty"`
+	RetryMax     *cheops.Duration        `json:"retryMax,omitempty"`
+	Conflict     *cheops.ConflictPolicy  `json:"conflict,omitempty"`
+	Adopted      *cheops.AdoptedDeletion `json:"adopted,omitempty"`
 }
 
 // Empty reports whether the patch changes nothing.

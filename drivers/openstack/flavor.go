@@ -158,7 +158,8 @@ func flavorRemove(ctx context.Context, c call, id string) error {
 	return flavors.Delete(ctx, c.compute, id).ExtractErr()
 }
 
-func flavorFind(ctx context.Context, c call, resourceID string, _ spec) (string, error) {
+func flavorFind(ctx context.Context, c call, req cheops.FindRequest, _ spec) (string, error) {
+	resourceID := req.ResourceID
 	if ok, err := flavorExists(ctx, c, resourceID); !ok {
 		return "", err
 	}

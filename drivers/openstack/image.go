@@ -229,7 +229,8 @@ func imageRemove(ctx context.Context, c call, id string) error {
 	return images.Delete(ctx, c.image, id).ExtractErr()
 }
 
-func imageFind(ctx context.Context, c call, resourceID string, _ spec) (string, error) {
+func imageFind(ctx context.Context, c call, req cheops.FindRequest, _ spec) (string, error) {
+	resourceID := req.ResourceID
 	img, err := findImage(ctx, c, resourceID)
 	if img == nil {
 		return "", err
