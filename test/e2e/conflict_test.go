@@ -3,11 +3,13 @@ package e2e
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/keypairs"
+	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -202,4 +204,33 @@ func TestOpenStackConflictKeypair(t *testing.T) {
 	if _, err := keypairs.Get(ctx, regs[1].compute, name, nil).Extract(); err == nil {
 		t.Errorf("%s: the keypair cheops made is still there after the delete", regs[1].name)
 	}
+}
+
+// An image whose URL answers 404 fails on both regions and leaves no image on either: the bytes
+// are fetched and checked before the image is made.
+func TestOpenStackConflictImageURLNotFoundLeavesNoImage(t *testing.T) {
+	needOpenStack(t)
+	ctx := context.Background()
+	srv := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(srv.Close)
+	name := osName("missing-image")
+	r := osResource(t, "missing-image", "image.image", map[string]any{"name": name, "url": srv.URL + "/disk.img",
+		"checksum": strings.Repeat("ab", 32)}, nil, osSites...)
+	r = waitFor(t, r.ID, 2*time.Minute, "Failed", func(r resource, code int) bool { return code == http.StatusOK && r.State == cheops.ResourceFailed })
+	for _, rep := range r.Replicas {
+		if !strings.Contains(rep.Message, "404") {
+			t.Errorf("%s: %q; want the 404 named", rep.Site, rep.Message)
+		}
+	}
+	for _, reg := range regions(t) {
+		pages, err := images.List(reg.image, images.ListOpts{Name: name}).AllPages(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all, _ := images.ExtractImages(pages)
+		if len(all) != 0 {
+			t.Errorf("%s: images named %s: %+v; want none", reg.name, name, all)
+		}
+	}
+	remove(t, r.ID)
 }
