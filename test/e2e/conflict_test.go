@@ -16,6 +16,7 @@ import (
 
 	"github.com/cheops-io/cheops"
 	"github.com/cheops-io/cheops/client"
+	"github.com/cheops-io/cheops/test/harness"
 )
 
 // handMadeConfigMap creates a ConfigMap on site-1's apiserver as kubectl would, under its field
@@ -233,4 +234,55 @@ func TestOpenStackConflictImageURLNotFoundLeavesNoImage(t *testing.T) {
 		}
 	}
 	remove(t, r.ID)
+}
+
+// A keypair carries no cheops mark, so telling the one a dead worker made from one made by hand
+// rests on the replica's record: the worker is SIGKILLed after nova made the keypair and before
+// the worker hears of it; after a restart the apply is retried, takes the keypair for its own
+// (nova made it after the first attempt began), and does not call it adopted, even under abort.
+// Deleting the resource then deletes it.
+func TestOpenStackConflictKeypairWorkerKilledBetweenCreateAndRecord(t *testing.T) {
+	needOpenStack(t)
+	ctx := context.Background()
+	proxy, err := harness.NewOpenStackProxy(env.os.Env["OS_AUTH_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	e := env.os.Env
+	const site = "oskp-1"
+	body := map[string]any{"name": site, "driver": "openstack", "openstack": map[string]any{"authURL": proxy.AuthURL,
+		"region": env.os.Regions[0], "username": e["OS_USERNAME"], "password": e["OS_PASSWORD"], "projectName": e["OS_PROJECT_NAME"]}}
+	if code, out := call(http.MethodPost, "/v1/sites", body, nil); code != http.StatusCreated {
+		t.Fatalf("register %s: %d %s", site, code, out)
+	}
+	defer call(http.MethodDelete, "/v1/sites/"+site+"?force=true", nil, nil)
+	name := osName("crash-kp")
+	reached := proxy.Hold(func(r *http.Request) bool {
+		return r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/os-keypairs")
+	})
+	r := osResource(t, "crash-kp", "compute.keypair", map[string]any{"name": name, "publicKey": sshKey(8)}, nil, site)
+	select {
+	case msg := <-reached:
+		t.Logf("OpenStack answered %s; killing the worker before it hears of it", msg)
+	case <-time.After(2 * time.Minute):
+		t.Fatal("no create call reached OpenStack")
+	}
+	env.cheops.Worker.Kill()
+	if err := env.cheops.StartWorker(); err != nil {
+		t.Fatal(err)
+	}
+	r = waitReady(t, r.ID, 1)
+	if rep, _ := r.Replica(site); rep.Adopted || rep.LocalID != name || rep.ApplyingSince != nil {
+		t.Errorf("replica %+v: want Ready with the keypair cheops made, not adopted", rep)
+	}
+	for _, ev := range events(t, r.ID) {
+		if ev.Type == cheops.EventAdopted || ev.Type == cheops.EventApplyFailed {
+			t.Errorf("event %+v: the keypair the dead worker made is cheops' own", ev)
+		}
+	}
+	remove(t, r.ID)
+	if _, err := keypairs.Get(ctx, regions(t)[0].compute, name, nil).Extract(); err == nil {
+		t.Errorf("the keypair cheops made is still there after the delete")
+	}
 }
