@@ -131,6 +131,21 @@ func TestConflictKubernetesConfigMap(t *testing.T) {
 		t.Fatalf("after deleting the adopting resource: %+v, %v; want the same ConfigMap left, its data and labels, nothing of cheops", cm, err)
 	}
 
+	// adopt in a transactional first generation that site-2 rejects: the rollback releases the
+	// adopted ConfigMap, it does not delete it.
+	r = post(t, client.ResourceRequest{Name: "conflict-adopt-rollback", Manifest: raw(configMap(name, "ours")), Scope: onSites("site-1", "site-2"),
+		Overrides: &[]cheops.Override{{Site: "site-2", Patch: raw(map[string]any{"metadata": map[string]any{"labels": map[string]any{"bad": "not a valid label value!"}}})}},
+		Policy:    &cheops.Policy{Consistency: cheops.Transactional, Conflict: cheops.ConflictAdopt}})
+	r = waitFor(t, r.ID, 2*time.Minute, "RolledBack", func(r resource, code int) bool { return code == http.StatusOK && r.State == cheops.ResourceRolledBack })
+	cm, err = configMapOnSite1(t, name)
+	if err != nil || hasCheopsMarks(cm) || cm.UID != before.UID || cm.Data["owner"] != "hand" {
+		t.Fatalf("after the rollback of the adopting generation: %+v, %v; want the same ConfigMap left, nothing of cheops", cm, err)
+	}
+	remove(t, r.ID)
+	if cm, err := configMapOnSite1(t, name); err != nil || cm.UID != before.UID {
+		t.Fatalf("after deleting the rolled-back resource: %+v, %v; want the ConfigMap still there", cm, err)
+	}
+
 	// adopt, deleted on delete.
 	r = post(t, client.ResourceRequest{Name: "conflict-adopt-delete", Manifest: raw(configMap(name, "ours")), Scope: onSites("site-1"),
 		Policy: &cheops.Policy{Conflict: cheops.ConflictAdopt, Adopted: cheops.AdoptedDelete}})
