@@ -74,6 +74,14 @@ type Found struct {
 	Adopted bool
 }
 
+// OwnedDeleter is implemented by drivers whose objects are named by their users, so the object of
+// a recorded name may since have been replaced by someone else's: DeleteOwned deletes it only
+// while it carries the resource's mark, and leaves any other object of that name. Removing a
+// replica uses it instead of Delete when the driver has it.
+type OwnedDeleter interface {
+	DeleteOwned(ctx context.Context, t Target, ref ObjectRef, resourceID string) error
+}
+
 // Releaser is implemented by drivers whose adopted objects carry cheops' marks: Release removes
 // them (and cheops' ownership of fields, where the site tracks it) and leaves the object on its
 // site. For a driver without it, releasing an object is forgetting it.

@@ -217,6 +217,9 @@ func removeObject(ctx context.Context, d cheops.Driver, t cheops.Target, r cheop
 		}
 		return nil
 	}
+	if od, ok := d.(cheops.OwnedDeleter); ok {
+		return od.DeleteOwned(ctx, t, ref, r.ID)
+	}
 	return d.Delete(ctx, t, ref)
 }
 

@@ -60,9 +60,10 @@ func New() *Driver {
 }
 
 var (
-	_ cheops.Driver   = (*Driver)(nil)
-	_ cheops.Finder   = (*Driver)(nil)
-	_ cheops.Releaser = (*Driver)(nil)
+	_ cheops.Driver       = (*Driver)(nil)
+	_ cheops.Finder       = (*Driver)(nil)
+	_ cheops.Releaser     = (*Driver)(nil)
+	_ cheops.OwnedDeleter = (*Driver)(nil)
 )
 
 // clusterClient talks to one cluster: its dynamic client and its discovery, cached.
@@ -569,6 +570,41 @@ func (d *Driver) Delete(ctx context.Context, t cheops.Target, ref cheops.ObjectR
 	policy := metav1.DeletePropagationBackground
 	err = ri.Delete(ctx, ref.Name, metav1.DeleteOptions{PropagationPolicy: &policy})
 	if err != nil && !apierrors.IsNotFound(err) {
+		return classify(fmt.Errorf("delete %s %s on site %s: %w", ref.Kind, ref.Name, t.Site.Name, err))
+	}
+	return nil
+}
+
+// DeleteOwned deletes the object only while it carries the resource's label, with the UID read
+// as a precondition: an object of that name someone made since cheops' was deleted is theirs,
+// and is left. Gone (the object or its kind) is success.
+func (d *Driver) DeleteOwned(ctx context.Context, t cheops.Target, ref cheops.ObjectRef, resourceID string) error {
+	c, err := d.client(t)
+	if err != nil {
+		return err
+	}
+	ri, err := c.refResource(ref)
+	if err != nil {
+		if cheops.ClassOf(err) == cheops.Permanent {
+			return nil // the kind no longer exists on the site, so neither does the object
+		}
+		return err
+	}
+	u, err := ri.Get(ctx, ref.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return classify(fmt.Errorf("get %s %s on site %s: %w", ref.Kind, ref.Name, t.Site.Name, err))
+	}
+	if u.GetLabels()[cheops.LabelResourceID] != resourceID {
+		return nil
+	}
+	uid := u.GetUID()
+	policy := metav1.DeletePropagationBackground
+	err = ri.Delete(ctx, ref.Name, metav1.DeleteOptions{PropagationPolicy: &policy, Preconditions: &metav1.Preconditions{UID: &uid}})
+	if err != nil && !apierrors.IsNotFound(err) {
+		// A failed precondition (replaced meanwhile) is a conflict: the next try looks again.
 		return classify(fmt.Errorf("delete %s %s on site %s: %w", ref.Kind, ref.Name, t.Site.Name, err))
 	}
 	return nil

@@ -157,6 +157,24 @@ func TestConflictKubernetesConfigMap(t *testing.T) {
 	if _, err := configMapOnSite1(t, name); !apierrors.IsNotFound(err) {
 		t.Errorf("after deleting with policy.adopted delete: %v; want the ConfigMap gone", err)
 	}
+
+	// A ConfigMap cheops made, deleted by hand and made again by hand under its name, is someone
+	// else's though the replica still records that name: deleting the resource leaves it.
+	const replaced = "conflict-replaced"
+	r = create(t, "conflict-replaced", configMap(replaced, "ours"), "site-1")
+	r = waitReady(t, r.ID, 1)
+	cs, _, err := env.kube.Apiservers[0].Clients()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.CoreV1().ConfigMaps("default").Delete(context.Background(), replaced, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	again := handMadeConfigMap(t, replaced)
+	remove(t, r.ID)
+	if cm, err := configMapOnSite1(t, replaced); err != nil || cm.UID != again.UID {
+		t.Errorf("after deleting the resource: %v, %v; want the ConfigMap made by hand since left", cm, err)
+	}
 }
 
 // A keypair made by hand on RegionOne, then a cheops keypair of the same name and key on both
