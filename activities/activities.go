@@ -492,8 +492,7 @@ func (a *Activities) removeReplica(ctx context.Context, r cheops.Resource, site 
 			what = "an object whose creation was never recorded"
 		}
 	}
-	release := !how.orphan && rep.Object != nil && releases(r, rep.Adopted)
-	if release {
+	if !how.orphan && rep.Object != nil && releases(r, rep.Adopted) {
 		// Someone else's object before cheops adopted it: theirs again, left on the site.
 		what = "released " + what + ", adopted, left on the site without cheops' marks (policy.adopted release)"
 		if ev.Type == cheops.EventDeleted {
