@@ -161,6 +161,12 @@ type Policy struct {
 	// DefaultReadyTimeout); past it, the replica fails on its site (in transactional mode, the
 	// generation is rolled back).
 	ReadyTimeout Duration `json:"readyTimeout,omitempty"`
+	// Conflict says what applying does when the site already holds an object of the replica's
+	// name that cheops did not make for this resource (default ConflictAbort).
+	Conflict ConflictPolicy `json:"conflict,omitempty"`
+	// Adopted says what deleting the resource (or rolling back its first generation) does to an
+	// object a replica adopted rather than created (default AdoptedRelease).
+	Adopted AdoptedDeletion `json:"adopted,omitempty"`
 }
 
 // ReadinessPolicy says when an applied replica counts as Ready.
@@ -173,6 +179,30 @@ const (
 	ReadyWhenStatus ReadinessPolicy = "status"
 	// ReadyWhenApplied: Ready as soon as the site took the object.
 	ReadyWhenApplied ReadinessPolicy = "applied"
+)
+
+// ConflictPolicy is what applying a replica does with an object of its name that is someone else's.
+type ConflictPolicy string
+
+// Conflict policies.
+const (
+	// ConflictAbort fails the replica, naming the object's owner, and leaves the object alone.
+	ConflictAbort ConflictPolicy = "abort"
+	// ConflictAdopt takes the object over: it is applied as if cheops had made it, the replica
+	// records that it was adopted, and an Adopted event names its previous owner.
+	ConflictAdopt ConflictPolicy = "adopt"
+)
+
+// AdoptedDeletion is what removing a replica does to the object it adopted.
+type AdoptedDeletion string
+
+// Adopted-object deletion policies.
+const (
+	// AdoptedRelease removes cheops' marks from the object and leaves it on its site: it was
+	// someone's before cheops took it, and is theirs again.
+	AdoptedRelease AdoptedDeletion = "release"
+	// AdoptedDelete deletes it like an object cheops created.
+	AdoptedDelete AdoptedDeletion = "delete"
 )
 
 // Policy defaults, applied when a field is zero.
@@ -206,6 +236,12 @@ func (p Policy) WithDefaults() Policy {
 	}
 	if p.ReadyTimeout <= 0 {
 		p.ReadyTimeout = DefaultReadyTimeout
+	}
+	if p.Conflict == "" {
+		p.Conflict = ConflictAbort
+	}
+	if p.Adopted == "" {
+		p.Adopted = AdoptedRelease
 	}
 	return p
 }
@@ -338,9 +374,18 @@ type Replica struct {
 	FailedGeneration int64 `json:"failedGeneration,omitempty"`
 	// AppliedAt is when the site took ObservedGeneration; its ReadyTimeout runs from then.
 	AppliedAt *time.Time `json:"appliedAt,omitempty"`
-	Attempts  int        `json:"attempts"`
-	CreatedAt time.Time  `json:"createdAt"`
-	UpdatedAt time.Time  `json:"updatedAt"`
+	// Adopted is set when the local object was already on the site, someone else's, and cheops
+	// took it over (policy.conflict adopt) rather than created it: removing the replica then does
+	// what policy.adopted says.
+	Adopted bool `json:"adopted,omitempty"`
+	// ApplyingSince is when the first attempt not yet recorded as Ready began: only since then
+	// can an apply of this replica have made an object it did not record (its worker died between
+	// the create and the record). Cleared once the replica is Ready, or Failed (the site refused
+	// what it was asked, having made nothing unmarked).
+	ApplyingSince *time.Time `json:"applyingSince,omitempty"`
+	Attempts      int        `json:"attempts"`
+	CreatedAt     time.Time  `json:"createdAt"`
+	UpdatedAt     time.Time  `json:"updatedAt"`
 }
 
 // ResourceState is the state of a resource aggregated over its replicas.
@@ -428,6 +473,13 @@ const (
 	// EventApplyFailed: an attempt to apply a generation on a site failed (a repeated identical
 	// failure is counted in the replica's attempts, not recorded again).
 	EventApplyFailed EventType = "ApplyFailed"
+	// EventAdopted: a site already held an object of the replica's name, someone else's, and
+	// cheops took it over (policy.conflict adopt); the message names its previous owner and the
+	// local ID. It stands for that apply's Applied event.
+	EventAdopted EventType = "Adopted"
+	// EventReleased: a replica's adopted object was handed back (policy.adopted release): cheops'
+	// marks removed, the object left on its site, and the replica forgotten.
+	EventReleased EventType = "Released"
 	// EventParked: a site is unreachable; its replica waits for it to come back.
 	EventParked EventType = "Parked"
 	// EventDeleted: a replica's object was deleted from its site and the replica forgotten.

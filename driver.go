@@ -3,6 +3,7 @@ package cheops
 import (
 	"context"
 	"encoding/json"
+	"time"
 )
 
 // Labels and annotations cheops puts on every object it manages, so that an object on a site can be
@@ -11,7 +12,10 @@ const (
 	LabelResourceID      = "cheops.io/resource-id"
 	AnnotationGeneration = "cheops.io/generation"
 	AnnotationResource   = "cheops.io/resource-name"
-	FieldManager         = "cheops"
+	// AnnotationAdoptedFrom is set on an object cheops adopted (policy.conflict adopt), naming
+	// its previous owner, so that an apply whose record was lost still knows it adopted it.
+	AnnotationAdoptedFrom = "cheops.io/adopted-from"
+	FieldManager          = "cheops"
 )
 
 // ApplyRequest is one generation of a resource to make true on one site.
@@ -23,6 +27,18 @@ type ApplyRequest struct {
 	// References maps the name of every cheops resource the manifest refers to (see Referrer) to
 	// the local ID of that resource's replica on this site.
 	References map[string]string
+	// Adopt takes over an object of the replica's name that is someone else's (policy.conflict
+	// adopt). Without it such an object fails the apply with a Permanent error naming its owner,
+	// and is left untouched.
+	Adopt bool
+	// LocalID is the local object the replica recorded before this attempt, if any: the
+	// replica's own, created or adopted.
+	LocalID string
+	// UnrecordedSince, when set, is when an earlier attempt of this replica began that may have
+	// made an object without recording it. A driver that cannot mark its objects (a keypair)
+	// counts an unmarked object as its own only when the site made it since then; when unset,
+	// no earlier attempt can have made one, and an unmarked object is someone else's.
+	UnrecordedSince time.Time
 }
 
 // Reference is a field of a manifest that names another cheops resource, to be replaced on each site
@@ -39,7 +55,38 @@ type Reference struct {
 // activity timed out, between the create call and the record. Deleting or rolling back such a
 // replica then removes that object instead of leaving it behind.
 type Finder interface {
-	Find(ctx context.Context, t Target, resourceID string, manifest json.RawMessage) (*ObjectRef, error)
+	Find(ctx context.Context, t Target, req FindRequest) (*Found, error)
+}
+
+// FindRequest names what a Finder looks for: the object an apply of the resource's manifest made.
+type FindRequest struct {
+	ResourceID string
+	Manifest   json.RawMessage
+	// UnrecordedSince is as in ApplyRequest: when the first attempt that may have made an object
+	// without recording it began; unset, no attempt did.
+	UnrecordedSince time.Time
+}
+
+// Found is an object a Finder found.
+type Found struct {
+	Object ObjectRef
+	// Adopted is set when the object was someone else's and an apply adopted it.
+	Adopted bool
+}
+
+// OwnedDeleter is implemented by drivers whose objects are named by their users, so the object of
+// a recorded name may since have been replaced by someone else's: DeleteOwned deletes it only
+// while it carries the resource's mark, and leaves any other object of that name. Removing a
+// replica uses it instead of Delete when the driver has it.
+type OwnedDeleter interface {
+	DeleteOwned(ctx context.Context, t Target, ref ObjectRef, resourceID string) error
+}
+
+// Releaser is implemented by drivers whose adopted objects carry cheops' marks: Release removes
+// them (and cheops' ownership of fields, where the site tracks it) and leaves the object on its
+// site. For a driver without it, releasing an object is forgetting it.
+type Releaser interface {
+	Release(ctx context.Context, t Target, ref ObjectRef, resourceID string) error
 }
 
 // Referrer is implemented by drivers whose manifests may refer to other cheops resources. The
@@ -89,6 +136,11 @@ type ApplyResult struct {
 	// Readiness, from a driver that reads status (see StatusReader), is what the object's status
 	// said in the site's answer to the apply; nil means Ready.
 	Readiness *Readiness
+	// Adopted is set when the object was someone else's and the apply took it over (see
+	// ApplyRequest.Adopt); PreviousOwner then names who had it ("field managers
+	// kubectl-client-side-apply", "user 5e0c…").
+	Adopted       bool
+	PreviousOwner string
 }
 
 // Observation is what a driver sees of a replica's local object.

@@ -131,6 +131,8 @@ type prepared struct {
 	overrides []string
 	refs      map[string]string
 	hash      string
+	// before is the replica as it stood before this attempt marked it Applying.
+	before cheops.Replica
 }
 
 // prepare works out what applying r on a site takes. Its error is the site's failure, to record.
@@ -175,28 +177,66 @@ func (p *prepared) done(r cheops.Resource, how siteApply, rep *cheops.Replica) b
 // already done is left alone.
 func (p *prepared) markApplying(r cheops.Resource, how siteApply) func(*cheops.Replica) (*cheops.Event, error) {
 	return func(rep *cheops.Replica) (*cheops.Event, error) {
+		p.before = *rep
 		if p.done(r, how, rep) {
 			return nil, store.ErrSkip
 		}
 		rep.State = cheops.ReplicaApplying
 		rep.Attempts = how.attempt
+		if rep.ApplyingSince == nil {
+			// Recorded before the driver is called, so an object the driver makes is always
+			// made after it (see cheops.ApplyRequest.UnrecordedSince).
+			now := time.Now().UTC()
+			rep.ApplyingSince = &now
+		}
 		return nil, nil
 	}
 }
 
 // apply applies p on its site. When the manifest now names another object than the one recorded
-// (prev), that one is deleted: it is no longer ours to keep.
+// (prev), that one is removed as a deletion would (deleted, or released if it was adopted): it is
+// no longer ours to keep.
 func (a *Activities) apply(ctx context.Context, r cheops.Resource, p *prepared, prev *cheops.ObjectRef) (cheops.ApplyResult, error) {
 	var res cheops.ApplyResult
+	req := cheops.ApplyRequest{ResourceID: r.ID, ResourceName: r.Name, Generation: r.Generation, Manifest: p.manifest, References: p.refs,
+		Adopt: r.Policy.WithDefaults().Conflict == cheops.ConflictAdopt, LocalID: p.before.LocalID}
+	if p.before.ApplyingSince != nil {
+		// Only an earlier attempt can have made an object this one does not know of; this
+		// attempt looks before it creates.
+		req.UnrecordedSince = *p.before.ApplyingSince
+	}
 	err := heartbeating(ctx, func(ctx context.Context) error {
 		var err error
-		res, err = p.driver.Apply(ctx, p.target, cheops.ApplyRequest{ResourceID: r.ID, ResourceName: r.Name, Generation: r.Generation, Manifest: p.manifest, References: p.refs})
+		res, err = p.driver.Apply(ctx, p.target, req)
 		return err
 	})
 	if err == nil && prev != nil && *prev != res.Object {
-		err = heartbeating(ctx, func(ctx context.Context) error { return p.driver.Delete(ctx, p.target, *prev) })
+		err = heartbeating(ctx, func(ctx context.Context) error {
+			return removeObject(ctx, p.driver, p.target, r, *prev, p.before.Adopted)
+		})
 	}
 	return res, err
+}
+
+// removeObject removes a replica's object from its site: deletes it, unless the replica adopted
+// it and the policy says to release it; then it removes cheops' marks (see cheops.Releaser) and
+// leaves it.
+func removeObject(ctx context.Context, d cheops.Driver, t cheops.Target, r cheops.Resource, ref cheops.ObjectRef, adopted bool) error {
+	if releases(r, adopted) {
+		if rel, ok := d.(cheops.Releaser); ok {
+			return rel.Release(ctx, t, ref, r.ID)
+		}
+		return nil
+	}
+	if od, ok := d.(cheops.OwnedDeleter); ok {
+		return od.DeleteOwned(ctx, t, ref, r.ID)
+	}
+	return d.Delete(ctx, t, ref)
+}
+
+// releases says whether removing a replica's object releases it rather than deleting it.
+func releases(r cheops.Resource, adopted bool) bool {
+	return adopted && r.Policy.WithDefaults().Adopted == cheops.AdoptedRelease
 }
 
 // recordApplied is the update that records the site applied, with what was applied, and the event
@@ -204,20 +244,27 @@ func (a *Activities) apply(ctx context.Context, r cheops.Resource, p *prepared, 
 func (p *prepared) recordApplied(r cheops.Resource, how siteApply, res cheops.ApplyResult) func(*cheops.Replica) (*cheops.Event, error) {
 	return func(rep *cheops.Replica) (*cheops.Event, error) {
 		rep.State = cheops.ReplicaReady
+		// The replica stays adopted while it holds the object it adopted.
+		rep.Adopted = res.Adopted || (rep.Adopted && rep.Object != nil && *rep.Object == res.Object)
 		rep.LocalID, rep.Object, rep.Overrides = res.LocalID, &res.Object, p.overrides
 		rep.ObservedGeneration, rep.AppliedHash, rep.Message, rep.FailedGeneration = r.Generation, p.hash, how.message, 0
 		now := time.Now().UTC()
-		rep.AppliedAt = &now
+		rep.AppliedAt, rep.ApplyingSince = &now, nil
 		msg := "local ID " + res.LocalID
 		if how.message != "" {
 			msg = how.message + "; " + msg
 		}
+		ev := &cheops.Event{Type: how.event, Site: p.site, Generation: r.Generation, Message: msg}
+		if res.Adopted {
+			ev.Type = cheops.EventAdopted
+			ev.Message = fmt.Sprintf("adopted %s from %s (policy.conflict adopt); %s", objectName(res.Object), res.PreviousOwner, msg)
+		}
 		if awaiting(r, res) {
 			rep.State = cheops.ReplicaApplied
 			rep.Message = joinMessage(how.message, "waiting for its status to say Ready: "+res.Readiness.Message)
-			msg += "; waiting for its status to say Ready"
+			ev.Message += "; waiting for its status to say Ready"
 		}
-		return &cheops.Event{Type: how.event, Site: p.site, Generation: r.Generation, Message: msg}, nil
+		return ev, nil
 	}
 }
 
@@ -232,10 +279,19 @@ func joinMessage(a, b string) string {
 	return a + "; " + b
 }
 
+// objectName names a local object for a message: "ConfigMap default/web", "compute.keypair ops".
+func objectName(ref cheops.ObjectRef) string {
+	name := ref.Name
+	if ref.Namespace != "" {
+		name = ref.Namespace + "/" + name
+	}
+	return ref.Kind + " " + name
+}
+
 // forgottenWhileApplied handles an apply whose Ready record was refused because the resource was
 // forgotten while it ran: the object it just made must not outlive the resource.
 func (a *Activities) forgottenWhileApplied(ctx context.Context, r cheops.Resource, site string, res cheops.ApplyResult) (ApplyOutput, error) {
-	return ApplyOutput{Skipped: true}, a.deleteOnSite(ctx, r.Driver, site, res.Object)
+	return ApplyOutput{Skipped: true}, a.removeOnSite(ctx, r, site, res.Object, res.Adopted)
 }
 
 // recordedFailure is a failed apply whose failure is recorded on its replica.
@@ -279,6 +335,10 @@ func failureRecord(r cheops.Resource, site string, attempt int, err error) func(
 		rep.State, rep.Message, rep.Attempts = state, err.Error(), attempt
 		if state == cheops.ReplicaFailed {
 			rep.FailedGeneration = r.Generation
+			// The site refused what it was asked, having made nothing unmarked: an object of the
+			// replica's name is not an unrecorded attempt's (a keypair found someone else's
+			// fails so, and must never be taken for cheops' by a later look-up).
+			rep.ApplyingSince = nil
 		}
 		if repeated {
 			return nil, nil
@@ -445,8 +505,12 @@ func (a *Activities) removeReplica(ctx context.Context, r cheops.Resource, site 
 	}
 	ev := how.event
 	if !how.orphan && !how.untouched && rep.Object == nil {
-		if rep.Object, err = a.findUnrecorded(ctx, r, site); err != nil {
+		found, err := a.findUnrecorded(ctx, r, site, rep)
+		if err != nil {
 			return &siteFailure{err}
+		}
+		if found != nil {
+			rep.Object, rep.Adopted = &found.Object, found.Adopted
 		}
 	}
 	what := "nothing was on the site"
@@ -454,6 +518,13 @@ func (a *Activities) removeReplica(ctx context.Context, r cheops.Resource, site 
 		what = "local ID " + rep.LocalID
 		if rep.LocalID == "" {
 			what = "an object whose creation was never recorded"
+		}
+	}
+	if !how.orphan && rep.Object != nil && releases(r, rep.Adopted) {
+		// Someone else's object before cheops adopted it: theirs again, left on the site.
+		what = "released " + what + ", adopted, left on the site without cheops' marks (policy.adopted release)"
+		if ev.Type == cheops.EventDeleted {
+			ev.Type = cheops.EventReleased
 		}
 	}
 	if !how.orphan && rep.Object != nil {
@@ -466,7 +537,7 @@ func (a *Activities) removeReplica(ctx context.Context, r cheops.Resource, site 
 		}); err != nil {
 			return err
 		}
-		if err := a.deleteOnSite(ctx, r.Driver, site, *rep.Object); err != nil {
+		if err := a.removeOnSite(ctx, r, site, *rep.Object, rep.Adopted); err != nil {
 			return &siteFailure{err}
 		}
 	}
@@ -480,7 +551,7 @@ func (a *Activities) removeReplica(ctx context.Context, r cheops.Resource, site 
 
 // findUnrecorded looks on a site for an object of r that an apply made without recording it, when
 // the driver can (see cheops.Finder). A site that no longer exists has nothing to find.
-func (a *Activities) findUnrecorded(ctx context.Context, r cheops.Resource, site string) (*cheops.ObjectRef, error) {
+func (a *Activities) findUnrecorded(ctx context.Context, r cheops.Resource, site string, rep cheops.Replica) (*cheops.Found, error) {
 	t, d, err := a.target(ctx, r.Driver, site)
 	if err != nil {
 		if _, serr := a.Store.GetSite(ctx, site); errors.Is(serr, store.ErrNotFound) {
@@ -492,17 +563,22 @@ func (a *Activities) findUnrecorded(ctx context.Context, r cheops.Resource, site
 	if !ok {
 		return nil, nil
 	}
-	var ref *cheops.ObjectRef
+	req := cheops.FindRequest{ResourceID: r.ID, Manifest: r.Manifest}
+	if rep.ApplyingSince != nil {
+		req.UnrecordedSince = *rep.ApplyingSince
+	}
+	var found *cheops.Found
 	err = heartbeating(ctx, func(ctx context.Context) error {
 		var err error
-		ref, err = f.Find(ctx, t, r.ID, r.Manifest)
+		found, err = f.Find(ctx, t, req)
 		return err
 	})
-	return ref, err
+	return found, err
 }
 
-func (a *Activities) deleteOnSite(ctx context.Context, driver cheops.DriverName, siteName string, ref cheops.ObjectRef) error {
-	t, d, err := a.target(ctx, driver, siteName)
+// removeOnSite removes a replica's object from its site (see removeObject).
+func (a *Activities) removeOnSite(ctx context.Context, r cheops.Resource, siteName string, ref cheops.ObjectRef, adopted bool) error {
+	t, d, err := a.target(ctx, r.Driver, siteName)
 	if err != nil {
 		if _, serr := a.Store.GetSite(ctx, siteName); errors.Is(serr, store.ErrNotFound) {
 			// The site was force-removed: there is nothing left to reach; forget the replica.
@@ -510,7 +586,7 @@ func (a *Activities) deleteOnSite(ctx context.Context, driver cheops.DriverName,
 		}
 		return err
 	}
-	return heartbeating(ctx, func(ctx context.Context) error { return d.Delete(ctx, t, ref) })
+	return heartbeating(ctx, func(ctx context.Context) error { return removeObject(ctx, d, t, r, ref, adopted) })
 }
 
 // ForgetResource removes a resource whose replicas are all gone from the store.

@@ -69,8 +69,13 @@ type lostDriver struct {
 	deleted []cheops.ObjectRef
 }
 
-func (d *lostDriver) Find(context.Context, cheops.Target, string, json.RawMessage) (*cheops.ObjectRef, error) {
-	return d.found, nil
+var _ cheops.Finder = (*lostDriver)(nil)
+
+func (d *lostDriver) Find(context.Context, cheops.Target, cheops.FindRequest) (*cheops.Found, error) {
+	if d.found == nil {
+		return nil, nil
+	}
+	return &cheops.Found{Object: *d.found}, nil
 }
 func (d *lostDriver) Delete(_ context.Context, _ cheops.Target, ref cheops.ObjectRef) error {
 	d.deleted = append(d.deleted, ref)

@@ -87,7 +87,9 @@ type unreachableFinder struct {
 	finds int
 }
 
-func (d *unreachableFinder) Find(context.Context, cheops.Target, string, json.RawMessage) (*cheops.ObjectRef, error) {
+var _ cheops.Finder = (*unreachableFinder)(nil)
+
+func (d *unreachableFinder) Find(context.Context, cheops.Target, cheops.FindRequest) (*cheops.Found, error) {
 	d.finds++
 	return nil, cheops.Classify(cheops.Unreachable, errors.New("dial tcp 127.0.0.1:1: connect: connection refused"))
 }

@@ -310,6 +310,9 @@ func normalized(t *testing.T, s *store.Store, id string) ([]cheops.Replica, []st
 		if reps[i].AppliedAt != nil {
 			reps[i].AppliedAt = &time.Time{}
 		}
+		if reps[i].ApplyingSince != nil {
+			reps[i].ApplyingSince = &time.Time{}
+		}
 		if reps[i].Object != nil {
 			o := *reps[i].Object
 			o.Name = ""

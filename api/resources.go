@@ -53,10 +53,12 @@ type policyRequest struct {
 	RetryMax     string                 `json:"retryMax"`
 	Readiness    cheops.ReadinessPolicy `json:"readiness"`
 	ReadyTimeout string                 `json:"readyTimeout"`
+	Conflict     cheops.ConflictPolicy  `json:"conflict"`
+	Adopted      cheops.AdoptedDeletion `json:"adopted"`
 }
 
 func (p policyRequest) policy() (cheops.Policy, error) {
-	pol := cheops.Policy{Consistency: p.Consistency, MaxParallel: p.MaxParallel, Readiness: p.Readiness}
+	pol := cheops.Policy{Consistency: p.Consistency, MaxParallel: p.MaxParallel, Readiness: p.Readiness, Conflict: p.Conflict, Adopted: p.Adopted}
 	for _, f := range []struct {
 		field string
 		text  string
@@ -236,6 +238,16 @@ func (s *server) validateResource(c echo.Context, r *cheops.Resource) error {
 	case "", cheops.ReadyWhenStatus, cheops.ReadyWhenApplied:
 	default:
 		return invalid("policy.readiness", "must be status (Ready when the object's status says so) or applied (Ready once applied)")
+	}
+	switch r.Policy.Conflict {
+	case "", cheops.ConflictAbort, cheops.ConflictAdopt:
+	default:
+		return invalid("policy.conflict", "must be abort (fail a site that holds someone else's object of that name) or adopt (take it over)")
+	}
+	switch r.Policy.Adopted {
+	case "", cheops.AdoptedRelease, cheops.AdoptedDelete:
+	default:
+		return invalid("policy.adopted", "must be release (leave an adopted object on its site when the resource is deleted) or delete")
 	}
 	// A caller bound to some sites places only there, now and later.
 	id := identity(c)

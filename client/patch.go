@@ -32,6 +32,8 @@ type PolicyPatch struct {
 	RetryMax     *cheops.Duration        `json:"retryMax,omitempty"`
 	Readiness    *cheops.ReadinessPolicy `json:"readiness,omitempty"`
 	ReadyTimeout *cheops.Duration        `json:"readyTimeout,omitempty"`
+	Conflict     *cheops.ConflictPolicy  `json:"conflict,omitempty"`
+	Adopted      *cheops.AdoptedDeletion `json:"adopted,omitempty"`
 }
 
 // Empty reports whether the patch changes nothing.

@@ -266,3 +266,30 @@ func TestApplyNeedsAName(t *testing.T) {
 		t.Fatalf("apply of a manifest without a name: %v, %d changes sent\n%s; want a usage error naming --name", err, len(api.changes), out)
 	}
 }
+
+// --conflict and --adopted set policy.conflict and policy.adopted, on a new resource and on an
+// existing one (the rest of the policy kept); a value they do not know is a usage error.
+func TestApplyConflictFlags(t *testing.T) {
+	api, url := newFakeAPI(t, storedWeb)
+	fresh := writeManifest(t, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: fresh}\n")
+	if out, err := runCLI(t, "--server", url, "apply", "-f", fresh, "--sites", "paris", "--conflict", "adopt", "--adopted", "delete"); err != nil {
+		t.Fatalf("apply: %v\n%s", err, out)
+	}
+	if body := string(api.changes[0].Body); !strings.Contains(body, `"policy":{"conflict":"adopt","adopted":"delete"}`) {
+		t.Errorf("POST body %s; want policy conflict adopt, adopted delete", body)
+	}
+	web := writeManifest(t, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\n")
+	if out, err := runCLI(t, "--server", url, "apply", "-f", web, "--conflict", "adopt"); err != nil {
+		t.Fatalf("apply: %v\n%s", err, out)
+	}
+	if pol := api.policy(t); pol["conflict"] != "adopt" || pol["consistency"] != "transactional" || pol["adopted"] != nil {
+		t.Errorf("policy after apply --conflict adopt = %v; want conflict adopt, the rest kept", pol)
+	}
+	n := len(api.changes)
+	for _, args := range [][]string{{"--conflict", "overwrite"}, {"--adopted", "orphan"}} {
+		out, err := runCLI(t, append([]string{"--server", url, "apply", "-f", web}, args...)...)
+		if err == nil || !strings.Contains(out, args[0]) || len(api.changes) != n {
+			t.Errorf("apply %v: %v, %d changes sent\n%s; want a usage error naming the flag and nothing sent", args, err, len(api.changes)-n, out)
+		}
+	}
+}

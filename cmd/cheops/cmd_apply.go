@@ -28,6 +28,7 @@ type applyOptions struct {
 	sites, selector, expr      string
 	consistency, policyTimeout string
 	readiness, readyTimeout    string
+	conflict, adopted          string
 	wait                       bool
 	timeout                    time.Duration
 }
@@ -59,11 +60,15 @@ is Ready, or a replica fails.`,
 	fl.StringVar(&o.policyTimeout, "policy-timeout", "", "transactional: how long a site may take before every site is rolled back (default 5m)")
 	fl.StringVar(&o.readiness, "readiness", "", "when a replica is Ready: status (default: when its object's status says so, e.g. a Deployment Available) or applied (once the site took it)")
 	fl.StringVar(&o.readyTimeout, "ready-timeout", "", "how long an applied replica may take to become Ready before it fails on its site (default 5m)")
+	fl.StringVar(&o.conflict, "conflict", "", "when a site already holds someone else's object of that name: abort (default: fail that site, naming the owner) or adopt (take it over)")
+	fl.StringVar(&o.adopted, "adopted", "", "what deleting the resource does to an object it adopted: release (default: leave it, without cheops' marks) or delete")
 	fl.BoolVar(&o.wait, "wait", false, "wait until every replica is Ready, showing progress")
 	fl.DurationVar(&o.timeout, "timeout", 5*time.Minute, "how long --wait waits")
 	_ = cmd.RegisterFlagCompletionFunc("sites", f.completeSiteList)
 	_ = cmd.RegisterFlagCompletionFunc("consistency", cobra.FixedCompletions([]string{"eventual", "transactional"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("readiness", cobra.FixedCompletions([]string{"status", "applied"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("conflict", cobra.FixedCompletions([]string{"abort", "adopt"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("adopted", cobra.FixedCompletions([]string{"release", "delete"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
@@ -170,6 +175,12 @@ func (f *clientFlags) applyOne(cmd *cobra.Command, c *client.Client, o applyOpti
 			}
 			if policy.ReadyTimeout != nil {
 				req.Policy.ReadyTimeout = *policy.ReadyTimeout
+			}
+			if policy.Conflict != nil {
+				req.Policy.Conflict = *policy.Conflict
+			}
+			if policy.Adopted != nil {
+				req.Policy.Adopted = *policy.Adopted
 			}
 		}
 		r, err = c.CreateResource(ctx, req, client.CreateOptions{IdempotencyKey: uuid.NewString()})
@@ -347,6 +358,20 @@ func (o applyOptions) policy(flags *pflag.FlagSet) (*client.PolicyPatch, error) 
 		}
 		r := cheops.ReadinessPolicy(o.readiness)
 		p.Readiness = &r
+	}
+	if flags.Changed("conflict") {
+		c := cheops.ConflictPolicy(o.conflict)
+		if c != cheops.ConflictAbort && c != cheops.ConflictAdopt {
+			return nil, usageError{fmt.Errorf("--conflict: give abort or adopt, not %q", o.conflict)}
+		}
+		p.Conflict = &c
+	}
+	if flags.Changed("adopted") {
+		a := cheops.AdoptedDeletion(o.adopted)
+		if a != cheops.AdoptedRelease && a != cheops.AdoptedDelete {
+			return nil, usageError{fmt.Errorf("--adopted: give release or delete, not %q", o.adopted)}
+		}
+		p.Adopted = &a
 	}
 	if p == (client.PolicyPatch{}) {
 		return nil, nil

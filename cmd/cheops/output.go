@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
+	"github.com/cheops-io/cheops"
 	"github.com/cheops-io/cheops/client"
 )
 
@@ -42,6 +43,9 @@ func (f *clientFlags) print(cmd *cobra.Command, v any, table func(w *tabwriter.W
 func (f *clientFlags) printResource(cmd *cobra.Command, r client.Resource) error {
 	return f.print(cmd, r, func(w *tabwriter.Writer) {
 		fmt.Fprintf(w, "ID:\t%s\nName:\t%s\nGeneration:\t%d\nConsistency:\t%s\nState:\t%s\n", r.ID, r.Name, r.Generation, r.Policy.Consistency, r.State)
+		if pol := r.Policy.WithDefaults(); pol.Conflict == cheops.ConflictAdopt {
+			fmt.Fprintf(w, "Conflict:\tadopt (adopted objects: %s on delete)\n", pol.Adopted)
+		}
 		if r.Paused {
 			fmt.Fprintln(w, "Paused:\tyes (cheops resume "+r.Name+")")
 		}
@@ -58,7 +62,11 @@ func (f *clientFlags) printResource(cmd *cobra.Command, r client.Resource) error
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "SITE\tSTATE\tLOCAL ID\tGENERATION\tATTEMPTS\tOVERRIDES\tMESSAGE")
 		for _, rep := range r.Replicas {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", rep.Site, rep.State, rep.LocalID, rep.ObservedGeneration, rep.Attempts, strings.Join(rep.Overrides, ","), rep.Message)
+			localID := rep.LocalID
+			if rep.Adopted {
+				localID += " (adopted)"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", rep.Site, rep.State, localID, rep.ObservedGeneration, rep.Attempts, strings.Join(rep.Overrides, ","), rep.Message)
 		}
 	})
 }

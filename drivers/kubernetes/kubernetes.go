@@ -10,7 +10,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,8 +60,10 @@ func New() *Driver {
 }
 
 var (
-	_ cheops.Driver = (*Driver)(nil)
-	_ cheops.Finder = (*Driver)(nil)
+	_ cheops.Driver       = (*Driver)(nil)
+	_ cheops.Finder       = (*Driver)(nil)
+	_ cheops.Releaser     = (*Driver)(nil)
+	_ cheops.OwnedDeleter = (*Driver)(nil)
 )
 
 // clusterClient talks to one cluster: its dynamic client and its discovery, cached.
@@ -327,15 +332,47 @@ func (d *Driver) Apply(ctx context.Context, t cheops.Target, req cheops.ApplyReq
 	if req.ResourceName != "" {
 		ann[cheops.AnnotationResource] = req.ResourceName
 	}
-	u.SetAnnotations(ann)
 	ri, err := c.resource(u)
 	if err != nil {
 		return cheops.ApplyResult{}, err
 	}
+	var res cheops.ApplyResult
+	existing, err := ri.Get(ctx, u.GetName(), metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return cheops.ApplyResult{}, classify(fmt.Errorf("get %s %s on site %s: %w", u.GetKind(), u.GetName(), t.Site.Name, err))
+	case existing.GetLabels()[cheops.LabelResourceID] == req.ResourceID:
+		// Ours: made by an earlier apply, or adopted by one, which the annotation keeps saying.
+		if from, ok := existing.GetAnnotations()[cheops.AnnotationAdoptedFrom]; ok {
+			ann[cheops.AnnotationAdoptedFrom] = from
+			res.Adopted, res.PreviousOwner = true, from
+		}
+	default:
+		owner := ownerOf(existing)
+		other := existing.GetLabels()[cheops.LabelResourceID]
+		switch {
+		case other != "":
+			// Two resources taking turns at one object would undo each other forever.
+			return cheops.ApplyResult{}, cheops.Classify(cheops.Permanent, fmt.Errorf(
+				"%s %s on site %s belongs to another cheops resource (%s); it is left alone, and cannot be adopted",
+				u.GetKind(), nameOf(existing), t.Site.Name, owner))
+		case !req.Adopt:
+			return cheops.ApplyResult{}, cheops.Classify(cheops.Permanent, fmt.Errorf(
+				"%s %s already exists on site %s and cheops did not create it (%s): policy.conflict abort leaves it alone; set policy.conflict adopt to take it over",
+				u.GetKind(), nameOf(existing), t.Site.Name, owner))
+		}
+		ann[cheops.AnnotationAdoptedFrom] = owner
+		res.Adopted, res.PreviousOwner = true, owner
+	}
+	u.SetAnnotations(ann)
 	body, err := json.Marshal(u.Object)
 	if err != nil {
 		return cheops.ApplyResult{}, cheops.Classify(cheops.Permanent, err)
 	}
+	// Force takes the fields over from other managers: needed for an object cheops adopts, and
+	// harmless for one it made. (An object someone creates between the look above and this call
+	// is taken too; the window is one round trip.)
 	force := true
 	out, err := ri.Patch(ctx, u.GetName(), types.ApplyPatchType, body, metav1.PatchOptions{FieldManager: cheops.FieldManager, Force: &force})
 	if err != nil {
@@ -344,7 +381,110 @@ func (d *Driver) Apply(ctx context.Context, t cheops.Target, req cheops.ApplyReq
 	// The site answers an apply with the object as it now stands, status included: most objects
 	// (a ConfigMap, a Namespace) are Ready in that answer, with no read more.
 	rd := readinessOf(out)
-	return cheops.ApplyResult{LocalID: string(out.GetUID()), Object: refOf(u), Readiness: &rd}, nil
+	res.LocalID, res.Object, res.Readiness = string(out.GetUID()), refOf(u), &rd
+	return res, nil
+}
+
+// ownerOf names who has an object cheops did not make: its field managers, from
+// metadata.managedFields, and the cheops resource whose label it carries, if any.
+func ownerOf(u *unstructured.Unstructured) string {
+	var managers []string
+	for _, mf := range u.GetManagedFields() {
+		if mf.Manager != "" && !slices.Contains(managers, mf.Manager) {
+			managers = append(managers, mf.Manager)
+		}
+	}
+	sort.Strings(managers)
+	var parts []string
+	if len(managers) > 0 {
+		parts = append(parts, "field managers "+strings.Join(managers, ", "))
+	} else {
+		parts = append(parts, "no field manager recorded")
+	}
+	if id := u.GetLabels()[cheops.LabelResourceID]; id != "" {
+		parts = append(parts, "cheops resource "+id)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func nameOf(u *unstructured.Unstructured) string {
+	if u.GetNamespace() != "" {
+		return u.GetNamespace() + "/" + u.GetName()
+	}
+	return u.GetName()
+}
+
+// Release hands an adopted object back: it removes cheops' label and annotations and cheops' entry
+// of metadata.managedFields, so the fields cheops took over stay as they are and belong to nobody
+// until their owner applies them again, and leaves the object. An object gone, or not the
+// resource's, is left as it is.
+func (d *Driver) Release(ctx context.Context, t cheops.Target, ref cheops.ObjectRef, resourceID string) error {
+	c, err := d.client(t)
+	if err != nil {
+		return err
+	}
+	ri, err := c.refResource(ref)
+	if err != nil {
+		if cheops.ClassOf(err) == cheops.Permanent {
+			return nil // the kind is gone from the site, and the object with it
+		}
+		return err
+	}
+	u, err := ri.Get(ctx, ref.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return classify(fmt.Errorf("get %s %s on site %s: %w", ref.Kind, ref.Name, t.Site.Name, err))
+	}
+	if u.GetLabels()[cheops.LabelResourceID] != resourceID {
+		return nil
+	}
+	patch, err := json.Marshal(releasePatch(u))
+	if err != nil {
+		return cheops.Classify(cheops.Permanent, err)
+	}
+	_, err = ri.Patch(ctx, ref.Name, types.JSONPatchType, patch, metav1.PatchOptions{FieldManager: cheops.FieldManager})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		// A conflict (the object changed since it was read) is transient: the next try reads it again.
+		return classify(fmt.Errorf("release %s %s on site %s: %w", ref.Kind, ref.Name, t.Site.Name, err))
+	}
+	return nil
+}
+
+// releasePatch is the JSON patch (RFC 6902) that removes cheops' marks and field ownership from an
+// object, on the condition that it is still the version read.
+func releasePatch(u *unstructured.Unstructured) []map[string]any {
+	patch := []map[string]any{{"op": "test", "path": "/metadata/resourceVersion", "value": u.GetResourceVersion()}}
+	patch = append(patch, map[string]any{"op": "remove", "path": "/metadata/labels/" + pointerEscape(cheops.LabelResourceID)})
+	for _, a := range []string{cheops.AnnotationGeneration, cheops.AnnotationResource, cheops.AnnotationAdoptedFrom} {
+		if _, ok := u.GetAnnotations()[a]; ok {
+			patch = append(patch, map[string]any{"op": "remove", "path": "/metadata/annotations/" + pointerEscape(a)})
+		}
+	}
+	var kept []metav1.ManagedFieldsEntry
+	for _, mf := range u.GetManagedFields() {
+		if mf.Manager != cheops.FieldManager {
+			kept = append(kept, mf)
+		}
+	}
+	if len(kept) < len(u.GetManagedFields()) {
+		var value any = kept
+		if len(kept) == 0 {
+			// An empty list would leave managedFields as they are; one empty entry clears them.
+			value = []map[string]any{{}}
+		}
+		patch = append(patch, map[string]any{"op": "replace", "path": "/metadata/managedFields", "value": value})
+	}
+	return patch
+}
+
+// pointerEscape escapes a map key for a JSON pointer (RFC 6901).
+func pointerEscape(key string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(key, "~", "~0"), "/", "~1")
 }
 
 func refOf(u *unstructured.Unstructured) cheops.ObjectRef {
@@ -385,8 +525,8 @@ func (d *Driver) Observe(ctx context.Context, t cheops.Target, ref cheops.Object
 // whether or not the apply that made it was recorded (the worker died, or etcd failed, between
 // the apply and the record); nil when there is none, or when the object of that name is not the
 // resource's. Without it, deleting such a replica would leave its object behind.
-func (d *Driver) Find(ctx context.Context, t cheops.Target, resourceID string, manifest json.RawMessage) (*cheops.ObjectRef, error) {
-	u, err := decode(manifest)
+func (d *Driver) Find(ctx context.Context, t cheops.Target, req cheops.FindRequest) (*cheops.Found, error) {
+	u, err := decode(req.Manifest)
 	if err != nil {
 		return nil, cheops.Classify(cheops.Permanent, err)
 	}
@@ -409,11 +549,11 @@ func (d *Driver) Find(ctx context.Context, t cheops.Target, resourceID string, m
 	if err != nil {
 		return nil, classify(fmt.Errorf("get %s %s on site %s: %w", u.GetKind(), u.GetName(), t.Site.Name, err))
 	}
-	if got.GetLabels()[cheops.LabelResourceID] != resourceID {
+	if got.GetLabels()[cheops.LabelResourceID] != req.ResourceID {
 		return nil, nil
 	}
-	ref := refOf(u)
-	return &ref, nil
+	_, adopted := got.GetAnnotations()[cheops.AnnotationAdoptedFrom]
+	return &cheops.Found{Object: refOf(u), Adopted: adopted}, nil
 }
 
 // Delete removes the object; NotFound (the object or its kind) is success.
@@ -433,6 +573,41 @@ func (d *Driver) Delete(ctx context.Context, t cheops.Target, ref cheops.ObjectR
 	policy := metav1.DeletePropagationBackground
 	err = ri.Delete(ctx, ref.Name, metav1.DeleteOptions{PropagationPolicy: &policy})
 	if err != nil && !apierrors.IsNotFound(err) {
+		return classify(fmt.Errorf("delete %s %s on site %s: %w", ref.Kind, ref.Name, t.Site.Name, err))
+	}
+	return nil
+}
+
+// DeleteOwned deletes the object only while it carries the resource's label, with the UID read
+// as a precondition: an object of that name someone made since cheops' was deleted is theirs,
+// and is left. Gone (the object or its kind) is success.
+func (d *Driver) DeleteOwned(ctx context.Context, t cheops.Target, ref cheops.ObjectRef, resourceID string) error {
+	c, err := d.client(t)
+	if err != nil {
+		return err
+	}
+	ri, err := c.refResource(ref)
+	if err != nil {
+		if cheops.ClassOf(err) == cheops.Permanent {
+			return nil // the kind no longer exists on the site, so neither does the object
+		}
+		return err
+	}
+	u, err := ri.Get(ctx, ref.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return classify(fmt.Errorf("get %s %s on site %s: %w", ref.Kind, ref.Name, t.Site.Name, err))
+	}
+	if u.GetLabels()[cheops.LabelResourceID] != resourceID {
+		return nil
+	}
+	uid := u.GetUID()
+	policy := metav1.DeletePropagationBackground
+	err = ri.Delete(ctx, ref.Name, metav1.DeleteOptions{PropagationPolicy: &policy, Preconditions: &metav1.Preconditions{UID: &uid}})
+	if err != nil && !apierrors.IsNotFound(err) {
+		// A failed precondition (replaced meanwhile) is a conflict: the next try looks again.
 		return classify(fmt.Errorf("delete %s %s on site %s: %w", ref.Kind, ref.Name, t.Site.Name, err))
 	}
 	return nil

@@ -60,7 +60,7 @@ func (s *flavorSpec) apply(ctx context.Context, c call, req cheops.ApplyRequest)
 		if gophercloud.ResponseCodeIs(err, http.StatusConflict) {
 			// Either an earlier attempt made it (look again) or another flavor has the name.
 			if f, err = flavors.Get(ctx, c.compute, req.ResourceID).Extract(); notFound(err) {
-				return "", permanent("flavor name %s is taken on the site by a flavor cheops did not create", s.Name)
+				return "", permanent("flavor name %s is taken on the site by a flavor cheops did not create; it is left alone (a flavor cannot be adopted: its ID is its cheops mark)", s.Name)
 			}
 		}
 	}
@@ -158,7 +158,8 @@ func flavorRemove(ctx context.Context, c call, id string) error {
 	return flavors.Delete(ctx, c.compute, id).ExtractErr()
 }
 
-func flavorFind(ctx context.Context, c call, resourceID string, _ spec) (string, error) {
+func flavorFind(ctx context.Context, c call, req cheops.FindRequest, _ spec) (string, error) {
+	resourceID := req.ResourceID
 	if ok, err := flavorExists(ctx, c, resourceID); !ok {
 		return "", err
 	}

@@ -75,9 +75,21 @@ func (s *imageSpec) apply(ctx context.Context, c call, req cheops.ApplyRequest) 
 			return "", err
 		}
 		if img == nil {
-			if img, err = s.create(ctx, c, req.ResourceID); err != nil {
+			// The bytes are fetched and checked before the image is made, so a URL that fails
+			// or bytes that do not match leave nothing on the site.
+			f, err := s.fetch(ctx, c)
+			if err != nil {
 				return "", err
 			}
+			img, err = s.create(ctx, c, req.ResourceID)
+			if err == nil {
+				err = imagedata.Upload(ctx, c.image, img.ID, f).ExtractErr()
+			}
+			f.close()
+			if err != nil {
+				return "", err
+			}
+			continue // look at it again: active, or still being saved
 		}
 		if have, _ := img.Properties[metaSource].(string); have != s.sum() {
 			return "", permanent("immutable fields spec.url/checksum: image %s on the site holds bytes with SHA-256 %s; declare a new image instead", img.ID, have)
@@ -127,14 +139,39 @@ func (s *imageSpec) create(ctx context.Context, c call, resourceID string) (*ima
 	return images.Create(ctx, c.image, opts).Extract()
 }
 
-// upload fetches the bytes into a temporary file, verifies them, and uploads them.
+// upload fetches the bytes, verifies them, and uploads them to an image already made (queued).
 func (s *imageSpec) upload(ctx context.Context, c call, id string) error {
-	f, err := os.CreateTemp("", "cheops-image-*")
+	f, err := s.fetch(ctx, c)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(f.Name())
-	defer f.Close()
+	defer f.close()
+	return imagedata.Upload(ctx, c.image, id, f).ExtractErr()
+}
+
+// fetched is an image's bytes, fetched and verified, in a temporary file read from its start.
+type fetched struct{ *os.File }
+
+func (f fetched) close() {
+	f.Close()
+	os.Remove(f.Name())
+}
+
+// fetch fetches the bytes into a temporary file and verifies their SHA-256 against the spec's.
+func (s *imageSpec) fetch(ctx context.Context, c call) (fetched, error) {
+	tmp, err := os.CreateTemp("", "cheops-image-*")
+	if err != nil {
+		return fetched{}, err
+	}
+	f := fetched{tmp}
+	if err := s.fetchInto(ctx, c, f.File); err != nil {
+		f.close()
+		return fetched{}, err
+	}
+	return f, nil
+}
+
+func (s *imageSpec) fetchInto(ctx context.Context, c call, f *os.File) error {
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL, nil)
 	if err != nil {
 		return permanent("spec.url: %v", err)
@@ -162,10 +199,8 @@ func (s *imageSpec) upload(ctx context.Context, c call, id string) error {
 	if got := hex.EncodeToString(h.Sum(nil)); got != s.sum() {
 		return permanent("spec.checksum: %s has SHA-256 %s, not %s", s.URL, got, s.sum())
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
-	return imagedata.Upload(ctx, c.image, id, f).ExtractErr()
+	_, err = f.Seek(0, io.SeekStart)
+	return err
 }
 
 func (s *imageSpec) converge(ctx context.Context, c call, img *images.Image) error {
@@ -229,7 +264,8 @@ func imageRemove(ctx context.Context, c call, id string) error {
 	return images.Delete(ctx, c.image, id).ExtractErr()
 }
 
-func imageFind(ctx context.Context, c call, resourceID string, _ spec) (string, error) {
+func imageFind(ctx context.Context, c call, req cheops.FindRequest, _ spec) (string, error) {
+	resourceID := req.ResourceID
 	img, err := findImage(ctx, c, resourceID)
 	if img == nil {
 		return "", err

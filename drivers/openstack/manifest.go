@@ -37,13 +37,20 @@ type spec interface {
 	apply(ctx context.Context, c call, req cheops.ApplyRequest) (string, error)
 }
 
+// adopter is a spec whose objects are known by a name unique on the site and carry no mark, so
+// the object of its name may be someone else's (see cheops.ApplyRequest.Adopt). Its apply returns
+// the previous owner of an object it adopted ("" when the object is the replica's own).
+type adopter interface {
+	applyAdopting(ctx context.Context, c call, req cheops.ApplyRequest) (id, owner string, err error)
+}
+
 // kind is what the driver does with an object of one type it knows only by its local ID, or finds
 // by its mark ("" when there is none).
 type kind struct {
 	newSpec func() spec
 	exists  func(ctx context.Context, c call, id string) (bool, error)
 	remove  func(ctx context.Context, c call, id string) error
-	find    func(ctx context.Context, c call, resourceID string, sp spec) (string, error)
+	find    func(ctx context.Context, c call, req cheops.FindRequest, sp spec) (string, error)
 }
 
 var kinds = map[string]kind{

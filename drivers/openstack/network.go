@@ -172,7 +172,8 @@ func findNetwork(ctx context.Context, c call, resourceID string) (*networks.Netw
 	return &found[0], nil
 }
 
-func networkFind(ctx context.Context, c call, resourceID string, _ spec) (string, error) {
+func networkFind(ctx context.Context, c call, req cheops.FindRequest, _ spec) (string, error) {
+	resourceID := req.ResourceID
 	n, err := findNetwork(ctx, c, resourceID)
 	if n == nil {
 		return "", err

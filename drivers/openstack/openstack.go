@@ -358,11 +358,17 @@ func (d *Driver) Apply(ctx context.Context, t cheops.Target, req cheops.ApplyReq
 	if err != nil {
 		return cheops.ApplyResult{}, err
 	}
-	id, err := sp.apply(ctx, d.call(s), req)
+	var id, owner string
+	if ad, ok := sp.(adopter); ok {
+		id, owner, err = ad.applyAdopting(ctx, d.call(s), req)
+	} else {
+		id, err = sp.apply(ctx, d.call(s), req)
+	}
 	if err != nil {
 		return cheops.ApplyResult{}, classify(err)
 	}
-	return cheops.ApplyResult{LocalID: id, Object: cheops.ObjectRef{APIVersion: APIVersion, Kind: typ, Name: id}}, nil
+	return cheops.ApplyResult{LocalID: id, Object: cheops.ObjectRef{APIVersion: APIVersion, Kind: typ, Name: id},
+		Adopted: owner != "", PreviousOwner: owner}, nil
 }
 
 // Observe reads the local object back.
@@ -382,9 +388,10 @@ func (d *Driver) Observe(ctx context.Context, t cheops.Target, ref cheops.Object
 	return cheops.Observation{Exists: exists, LocalID: ref.Name}, nil
 }
 
-// Find looks on the site for the object an apply of the resource made, by its mark.
-func (d *Driver) Find(ctx context.Context, t cheops.Target, resourceID string, manifest json.RawMessage) (*cheops.ObjectRef, error) {
-	typ, sp, err := decode(manifest)
+// Find looks on the site for the object an apply of the resource made, by its mark. An object it
+// adopted is never found: adopting leaves no mark on it, so there is nothing to release.
+func (d *Driver) Find(ctx context.Context, t cheops.Target, req cheops.FindRequest) (*cheops.Found, error) {
+	typ, sp, err := decode(req.Manifest)
 	if err != nil {
 		return nil, nil // nothing of a manifest that never validated was made
 	}
@@ -392,11 +399,11 @@ func (d *Driver) Find(ctx context.Context, t cheops.Target, resourceID string, m
 	if err != nil {
 		return nil, err
 	}
-	id, err := kinds[typ].find(ctx, d.call(s), resourceID, sp)
+	id, err := kinds[typ].find(ctx, d.call(s), req, sp)
 	if err != nil || id == "" {
 		return nil, classify(err)
 	}
-	return &cheops.ObjectRef{APIVersion: APIVersion, Kind: typ, Name: id}, nil
+	return &cheops.Found{Object: cheops.ObjectRef{APIVersion: APIVersion, Kind: typ, Name: id}}, nil
 }
 
 // Delete removes the local object and waits until it is gone; an object already gone is success.

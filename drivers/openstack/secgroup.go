@@ -152,7 +152,8 @@ func securityGroupRemove(ctx context.Context, c call, id string) error {
 	return groups.Delete(ctx, c.network, id).ExtractErr()
 }
 
-func securityGroupFind(ctx context.Context, c call, resourceID string, _ spec) (string, error) {
+func securityGroupFind(ctx context.Context, c call, req cheops.FindRequest, _ spec) (string, error) {
+	resourceID := req.ResourceID
 	g, err := findSecurityGroup(ctx, c, resourceID)
 	if g == nil {
 		return "", err

@@ -313,7 +313,8 @@ func serverRemove(ctx context.Context, c call, id string) error {
 	})
 }
 
-func serverFind(ctx context.Context, c call, resourceID string, _ spec) (string, error) {
+func serverFind(ctx context.Context, c call, req cheops.FindRequest, _ spec) (string, error) {
+	resourceID := req.ResourceID
 	srv, err := findServer(ctx, c, resourceID)
 	if srv == nil {
 		return "", err

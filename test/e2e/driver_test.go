@@ -46,19 +46,19 @@ func TestKubernetesDriverAgainstARealAPIServer(t *testing.T) {
 	// Find: the object an apply made, by the resource's label, for a replica whose apply was never
 	// recorded; not another resource's object of the same name.
 	manifest := []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"driver-cm"}}`)
-	if ref, err := d.Find(ctx, tgt, "rid-driver", manifest); err != nil || ref == nil || *ref != res.Object {
+	if ref, err := d.Find(ctx, tgt, cheops.FindRequest{ResourceID: "rid-driver", Manifest: manifest}); err != nil || ref == nil || ref.Object != res.Object {
 		t.Fatalf("find: %+v, %v; want %+v", ref, err, res.Object)
 	}
-	if ref, err := d.Find(ctx, tgt, "rid-other", manifest); err != nil || ref != nil {
+	if ref, err := d.Find(ctx, tgt, cheops.FindRequest{ResourceID: "rid-other", Manifest: manifest}); err != nil || ref != nil {
 		t.Fatalf("find with another resource's ID: %+v, %v; want nothing", ref, err)
 	}
 	if err := d.Delete(ctx, tgt, res.Object); err != nil {
 		t.Fatal(err)
 	}
-	if ref, err := d.Find(ctx, tgt, "rid-driver", manifest); err != nil || ref != nil {
+	if ref, err := d.Find(ctx, tgt, cheops.FindRequest{ResourceID: "rid-driver", Manifest: manifest}); err != nil || ref != nil {
 		t.Fatalf("find after delete: %+v, %v; want nothing", ref, err)
 	}
-	if ref, err := d.Find(ctx, tgt, "rid-driver", []byte(`{"apiVersion":"nowhere.example/v1","kind":"Ghost","metadata":{"name":"g"}}`)); err != nil || ref != nil {
+	if ref, err := d.Find(ctx, tgt, cheops.FindRequest{ResourceID: "rid-driver", Manifest: []byte(`{"apiVersion":"nowhere.example/v1","kind":"Ghost","metadata":{"name":"g"}}`)}); err != nil || ref != nil {
 		t.Fatalf("find of a kind the site does not serve: %+v, %v; want nothing", ref, err)
 	}
 	if err := d.Delete(ctx, tgt, res.Object); err != nil {
