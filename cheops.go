@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -167,6 +169,73 @@ type Policy struct {
 	// Adopted says what deleting the resource (or rolling back its first generation) does to an
 	// object a replica adopted rather than created (default AdoptedRelease).
 	Adopted AdoptedDeletion `json:"adopted,omitempty"`
+	// Rollout, when set, applies a generation progressively: wave after wave of sites, with a
+	// soak time between, stopping when too many sites fail.
+	Rollout *Rollout `json:"rollout,omitempty"`
+}
+
+// Rollout shapes a progressive rollout of each generation. Sites are ordered by Groups, then
+// applied in waves of MaxUnavailable; after each wave (its sites applied and Ready) the rollout
+// waits Soak, and it stops once MaxFailures sites failed: in eventual mode the resource is paused
+// with the reason, and the sites of later waves are left as they are until it is resumed; in
+// transactional mode the generation is rolled back.
+type Rollout struct {
+	// MaxUnavailable is how many sites a wave takes at most: a count, or a percentage of the sites
+	// in scope ("30%", rounded up). Zero: each group is one wave.
+	MaxUnavailable WaveSize `json:"maxUnavailable,omitzero"`
+	// Groups are label selectors: the sites the first matches go first, then those the second
+	// matches, and so on; the sites none matches go last. Each group is split into waves.
+	Groups []string `json:"groups,omitempty"`
+	// Soak is how long the rollout waits after a wave before the next one.
+	Soak Duration `json:"soak,omitempty"`
+	// MaxFailures stops the rollout once that many sites failed in it (0: never stop).
+	MaxFailures int `json:"maxFailures,omitempty"`
+}
+
+// WaveSize is a number of sites, or a percentage of the sites in scope. In JSON it is a number
+// (3) or a string ("3", "30%").
+type WaveSize struct {
+	N       int
+	Percent bool
+}
+
+// Of is the wave size for a scope of n sites: at least one.
+func (w WaveSize) Of(n int) int {
+	if w.Percent {
+		return max(1, (n*w.N+99)/100)
+	}
+	return max(1, w.N)
+}
+
+// IsZero reports whether no size is set.
+func (w WaveSize) IsZero() bool { return w.N == 0 }
+
+// MarshalJSON writes a count as a number and a percentage as "N%".
+func (w WaveSize) MarshalJSON() ([]byte, error) {
+	if w.Percent {
+		return json.Marshal(fmt.Sprintf("%d%%", w.N))
+	}
+	return json.Marshal(w.N)
+}
+
+// UnmarshalJSON reads 3, "3" or "30%".
+func (w *WaveSize) UnmarshalJSON(b []byte) error {
+	var n int
+	if err := json.Unmarshal(b, &n); err == nil {
+		*w = WaveSize{N: n}
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("a wave size is a number of sites or a percentage such as \"30%%\"")
+	}
+	text, percent := strings.CutSuffix(s, "%")
+	v, err := strconv.Atoi(text)
+	if err != nil {
+		return fmt.Errorf("a wave size is a number of sites or a percentage such as \"30%%\", not %q", s)
+	}
+	*w = WaveSize{N: v, Percent: percent}
+	return nil
 }
 
 // ReadinessPolicy says when an applied replica counts as Ready.
@@ -285,8 +354,11 @@ type Resource struct {
 	// Deletion is set once a delete was accepted; the resource's workflow then removes the replicas
 	// and forgets the resource.
 	Deletion *Deletion `json:"deletion,omitempty"`
-	// Paused is set while an operator has paused the resource: nothing is applied until resumed.
+	// Paused is set while an operator has paused the resource, or a rollout stopped: nothing is
+	// applied until resumed.
 	Paused bool `json:"paused,omitempty"`
+	// PauseReason says why a rollout stopped and paused the resource; empty for an operator's pause.
+	PauseReason string `json:"pauseReason,omitempty"`
 	// Rollback is set when a transactional generation was rolled back.
 	Rollback *Rollback `json:"rollback,omitempty"`
 	// CreatedBy names who declared the resource (a token's name).

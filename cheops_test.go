@@ -1,6 +1,9 @@
 package cheops
 
-import "testing"
+import (
+	"encoding/json"
+	"testing"
+)
 
 func TestAggregate(t *testing.T) {
 	rep := func(state ReplicaState, gen int64) Replica { return Replica{State: state, ObservedGeneration: gen} }
@@ -59,5 +62,32 @@ func TestSeenWithUnreachableSites(t *testing.T) {
 	}
 	if got := Aggregate(r, SeenWith(reps[:2], map[string]SiteHealth{})); got != ResourceReady {
 		t.Errorf("both Ready with healthy sites aggregate to %s; want Ready", got)
+	}
+}
+
+// A wave size is read from a number or a string, and a percentage is of the sites in scope, rounded
+// up, never less than one site.
+func TestWaveSize(t *testing.T) {
+	for _, c := range []struct {
+		json  string
+		n, of int
+		want  int
+	}{{`3`, 3, 10, 3}, {`"3"`, 3, 10, 3}, {`"30%"`, 30, 10, 3}, {`"25%"`, 25, 10, 3}, {`"1%"`, 1, 10, 1}, {`0`, 0, 10, 1}} {
+		var w WaveSize
+		if err := json.Unmarshal([]byte(c.json), &w); err != nil {
+			t.Fatalf("%s: %v", c.json, err)
+		}
+		if w.N != c.n || w.Of(c.of) != c.want {
+			t.Errorf("%s: %+v, of %d sites %d; want N %d, %d", c.json, w, c.of, w.Of(c.of), c.n, c.want)
+		}
+		b, _ := json.Marshal(w)
+		var again WaveSize
+		if err := json.Unmarshal(b, &again); err != nil || again != w {
+			t.Errorf("%s: written %s, read back %+v, %v", c.json, b, again, err)
+		}
+	}
+	var w WaveSize
+	if err := json.Unmarshal([]byte(`"lots"`), &w); err == nil {
+		t.Error(`"lots" read as a wave size`)
 	}
 }

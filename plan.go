@@ -40,6 +40,12 @@ type Plan struct {
 	RetryMax     time.Duration
 	// ReadyTimeout bounds the wait for an applied replica's status to say Ready.
 	ReadyTimeout time.Duration
+	// Waves, for a progressive rollout (policy.rollout), are the sites of Apply in the order and
+	// waves they are applied in; empty, Apply is applied at once. Soak is the wait after a wave,
+	// MaxFailures the failed sites that stop the rollout (0: never).
+	Waves       [][]string    `json:",omitempty"`
+	Soak        time.Duration `json:",omitempty"`
+	MaxFailures int           `json:",omitempty"`
 	// RolledBack is set when the current transactional generation was rolled back.
 	RolledBack bool
 	// Unfinished, with RolledBack, lists the sites of a rollback that was recorded as started but not

@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"slices"
+	"time"
 
 	"github.com/cheops-io/cheops"
 	"github.com/cheops-io/cheops/scope"
@@ -32,6 +33,7 @@ func (a *Activities) PlanResource(ctx context.Context, in PlanInput) (cheops.Pla
 		return cheops.Plan{}, err
 	}
 	facts := cheops.PlanInput{Resource: r, Replicas: reps, Retry: in.Retry, Resync: in.Resync}
+	var labels map[string]map[string]string
 	if r.Deletion == nil {
 		sites, err := a.sitesFor(ctx, r, reps)
 		if err != nil {
@@ -43,11 +45,16 @@ func (a *Activities) PlanResource(ctx context.Context, in PlanInput) (cheops.Pla
 		}
 		facts.Sites, facts.Missing = placed.Sites, placed.Missing
 		facts.Health = map[string]cheops.SiteHealth{}
+		labels = map[string]map[string]string{}
 		for _, s := range sites {
 			facts.Health[s.Name] = s.Health
+			labels[s.Name] = s.Labels
 		}
 	}
 	p := cheops.PlanReplicas(facts)
+	if ro := r.Policy.Rollout; ro != nil && r.Deletion == nil && len(p.Apply) > 0 {
+		p.Waves, p.Soak, p.MaxFailures = rolloutWaves(*ro, p.Apply, len(p.Sites), labels), time.Duration(ro.Soak), ro.MaxFailures
+	}
 	if err := a.Store.MarkPending(ctx, r.ID, p.Owed); err != nil {
 		return cheops.Plan{}, err
 	}
@@ -85,4 +92,37 @@ func (a *Activities) sitesFor(ctx context.Context, r cheops.Resource, reps []che
 	}
 	slices.Sort(names)
 	return a.Store.SitesNamed(ctx, slices.Compact(names))
+}
+
+// rolloutWaves orders the sites to apply by the rollout's groups (the sites the first group's
+// selector matches first, …, those no group matches last) and splits each group into waves of the
+// rollout's wave size, computed on the inScope sites of the scope (a group is one wave when no size
+// is set).
+func rolloutWaves(ro cheops.Rollout, apply []string, inScope int, labels map[string]map[string]string) [][]string {
+	sels := make([]scope.LabelSelector, len(ro.Groups))
+	for i, g := range ro.Groups {
+		sels[i], _ = scope.ParseSelector(g) // validated when declared; one that fails matches nothing
+	}
+	groups := make([][]string, len(ro.Groups)+1)
+	for _, site := range apply {
+		g := len(ro.Groups)
+		for i, sel := range sels {
+			if sel.Matches(labels[site]) {
+				g = i
+				break
+			}
+		}
+		groups[g] = append(groups[g], site)
+	}
+	var waves [][]string
+	for _, group := range groups {
+		size := len(group)
+		if !ro.MaxUnavailable.IsZero() {
+			size = ro.MaxUnavailable.Of(inScope)
+		}
+		for wave := range slices.Chunk(group, max(size, 1)) {
+			waves = append(waves, wave)
+		}
+	}
+	return waves
 }

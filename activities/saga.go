@@ -255,6 +255,8 @@ func ignoreNotFound(err error) error {
 type PauseInput struct {
 	ResourceID string
 	Paused     bool
+	// Reason, with Paused, says why a rollout stopped: the pause is cheops' own, not an operator's.
+	Reason string `json:",omitempty"`
 }
 
 // SetPaused records that an operator paused or resumed a resource, so the API shows it and the
@@ -264,8 +266,11 @@ func (a *Activities) SetPaused(ctx context.Context, in PauseInput) error {
 		if r.Paused == in.Paused {
 			return nil, store.ErrSkip
 		}
-		r.Paused = in.Paused
-		if in.Paused {
+		r.Paused, r.PauseReason = in.Paused, in.Reason
+		switch {
+		case in.Paused && in.Reason != "":
+			return &cheops.Event{Type: cheops.EventPaused, Generation: r.Generation, Message: in.Reason + "; resume or retry to go on"}, nil
+		case in.Paused:
 			return &cheops.Event{Type: cheops.EventPaused, Message: "paused by an operator: nothing is applied until resumed"}, nil
 		}
 		return &cheops.Event{Type: cheops.EventResumed, Message: "resumed by an operator"}, nil

@@ -55,6 +55,49 @@ type policyRequest struct {
 	ReadyTimeout string                 `json:"readyTimeout"`
 	Conflict     cheops.ConflictPolicy  `json:"conflict"`
 	Adopted      cheops.AdoptedDeletion `json:"adopted"`
+	Rollout      *rolloutRequest        `json:"rollout"`
+}
+
+// rolloutRequest is a rollout as written by a user: a wave size as a number or text ("30%"), a
+// soak as text, so that each is reported with its field.
+type rolloutRequest struct {
+	MaxUnavailable json.RawMessage `json:"maxUnavailable"`
+	Groups         []string        `json:"groups"`
+	Soak           string          `json:"soak"`
+	MaxFailures    int             `json:"maxFailures"`
+}
+
+// rollout checks a rollout and returns it.
+func (p rolloutRequest) rollout() (*cheops.Rollout, error) {
+	ro := &cheops.Rollout{Groups: p.Groups, MaxFailures: p.MaxFailures}
+	if len(p.MaxUnavailable) > 0 && string(p.MaxUnavailable) != "null" {
+		if err := json.Unmarshal(p.MaxUnavailable, &ro.MaxUnavailable); err != nil {
+			return nil, invalid("policy.rollout.maxUnavailable", `must be a number of sites (1 to 1000) or a percentage of them ("1%" to "100%")`)
+		}
+		w := ro.MaxUnavailable
+		if w.Percent && (w.N < 1 || w.N > 100) || !w.Percent && (w.N < 0 || w.N > 1000) {
+			return nil, invalid("policy.rollout.maxUnavailable", `must be a number of sites (1 to 1000) or a percentage of them ("1%" to "100%")`)
+		}
+	}
+	for i, g := range p.Groups {
+		if _, err := scope.ParseSelector(g); err != nil || strings.TrimSpace(g) == "" {
+			return nil, invalid(fmt.Sprintf("policy.rollout.groups[%d]", i), "must be a label selector such as canary=true")
+		}
+	}
+	if len(p.Groups) > 20 {
+		return nil, invalid("policy.rollout.groups", "at most 20 groups")
+	}
+	if p.Soak != "" {
+		d, err := time.ParseDuration(p.Soak)
+		if err != nil || d < 0 || d > 24*time.Hour {
+			return nil, invalid("policy.rollout.soak", `must be a duration from "0s" to "24h", such as "30s"`)
+		}
+		ro.Soak = cheops.Duration(d)
+	}
+	if p.MaxFailures < 0 || p.MaxFailures > 10000 {
+		return nil, invalid("policy.rollout.maxFailures", "must be between 0 (never stop) and 10000")
+	}
+	return ro, nil
 }
 
 func (p policyRequest) policy() (cheops.Policy, error) {
@@ -76,6 +119,13 @@ func (p policyRequest) policy() (cheops.Policy, error) {
 			return pol, invalid(f.field, "must be between 1s and 24h")
 		}
 		*f.into = cheops.Duration(d)
+	}
+	if p.Rollout != nil {
+		ro, err := p.Rollout.rollout()
+		if err != nil {
+			return pol, err
+		}
+		pol.Rollout = ro
 	}
 	return pol, nil
 }
@@ -489,6 +539,12 @@ func (s *server) resourceAction(c echo.Context) error {
 	}
 	nctx, cancel := notifyContext(ctx)
 	defer cancel()
+	if action == "retry" && r.Paused && r.PauseReason != "" {
+		// A rollout that stopped paused the resource: retrying its failed sites goes on with it.
+		if err := s.Orchestrator.Signal(nctx, r.ID, "resume"); err != nil {
+			return fmt.Errorf("resume resource %s: %w", r.ID, err)
+		}
+	}
 	if err := s.Orchestrator.Signal(nctx, r.ID, action); err != nil {
 		return fmt.Errorf("%s resource %s: %w", action, r.ID, err)
 	}

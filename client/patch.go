@@ -34,6 +34,8 @@ type PolicyPatch struct {
 	ReadyTimeout *cheops.Duration        `json:"readyTimeout,omitempty"`
 	Conflict     *cheops.ConflictPolicy  `json:"conflict,omitempty"`
 	Adopted      *cheops.AdoptedDeletion `json:"adopted,omitempty"`
+	// Rollout changes only the rollout fields it sets (a merge patch merges objects).
+	Rollout *cheops.Rollout `json:"rollout,omitempty"`
 }
 
 // Empty reports whether the patch changes nothing.

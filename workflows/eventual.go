@@ -36,9 +36,13 @@ func (r *resourceRun) converge(ctx workflow.Context, plan cheops.Plan) time.Dura
 	if version == workflow.DefaultVersion {
 		failures = r.applyEachSite(ctx, plan, eachSiteOptions, rootMessage)
 	} else {
-		var awaiting []string
-		failures, awaiting = r.applyInWaves(ctx, plan)
-		r.awaitReadiness(ctx, plan, awaiting, time.Time{}, failures)
+		if len(plan.Waves) > 0 {
+			failures = r.rollOut(ctx, plan)
+		} else {
+			var awaiting []string
+			failures, awaiting = r.applyInWaves(ctx, plan)
+			r.awaitReadiness(ctx, plan, awaiting, time.Time{}, failures)
+		}
 	}
 	r.status.Failed = nil
 	retryLater := len(plan.Parked) > 0
@@ -49,8 +53,9 @@ func (r *resourceRun) converge(ctx workflow.Context, plan cheops.Plan) time.Dura
 		}
 		r.status.Failed = append(r.status.Failed, site)
 		switch f.class {
-		case classInterrupted:
-			// A request came while its status was awaited: the next round waits again.
+		case classInterrupted, classStopped:
+			// A request came while the site was awaited, or a rollout stopped before the site:
+			// the next round goes on (once resumed).
 			retryLater = true
 		case cheops.Permanent:
 			r.status.Rejected = append(r.status.Rejected, site)

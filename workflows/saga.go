@@ -35,9 +35,12 @@ func (r *resourceRun) transact(ctx workflow.Context, plan cheops.Plan) (time.Dur
 		plan.Timeout = time.Duration(cheops.DefaultTimeout)
 	}
 	var failures map[string]siteFailure
-	if r.sagaWaves(ctx) {
+	switch {
+	case r.sagaWaves(ctx) && len(plan.Waves) > 0:
+		failures = r.sagaRollOut(ctx, plan)
+	case r.sagaWaves(ctx):
 		failures = r.sagaApplyInWaves(ctx, plan)
-	} else {
+	default:
 		failures = r.sagaApplyEachSite(ctx, plan)
 	}
 	reasons := map[string]string{}

@@ -156,3 +156,31 @@ func TestApplyManyManifests(t *testing.T) {
 		t.Fatalf("--name with three manifests: %v\n%s", err, out)
 	}
 }
+
+// The rollout flags declare a progressive rollout, through the real API.
+func TestApplyRolloutFlags(t *testing.T) {
+	srv, c := realAPI(t)
+	ctx := context.Background()
+	if _, err := c.CreateSite(ctx, client.SiteRequest{Name: "paris", Driver: cheops.DriverKubernetes,
+		Kubernetes: &client.KubernetesSettings{Kubeconfig: testKubeconfig}}); err != nil {
+		t.Fatal(err)
+	}
+	file := writeManifest(t, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\n")
+	if out, err := runCLI(t, "--server", srv.URL, "--token", "test-admin-token", "apply", "-f", file, "--sites", "paris",
+		"--rollout-wave", "30%", "--rollout-group", "canary=true", "--rollout-group", "region in (eu, us)",
+		"--rollout-soak", "10s", "--rollout-max-failures", "1"); err != nil {
+		t.Fatalf("apply: %v\n%s", err, out)
+	}
+	r, err := c.GetResource(ctx, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro := r.Policy.Rollout
+	if ro == nil || ro.MaxUnavailable != (cheops.WaveSize{N: 30, Percent: true}) || len(ro.Groups) != 2 || ro.Groups[1] != "region in (eu, us)" ||
+		ro.Soak != cheops.Duration(10*time.Second) || ro.MaxFailures != 1 {
+		t.Fatalf("rollout %+v", ro)
+	}
+	if out, err := runCLI(t, "--server", srv.URL, "--token", "test-admin-token", "apply", "-f", file, "--rollout-wave", "lots"); err == nil {
+		t.Fatalf("--rollout-wave lots accepted:\n%s", out)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,6 +30,9 @@ type applyOptions struct {
 	consistency, policyTimeout string
 	readiness, readyTimeout    string
 	conflict, adopted          string
+	rolloutWave, rolloutSoak   string
+	rolloutGroups              []string
+	rolloutMaxFailures         int
 	wait                       bool
 	timeout                    time.Duration
 }
@@ -62,6 +66,10 @@ is Ready, or a replica fails.`,
 	fl.StringVar(&o.readyTimeout, "ready-timeout", "", "how long an applied replica may take to become Ready before it fails on its site (default 5m)")
 	fl.StringVar(&o.conflict, "conflict", "", "when a site already holds someone else's object of that name: abort (default: fail that site, naming the owner) or adopt (take it over)")
 	fl.StringVar(&o.adopted, "adopted", "", "what deleting the resource does to an object it adopted: release (default: leave it, without cheops' marks) or delete")
+	fl.StringVar(&o.rolloutWave, "rollout-wave", "", `progressive rollout: sites per wave, a count (3) or a percentage of the sites in scope ("30%")`)
+	fl.StringArrayVar(&o.rolloutGroups, "rollout-group", nil, "progressive rollout: a label selector whose sites go before the others' (repeat, in order; e.g. canary=true)")
+	fl.StringVar(&o.rolloutSoak, "rollout-soak", "", "progressive rollout: how long to wait after each wave (e.g. 30s)")
+	fl.IntVar(&o.rolloutMaxFailures, "rollout-max-failures", 0, "progressive rollout: failed sites that stop it and pause the resource (0: never stop)")
 	fl.BoolVar(&o.wait, "wait", false, "wait until every replica is Ready, showing progress")
 	fl.DurationVar(&o.timeout, "timeout", 5*time.Minute, "how long --wait waits")
 	_ = cmd.RegisterFlagCompletionFunc("sites", f.completeSiteList)
@@ -173,6 +181,7 @@ func (f *clientFlags) applyOne(cmd *cobra.Command, c *client.Client, o applyOpti
 			if policy.Readiness != nil {
 				req.Policy.Readiness = *policy.Readiness
 			}
+			req.Policy.Rollout = policy.Rollout
 			if policy.ReadyTimeout != nil {
 				req.Policy.ReadyTimeout = *policy.ReadyTimeout
 			}
@@ -351,6 +360,22 @@ func (o applyOptions) policy(flags *pflag.FlagSet) (*client.PolicyPatch, error) 
 		}
 		t := cheops.Duration(d)
 		*f.into = &t
+	}
+	if flags.Changed("rollout-wave") || flags.Changed("rollout-group") || flags.Changed("rollout-soak") || flags.Changed("rollout-max-failures") {
+		ro := &cheops.Rollout{Groups: o.rolloutGroups, MaxFailures: o.rolloutMaxFailures}
+		if flags.Changed("rollout-wave") {
+			if err := json.Unmarshal([]byte(strconv.Quote(o.rolloutWave)), &ro.MaxUnavailable); err != nil {
+				return nil, usageError{fmt.Errorf("--rollout-wave: %v", err)}
+			}
+		}
+		if flags.Changed("rollout-soak") {
+			d, err := time.ParseDuration(o.rolloutSoak)
+			if err != nil {
+				return nil, usageError{fmt.Errorf("--rollout-soak: %q is not a duration such as 30s", o.rolloutSoak)}
+			}
+			ro.Soak = cheops.Duration(d)
+		}
+		p.Rollout = ro
 	}
 	if flags.Changed("readiness") {
 		if o.readiness == "" {

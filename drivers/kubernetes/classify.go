@@ -1,6 +1,8 @@
 package kubernetes
 
 import (
+	"strings"
+
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 
@@ -27,6 +29,10 @@ func classOf(err error) cheops.ErrorClass {
 		return cheops.Permanent
 	case apierrors.IsNotFound(err):
 		// A namespace that does not exist on the site: the site rejects the object.
+		return cheops.Permanent
+	case apierrors.IsInternalError(err) && strings.Contains(err.Error(), "failed to create typed patch object"):
+		// Server-side apply answers 500 when a field has the wrong type for the object's schema
+		// (a number where a string belongs): the object itself is wrong, and no retry mends it.
 		return cheops.Permanent
 	case cheops.IsConnectionFailure(err):
 		return cheops.Unreachable

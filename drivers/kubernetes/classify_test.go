@@ -28,6 +28,8 @@ func TestClassify(t *testing.T) {
 		{"forbidden by admission", apierrors.NewForbidden(gr, "x", errors.New("denied")), cheops.Permanent},
 		{"kind not served", &meta.NoKindMatchError{GroupKind: gk}, cheops.Permanent},
 		{"conflict", apierrors.NewConflict(gr, "x", errors.New("changed")), cheops.Transient},
+		{"wrong field type under server-side apply", apierrors.NewInternalError(errors.New(`failed to create typed patch object (ro-4/rolled; /v1, Kind=ConfigMap): .data.bad: expected string`)), cheops.Permanent},
+		{"other internal error", apierrors.NewInternalError(errors.New("etcdserver: request timed out")), cheops.Transient},
 		{"throttled", apierrors.NewTooManyRequests("slow down", 1), cheops.Transient},
 		{"internal", apierrors.NewInternalError(errors.New("boom")), cheops.Transient},
 		{"unavailable", apierrors.NewServiceUnavailable("later"), cheops.Transient},
