@@ -149,7 +149,8 @@ func (a *Activities) prepare(ctx context.Context, r cheops.Resource, site string
 		p.manifest, p.overrides, err = overrides.Apply(r, p.target.Site)
 	}
 	if err == nil {
-		p.refs, err = a.resolveReferences(ctx, p.driver, r, site, p.manifest)
+		ds := &dependencies{a: a, r: r, site: site}
+		p.refs, err = ds.resolve(ctx, p.driver, p.target, p.manifest)
 	}
 	if err != nil {
 		return p, err
@@ -193,6 +194,7 @@ func (a *Activities) apply(ctx context.Context, r cheops.Resource, p *prepared, 
 		res, err = p.driver.Apply(ctx, p.target, cheops.ApplyRequest{ResourceID: r.ID, ResourceName: r.Name, Generation: r.Generation, Manifest: p.manifest, References: p.refs})
 		return err
 	})
+	err = a.missingWait(ctx, r, p.site, err)
 	if err == nil && prev != nil && *prev != res.Object {
 		err = heartbeating(ctx, func(ctx context.Context) error { return p.driver.Delete(ctx, p.target, *prev) })
 	}
@@ -270,6 +272,8 @@ func failureRecord(r cheops.Resource, site string, attempt int, err error) func(
 		state = cheops.ReplicaFailed
 	case cheops.Unreachable:
 		state = cheops.ReplicaUnreachable
+	case cheops.Waiting:
+		state = cheops.ReplicaWaiting
 	}
 	return func(rep *cheops.Replica) (*cheops.Event, error) {
 		// The same failure again is counted in Attempts, not logged again: a site down for a
