@@ -1,0 +1,128 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/cheops-io/cheops"
+	"github.com/cheops-io/cheops/client"
+)
+
+// A Namespace, a ConfigMap in it, a CRD and a custom resource of it, declared at once in reverse
+// order (the custom resource first, the Namespace last) on site-2 and site-3, all converge: the
+// ConfigMap and the custom resource wait for their namespace and their kind, which other cheops
+// resources provide (no dependsOn is written), and their replicas say Waiting meanwhile, never
+// Failed. The time from the first declaration to all four Ready is printed.
+func TestDependenciesDeclaredInReverseOrderConverge(t *testing.T) {
+	sites := []string{"site-2", "site-3"}
+	const ns, group = "deps-team", "deps.example.com"
+	gadget := map[string]any{"apiVersion": group + "/v1", "kind": "Gadget",
+		"metadata": map[string]any{"name": "g1", "namespace": ns}, "spec": map[string]any{"size": 3}}
+	settings := configMap("deps-settings", "one")
+	settings["metadata"].(map[string]any)["namespace"] = ns
+	namespace := map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": ns}}
+	decls := []struct {
+		name     string
+		manifest map[string]any
+	}{
+		{"deps-gadget", gadget},
+		{"deps-gadgets-crd", crdManifest(group, "gadget", "Gadget")},
+		{"deps-settings", settings},
+		{"deps-namespace", namespace},
+	}
+	start := time.Now()
+	var ids []string
+	for _, d := range decls {
+		r := post(t, client.ResourceRequest{Name: d.name, Manifest: raw(d.manifest), Scope: onSites(sites...)})
+		ids = append(ids, r.ID)
+	}
+	declared := time.Since(start)
+	defer func() {
+		// Dependents first, so that no delete waits on a kind or a namespace already gone.
+		for _, id := range ids {
+			remove(t, id)
+		}
+	}()
+
+	// Poll every resource until all are Ready, recording each replica state seen.
+	seen := map[string]map[cheops.ReplicaState]bool{}
+	var messages []string
+	readyAt := map[string]time.Duration{}
+	deadline := time.Now().Add(3 * time.Minute)
+	for len(readyAt) < len(ids) && time.Now().Before(deadline) {
+		for i, id := range ids {
+			if _, done := readyAt[id]; done {
+				continue
+			}
+			r, code := get(t, id)
+			if code != http.StatusOK {
+				continue
+			}
+			for _, rep := range r.Replicas {
+				key := decls[i].name
+				if seen[key] == nil {
+					seen[key] = map[cheops.ReplicaState]bool{}
+				}
+				if !seen[key][rep.State] && rep.Message != "" {
+					messages = append(messages, fmt.Sprintf("%s on %s %s: %s", key, rep.Site, rep.State, rep.Message))
+				}
+				seen[key][rep.State] = true
+			}
+			if r.State == cheops.ResourceFailed || r.State == cheops.ResourceDegraded {
+				t.Errorf("%s is %s while it waits: %+v", decls[i].name, r.State, r.Replicas)
+			}
+			if r.State == cheops.ResourceReady && r.ReadyReplicas() == len(sites) {
+				readyAt[id] = time.Since(start)
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, m := range messages {
+		t.Log(m)
+	}
+	for i, id := range ids {
+		states := []string{}
+		for s := range seen[decls[i].name] {
+			states = append(states, string(s))
+		}
+		slices.Sort(states)
+		at, ok := readyAt[id]
+		t.Logf("%s: states seen %s; Ready after %s", decls[i].name, strings.Join(states, ", "), at.Round(time.Millisecond))
+		if !ok {
+			t.Errorf("%s not Ready after 3m", decls[i].name)
+		}
+		if seen[decls[i].name][cheops.ReplicaFailed] {
+			t.Errorf("%s: a replica was Failed while it waited for its dependencies", decls[i].name)
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	var all time.Duration
+	for _, at := range readyAt {
+		all = max(all, at)
+	}
+	fmt.Printf("e2e: Namespace, ConfigMap, CRD and custom resource declared in reverse order (in %s) converged on %d sites in %s\n",
+		declared.Round(time.Millisecond), len(sites), all.Round(time.Millisecond))
+	if !seen["deps-gadget"][cheops.ReplicaWaiting] && !seen["deps-settings"][cheops.ReplicaWaiting] {
+		t.Errorf("neither dependent was seen Waiting: %v", seen)
+	}
+
+	// Each object is on both sites, the dependents in the namespace.
+	gadgets := schema.GroupVersionResource{Group: group, Version: "v1", Resource: "gadgets"}
+	for _, i := range []int{1, 2} {
+		a := env.kube.Apiservers[i]
+		if _, err := getOn(t, a, gadgets, ns, "g1"); err != nil {
+			t.Errorf("gadget on %s: %v", a.Name, err)
+		}
+		if _, err := getOn(t, a, configMaps, ns, "deps-settings"); err != nil {
+			t.Errorf("configmap on %s: %v", a.Name, err)
+		}
+	}
+}
