@@ -90,7 +90,7 @@ type siteApply struct {
 // error; any other error (a failure to record) is returned as it is. A wave takes the same steps
 // (prepare, mark Applying, apply, record) for many sites at once, batching the records.
 func (a *Activities) applySite(ctx context.Context, r cheops.Resource, site string, how siteApply) (ApplyOutput, error) {
-	p, err := a.prepare(ctx, r, site, nil)
+	p, err := a.prepare(ctx, r, site, nil, newSharedReads(a))
 	if err != nil {
 		return ApplyOutput{}, a.recordFailure(ctx, r, site, how.attempt, err)
 	}
@@ -135,8 +135,9 @@ type prepared struct {
 
 // prepare works out what applying r on a site takes. Its error is the site's failure, to record.
 // targets, when set, answers for the site's target from a read made for many sites (see
-// store.Targets); otherwise the site is read alone.
-func (a *Activities) prepare(ctx context.Context, r cheops.Resource, site string, targets func(string) (cheops.Target, error)) (prepared, error) {
+// store.Targets); otherwise the site is read alone. reads are the reads of r's dependencies that
+// the sites of a wave share.
+func (a *Activities) prepare(ctx context.Context, r cheops.Resource, site string, targets func(string) (cheops.Target, error), reads *sharedReads) (prepared, error) {
 	p := prepared{site: site}
 	var err error
 	if targets != nil {
@@ -149,7 +150,7 @@ func (a *Activities) prepare(ctx context.Context, r cheops.Resource, site string
 		p.manifest, p.overrides, err = overrides.Apply(r, p.target.Site)
 	}
 	if err == nil {
-		ds := &dependencies{a: a, r: r, site: site}
+		ds := &dependencies{a: a, r: r, site: site, reads: reads}
 		p.refs, err = ds.resolve(ctx, p.driver, p.target, p.manifest)
 	}
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/cheops-io/cheops"
 	"github.com/cheops-io/cheops/scope"
@@ -17,10 +18,68 @@ import (
 // cheops.Prerequisites). It reads only those resources and their replica on the site; the sites
 // are listed only when a dependency has no replica on the site yet, to tell whether it ever will.
 type dependencies struct {
+	a    *Activities
+	r    cheops.Resource
+	site string
+	// reads are the reads that do not depend on the site, shared by the sites of a wave.
+	reads *sharedReads
+}
+
+// sharedReads are the reads of a resource's dependencies that are the same for every site of a
+// wave (names, resources, providers, the sites), each made once for the wave: its sites then only
+// read their dependencies' replicas on them.
+type sharedReads struct {
 	a     *Activities
-	r     cheops.Resource
-	site  string
-	sites []cheops.Site
+	mu    sync.Mutex
+	reads map[string]*sharedRead
+}
+
+// sharedRead is one read, made once.
+type sharedRead struct {
+	once sync.Once
+	v    any
+	err  error
+}
+
+func newSharedReads(a *Activities) *sharedReads {
+	return &sharedReads{a: a, reads: map[string]*sharedRead{}}
+}
+
+// once returns what read returns, read once per key.
+func (sr *sharedReads) once(key string, read func() (any, error)) (any, error) {
+	sr.mu.Lock()
+	r, ok := sr.reads[key]
+	if !ok {
+		r = &sharedRead{}
+		sr.reads[key] = r
+	}
+	sr.mu.Unlock()
+	r.once.Do(func() { r.v, r.err = read() })
+	return r.v, r.err
+}
+
+func (sr *sharedReads) resourceIDByName(ctx context.Context, name string) (string, error) {
+	v, err := sr.once("name/"+name, func() (any, error) { return sr.a.Store.ResourceIDByName(ctx, name) })
+	id, _ := v.(string)
+	return id, err
+}
+
+func (sr *sharedReads) resource(ctx context.Context, id string) (cheops.Resource, error) {
+	v, err := sr.once("resource/"+id, func() (any, error) { return sr.a.Store.GetResource(ctx, id) })
+	r, _ := v.(cheops.Resource)
+	return r, err
+}
+
+func (sr *sharedReads) providers(ctx context.Context, key string) ([]string, error) {
+	v, err := sr.once("provides/"+key, func() (any, error) { return sr.a.Store.Providers(ctx, key) })
+	ids, _ := v.([]string)
+	return ids, err
+}
+
+func (sr *sharedReads) sites(ctx context.Context) ([]cheops.Site, error) {
+	v, err := sr.once("sites", func() (any, error) { return sr.a.Store.ListSites(ctx) })
+	sites, _ := v.([]cheops.Site)
+	return sites, err
 }
 
 // dependency is one resource a replica depends on, and its replica on the site.
@@ -38,7 +97,7 @@ type dependency struct {
 // has that name.
 func (ds *dependencies) of(ctx context.Context, name, id string) (dep dependency, ok bool, err error) {
 	if id == "" {
-		id, err = ds.a.Store.ResourceIDByName(ctx, name)
+		id, err = ds.reads.resourceIDByName(ctx, name)
 		if errors.Is(err, store.ErrNotFound) {
 			return dep, false, nil
 		}
@@ -46,7 +105,7 @@ func (ds *dependencies) of(ctx context.Context, name, id string) (dep dependency
 			return dep, false, err
 		}
 	}
-	dep.res, err = ds.a.Store.GetResource(ctx, id)
+	dep.res, err = ds.reads.resource(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return dep, false, nil
 	}
@@ -62,12 +121,11 @@ func (ds *dependencies) of(ctx context.Context, name, id string) (dep dependency
 	if !errors.Is(err, store.ErrNotFound) {
 		return dep, false, err
 	}
-	if ds.sites == nil {
-		if ds.sites, err = ds.a.Store.ListSites(ctx); err != nil {
-			return dep, false, err
-		}
+	sites, err := ds.reads.sites(ctx)
+	if err != nil {
+		return dep, false, err
 	}
-	placed, serr := scope.Resolve(dep.res.Scope, scope.Within(dep.res, ds.sites), dep.res.Driver, nil)
+	placed, serr := scope.Resolve(dep.res.Scope, scope.Within(dep.res, sites), dep.res.Driver, nil)
 	dep.placed = serr != nil || slices.Contains(placed.Sites, ds.site)
 	return dep, true, nil
 }
@@ -154,7 +212,7 @@ func (ds *dependencies) named(ctx context.Context, ref cheops.Reference) (depend
 // when none of them is placed on the site: the site has it of its own, or it never will). cause,
 // when set, is the site's refusal for want of need, kept in the wait's message.
 func (ds *dependencies) provided(ctx context.Context, need cheops.Prerequisite, cause error) error {
-	ids, err := ds.a.Store.Providers(ctx, need.Key())
+	ids, err := ds.reads.providers(ctx, need.Key())
 	if err != nil {
 		return err
 	}
@@ -188,7 +246,7 @@ func (a *Activities) missingWait(ctx context.Context, r cheops.Resource, site st
 	if err == nil || cheops.ClassOf(err) != cheops.Permanent || !errors.As(err, &m) {
 		return err
 	}
-	ds := &dependencies{a: a, r: r, site: site}
+	ds := &dependencies{a: a, r: r, site: site, reads: newSharedReads(a)}
 	if wait := ds.provided(ctx, m.Missing, err); wait != nil {
 		return wait
 	}
