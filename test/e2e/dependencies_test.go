@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -123,6 +125,55 @@ func TestDependenciesDeclaredInReverseOrderConverge(t *testing.T) {
 		}
 		if _, err := getOn(t, a, configMaps, ns, "deps-settings"); err != nil {
 			t.Errorf("configmap on %s: %v", a.Name, err)
+		}
+	}
+}
+
+// A dependency cycle is a 422 naming dependsOn, and a dependsOn naming no resource a 422 naming
+// the entry; nothing is written.
+func TestDependenciesCycleIsRefused(t *testing.T) {
+	a := post(t, client.ResourceRequest{Name: "cycle-a", Manifest: raw(configMap("cycle-a", "1")), Scope: onSites("site-2")})
+	defer remove(t, a.ID)
+	b := post(t, client.ResourceRequest{Name: "cycle-b", Manifest: raw(configMap("cycle-b", "1")), Scope: onSites("site-2"), DependsOn: &[]string{"cycle-a"}})
+	defer remove(t, b.ID)
+	_, err := env.client.UpdateResource(context.Background(), a.ID, client.ResourceRequest{DependsOn: &[]string{"cycle-b"}}, client.UpdateOptions{})
+	var p *client.Problem
+	if !errors.As(err, &p) || p.Status != http.StatusUnprocessableEntity || p.Field != "dependsOn" || !strings.Contains(p.Detail, "cycle-a → cycle-b → cycle-a") {
+		t.Fatalf("a cycle: %v, want a 422 naming dependsOn", err)
+	}
+	_, err = env.client.CreateResource(context.Background(), client.ResourceRequest{Name: "cycle-c", Manifest: raw(configMap("cycle-c", "1")),
+		Scope: onSites("site-2"), DependsOn: &[]string{"cycle-a", "no-such-resource"}}, client.CreateOptions{})
+	if !errors.As(err, &p) || p.Status != http.StatusUnprocessableEntity || p.Field != "dependsOn[1]" {
+		t.Fatalf("dependsOn naming no resource: %v, want a 422 naming dependsOn[1]", err)
+	}
+	if r, code := get(t, a.ID); code != http.StatusOK || r.Generation != 1 || len(r.DependsOn) != 0 {
+		t.Fatalf("the refused change was written: %d %+v", code, r)
+	}
+}
+
+// A dependency whose latest generation a site rejects, while its earlier one is Ready there, does
+// not block its dependents: a later update of the dependent converges.
+func TestDependenciesRejectedUpdateDoesNotBlockDependents(t *testing.T) {
+	base := post(t, client.ResourceRequest{Name: "dep-base", Manifest: raw(configMap("dep-base", "1")), Scope: onSites("site-2", "site-3")})
+	defer remove(t, base.ID)
+	waitReady(t, base.ID, 1)
+	app := post(t, client.ResourceRequest{Name: "dep-app", Manifest: raw(configMap("dep-app", "1")), Scope: onSites("site-2", "site-3"), DependsOn: &[]string{"dep-base"}})
+	defer remove(t, app.ID)
+	waitReady(t, app.ID, 1)
+	// A data key the apiserver refuses: generation 2 of dep-base is rejected on both sites.
+	bad := configMap("dep-base", "2")
+	bad["data"] = map[string]any{"not a valid key!": "x"}
+	put(t, base.ID, client.ResourceRequest{Manifest: raw(bad)})
+	waitFor(t, base.ID, time.Minute, "Failed at generation 2", func(r resource, code int) bool {
+		return code == http.StatusOK && r.Generation == 2 && r.State == cheops.ResourceFailed
+	})
+	start := time.Now()
+	put(t, app.ID, client.ResourceRequest{Manifest: raw(configMap("dep-app", "2"))})
+	r := waitReady(t, app.ID, 2)
+	t.Logf("dependent updated over a rejected dependency in %s", time.Since(start).Round(time.Millisecond))
+	for _, rep := range r.Replicas {
+		if rep.State != cheops.ReplicaReady {
+			t.Errorf("dep-app on %s: %s %s", rep.Site, rep.State, rep.Message)
 		}
 	}
 }
