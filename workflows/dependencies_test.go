@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -54,4 +55,45 @@ func TestWaitingSiteIsRetriedSoonAndNeverMarkedFailed(t *testing.T) {
 		t.Fatalf("next round after %s, want %s", round2, want)
 	}
 	env.AssertExpectations(t)
+}
+
+// In transactional mode a wait counts against policy.timeout: a site still waiting for its
+// dependencies at the deadline rolls the generation back, with the wait as its reason; the site
+// that waited was never touched, so only its record is put back.
+func TestTransactionalWaitCountsAgainstTheTimeout(t *testing.T) {
+	env := newEnv(t)
+	plan := cheops.Plan{Exists: true, Generation: 2, Consistency: cheops.Transactional, MaxParallel: 3,
+		Timeout: time.Minute, Sites: []string{"a", "b"}, Apply: []string{"a", "b"}}
+	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(plan, nil).Once()
+	var tries atomic.Int32
+	onWave(env, func(_ activities.WaveInput, site string) activities.SiteOutcome {
+		if site == "b" {
+			tries.Add(1)
+			return activities.SiteOutcome{Site: site, Class: cheops.Waiting, Message: "Waiting: dependsOn[0]: waiting for resource base to be Ready on site b (it is Applying)"}
+		}
+		return activities.SiteOutcome{Site: site, Generation: 2}
+	})
+	compensated := onCompensateWave(env)
+	var records []activities.RollbackInput
+	env.OnActivity(a.RecordRollback, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.RollbackInput) error {
+		records = append(records, in)
+		return nil
+	})
+	rolledBack := plan
+	rolledBack.RolledBack, rolledBack.Apply = true, nil
+	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(rolledBack, nil).Once()
+	env.OnActivity(a.PlanResource, mock.Anything, mock.Anything).Return(cheops.Plan{}, nil).Once()
+	env.ExecuteWorkflow(ResourceWorkflow, ResourceInput{ResourceID: "r1", AppliedGeneration: 1})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if n := tries.Load(); n < 5 {
+		t.Fatalf("b tried %d times within the minute; want it retried until the deadline", n)
+	}
+	if got := compensated.touched(); !got["a"] || got["b"] {
+		t.Fatalf("compensated (site: touched) = %v; want a touched, b (which only waited) untouched", got)
+	}
+	if len(records) != 2 || !strings.Contains(records[1].Reasons["b"], "not applied within the policy timeout of 1m0s: Waiting: dependsOn[0]") {
+		t.Fatalf("rollback records %+v", records)
+	}
 }

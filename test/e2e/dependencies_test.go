@@ -177,3 +177,59 @@ func TestDependenciesRejectedUpdateDoesNotBlockDependents(t *testing.T) {
 		}
 	}
 }
+
+// A wait that outlasts a round (the dependency is a Deployment that site-2, which runs no
+// controllers, never makes Available, so it stays Applied): the dependent stays Waiting, never
+// Failed, its resource Progressing, and is tried every 10 s; once the dependency turns Ready (its
+// readiness policy changed to applied), the dependent converges at its next try. The dependent's
+// history (which records the "dependencies" version) replays, and is written to workflows/testdata
+// with CHEOPS_RECORD_HISTORY.
+func TestDependenciesWaitOutlastingARound(t *testing.T) {
+	base := post(t, client.ResourceRequest{Name: "dep-slow", Manifest: raw(deployment("dep-slow", "nginx:1.27", 1)), Scope: onSites("site-2")})
+	defer remove(t, base.ID)
+	waitFor(t, base.ID, time.Minute, "Applied on site-2", func(r resource, code int) bool {
+		rep, ok := r.Replica("site-2")
+		return code == http.StatusOK && ok && rep.State == cheops.ReplicaApplied
+	})
+	app := post(t, client.ResourceRequest{Name: "dep-slow-app", Manifest: raw(configMap("dep-slow-app", "1")), Scope: onSites("site-2"), DependsOn: &[]string{"dep-slow"}})
+	appGone := false
+	defer func() {
+		if !appGone {
+			remove(t, app.ID)
+		}
+	}()
+	created := time.Now()
+	// Past the first round (tries at 0, 1, 3, 7 and 15 s): still Waiting, never Failed.
+	for time.Since(created) < 20*time.Second {
+		r, code := get(t, app.ID)
+		if code != http.StatusOK {
+			continue
+		}
+		rep, _ := r.Replica("site-2")
+		if rep.State == cheops.ReplicaFailed || r.State == cheops.ResourceFailed || r.State == cheops.ResourceDegraded {
+			t.Fatalf("dep-slow-app is %s, its replica %s (%s), while it waits", r.State, rep.State, rep.Message)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	r, _ := get(t, app.ID)
+	rep, _ := r.Replica("site-2")
+	if rep.State != cheops.ReplicaWaiting || r.State != cheops.ResourceProgressing ||
+		!strings.Contains(rep.Message, "dependsOn[0]: waiting for resource dep-slow to be Ready on site site-2 (it is Applied)") {
+		t.Fatalf("after 20 s: resource %s, replica %s %q; want Progressing, Waiting for dep-slow", r.State, rep.State, rep.Message)
+	}
+	applied := cheops.ReadyWhenApplied
+	if _, err := env.client.PatchResource(context.Background(), base.ID, client.ResourcePatch{Policy: &client.PolicyPatch{Readiness: &applied}}, client.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, base.ID, 2)
+	readyAt := time.Now()
+	waitReady(t, app.ID, 1)
+	woke := time.Since(readyAt)
+	fmt.Printf("e2e: a dependent waiting past its first round converged %s after its dependency turned Ready\n", woke.Round(time.Millisecond))
+	if woke > 15*time.Second {
+		t.Errorf("the dependent converged %s after its dependency turned Ready; want within its 10 s retry", woke)
+	}
+	remove(t, app.ID)
+	appGone = true
+	recordAndReplay(t, app.ID, "dependencies")
+}
