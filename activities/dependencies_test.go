@@ -179,3 +179,24 @@ func TestMissingPrerequisiteIsAWaitOnlyWhenProvided(t *testing.T) {
 		t.Fatalf("provider Applied: outcome %+v, replica %s", o, rep.State)
 	}
 }
+
+// A resource stored before the index of what resources provide is indexed at its next plan, so
+// that its dependents wait for it without it being declared again.
+func TestPlanIndexesWhatAnOlderResourceProvides(t *testing.T) {
+	ctx := context.Background()
+	s, _, a, env := waveFixture(t, "s1")
+	a.Drivers[cheops.DriverKubernetes] = &needyDriver{siteDriver{applied: map[string]int{}}}
+	ns := declare(t, s, cheops.Resource{ID: "old-ns", Name: "old-ns", Manifest: json.RawMessage(`{"provides":["namespace/old"]}`)})
+	if ids, _ := s.Providers(ctx, "namespace/old"); len(ids) != 0 {
+		t.Fatalf("indexed before its plan: %v", ids)
+	}
+	if _, err := env.ExecuteActivity(a.PlanResource, PlanInput{ResourceID: ns.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := s.Providers(ctx, "namespace/old"); len(ids) != 1 || ids[0] != ns.ID {
+		t.Fatalf("providers of namespace/old after the plan: %v", ids)
+	}
+	if r, _ := s.GetResource(ctx, ns.ID); r.Generation != 1 {
+		t.Fatalf("indexing changed the generation: %d", r.Generation)
+	}
+}

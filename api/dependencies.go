@@ -70,7 +70,7 @@ func (s *server) validateDependencies(ctx context.Context, r *cheops.Resource, d
 			return invalid(field, fmt.Sprintf("makes a dependency cycle: %s → %s", r.Name, strings.Join(path, " → ")))
 		}
 	}
-	r.Provides = provides(d, *r)
+	r.Provides = overrides.Provides(d, *r)
 	return nil
 }
 
@@ -87,29 +87,6 @@ func dependsOn(d cheops.Driver, r cheops.Resource) ([]cheops.Reference, error) {
 		refs = append(refs, cheops.Reference{Field: fmt.Sprintf("dependsOn[%d]", i), Resource: name})
 	}
 	return refs, nil
-}
-
-// provides is what r's objects provide others on their sites, as sorted keys: what its manifest
-// provides, and what it provides as each override changes it.
-func provides(d cheops.Driver, r cheops.Resource) []string {
-	pr, ok := d.(cheops.Prerequisites)
-	if !ok {
-		return nil
-	}
-	var keys []string
-	add := func(manifest []byte) {
-		for _, p := range pr.Provides(manifest) {
-			keys = append(keys, p.Key())
-		}
-	}
-	add(r.Manifest)
-	for i := range r.Overrides {
-		if m, _, err := overrides.Apply(cheops.Resource{Manifest: r.Manifest, Overrides: r.Overrides[i : i+1]}, cheops.Site{Name: r.Overrides[i].Site}); err == nil {
-			add(m)
-		}
-	}
-	slices.Sort(keys)
-	return slices.Compact(keys)
 }
 
 // dependencyGraph reads the stored resources a declaration's dependencies reach, each once.
