@@ -169,7 +169,7 @@ func TestApplyDependsOn(t *testing.T) {
 	if out, err := cli("-f", app, "--sites", "paris", "--depends-on", "base, nowhere"); err == nil || !strings.Contains(out, "dependsOn[1]") {
 		t.Fatalf("apply --depends-on naming no resource: %v\n%s", err, out)
 	}
-	if out, err := cli("-f", app, "--sites", "paris", "--depends-on", "base"); err != nil {
+	if out, err := cli("-f", app, "--sites", "paris", "--depends-on", "base"); err != nil || !strings.Contains(out, "Depends on:") {
 		t.Fatalf("apply --depends-on base: %v\n%s", err, out)
 	}
 	app2 := writeManifest(t, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\ndata: {v: \"2\"}\n")

@@ -42,6 +42,9 @@ func (f *clientFlags) print(cmd *cobra.Command, v any, table func(w *tabwriter.W
 func (f *clientFlags) printResource(cmd *cobra.Command, r client.Resource) error {
 	return f.print(cmd, r, func(w *tabwriter.Writer) {
 		fmt.Fprintf(w, "ID:\t%s\nName:\t%s\nGeneration:\t%d\nConsistency:\t%s\nState:\t%s\n", r.ID, r.Name, r.Generation, r.Policy.Consistency, r.State)
+		if len(r.DependsOn) > 0 {
+			fmt.Fprintf(w, "Depends on:\t%s\n", strings.Join(r.DependsOn, ", "))
+		}
 		if r.Paused {
 			fmt.Fprintln(w, "Paused:\tyes (cheops resume "+r.Name+")")
 		}
