@@ -344,7 +344,11 @@ type Resource struct {
 	Scope    Scope           `json:"scope"`
 	// Overrides adapt the manifest per site, in order.
 	Overrides []Override `json:"overrides,omitempty"`
-	Policy    Policy     `json:"policy"`
+	// DependsOn names the resources that must be available on a site (see Available) before this
+	// one is applied there. A resource also waits for those its manifest refers to (see Referrer)
+	// and for those that provide what its objects need on the site (see Prerequisites).
+	DependsOn []string `json:"dependsOn,omitempty"`
+	Policy    Policy   `json:"policy"`
 	// Generation increases with every change of manifest, scope or policy.
 	Generation int64 `json:"generation"`
 	// GenerationAt is when the current generation was declared (stored).
@@ -363,6 +367,10 @@ type Resource struct {
 	Rollback *Rollback `json:"rollback,omitempty"`
 	// CreatedBy names who declared the resource (a token's name).
 	CreatedBy string `json:"createdBy,omitempty"`
+	// Provides is what the resource's objects provide on their sites for the objects of others (a
+	// namespace, a kind; see Prerequisites), as keys ("namespace/team-a"). The API computes it from
+	// the declaration and the store indexes it, so that a dependent finds its provider by one read.
+	Provides []string `json:"-"`
 	// Within, when set, is a label selector the resource is only ever placed within: the site
 	// selector of the token that declared it. Sites outside it are never selected.
 	Within string `json:"within,omitempty"`
@@ -415,6 +423,10 @@ const (
 	ReplicaFailed      ReplicaState = "Failed"
 	ReplicaDeleting    ReplicaState = "Deleting"
 	ReplicaUnreachable ReplicaState = "Unreachable"
+	// ReplicaWaiting: the replica waits for what it depends on to be available on its site (a
+	// resource of dependsOn or referred to, a namespace or a kind another resource provides); the
+	// message says what. It is not a failure: it is applied as soon as that is there.
+	ReplicaWaiting ReplicaState = "Waiting"
 	// ReplicaUnknown is never recorded: it is how a replica recorded Ready or Applied is shown
 	// while its site is unreachable (see SeenWith), since nobody can tell how it is now.
 	ReplicaUnknown ReplicaState = "Unknown"
@@ -460,6 +472,19 @@ type Replica struct {
 	UpdatedAt     time.Time  `json:"updatedAt"`
 }
 
+// Available reports whether the replica lets its dependents on its site go ahead: its object is
+// there and Ready, or its latest generation failed there while an object of an applied generation
+// stays (a rejected update of a dependency does not block what depends on it).
+func (rep Replica) Available() bool {
+	switch rep.State {
+	case ReplicaReady:
+		return rep.LocalID != ""
+	case ReplicaFailed:
+		return rep.LocalID != "" && rep.ObservedGeneration > 0
+	}
+	return false
+}
+
 // ResourceState is the state of a resource aggregated over its replicas.
 type ResourceState string
 
@@ -498,7 +523,8 @@ func Aggregate(r Resource, replicas []Replica) ResourceState {
 		}
 	}
 	// Failed means no site can take this generation; a site that is only unreachable may still
-	// converge when it returns, so it degrades the resource rather than failing it.
+	// converge when it returns, so it degrades the resource rather than failing it. A replica
+	// Waiting for what it depends on is on its way: the resource is Progressing.
 	switch {
 	case ready == len(replicas):
 		return ResourceReady

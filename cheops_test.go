@@ -23,6 +23,8 @@ func TestAggregate(t *testing.T) {
 		{"one unreachable", r, []Replica{rep(ReplicaReady, 2), rep(ReplicaUnreachable, 1)}, ResourceDegraded},
 		{"only site unreachable", r, []Replica{rep(ReplicaUnreachable, 0)}, ResourceDegraded},
 		{"all rejected", r, []Replica{rep(ReplicaFailed, 0), rep(ReplicaFailed, 0)}, ResourceFailed},
+		{"one waiting for its dependencies", r, []Replica{rep(ReplicaReady, 2), rep(ReplicaWaiting, 0)}, ResourceProgressing},
+		{"all waiting for their dependencies", r, []Replica{rep(ReplicaWaiting, 0), rep(ReplicaWaiting, 1)}, ResourceProgressing},
 		{"rolled back", rolledBack, []Replica{rep(ReplicaReady, 1)}, ResourceRolledBack},
 		{"rollback of an older generation", stale, []Replica{rep(ReplicaReady, 3)}, ResourceReady},
 		{"deleting", Resource{Generation: 1, Deletion: &Deletion{}}, []Replica{rep(ReplicaReady, 1)}, ResourceDeleting},
@@ -89,5 +91,28 @@ func TestWaveSize(t *testing.T) {
 	var w WaveSize
 	if err := json.Unmarshal([]byte(`"lots"`), &w); err == nil {
 		t.Error(`"lots" read as a wave size`)
+	}
+}
+
+// A dependency's replica lets its dependents go ahead when its object is there and Ready, or when
+// its latest generation failed while an applied one's object stays.
+func TestReplicaAvailable(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		rep  Replica
+		want bool
+	}{
+		{"Ready", Replica{State: ReplicaReady, LocalID: "u", ObservedGeneration: 1}, true},
+		{"Ready without a local ID", Replica{State: ReplicaReady}, false},
+		{"Applied, status not Ready yet", Replica{State: ReplicaApplied, LocalID: "u", ObservedGeneration: 1}, false},
+		{"generation 2 rejected over generation 1", Replica{State: ReplicaFailed, LocalID: "u", ObservedGeneration: 1, FailedGeneration: 2}, true},
+		{"rejected, never applied", Replica{State: ReplicaFailed, FailedGeneration: 1}, false},
+		{"Waiting", Replica{State: ReplicaWaiting}, false},
+		{"Pending", Replica{State: ReplicaPending, LocalID: "u", ObservedGeneration: 1}, false},
+		{"Applying", Replica{State: ReplicaApplying, LocalID: "u", ObservedGeneration: 1}, false},
+	} {
+		if got := tc.rep.Available(); got != tc.want {
+			t.Errorf("%s: Available() = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

@@ -96,6 +96,49 @@ type Referrer interface {
 	References(manifest json.RawMessage) ([]Reference, error)
 }
 
+// Prerequisite is something an object needs on a site before the site takes it, which the object
+// of another resource may provide there: a namespace, a kind (served by a CRD).
+type Prerequisite struct {
+	// Kind is PrerequisiteNamespace or PrerequisiteKind.
+	Kind string
+	// Name is the namespace's name, or the kind as "<group>/<Kind>" ("example.com/Widget").
+	Name string
+}
+
+// Prerequisite kinds.
+const (
+	PrerequisiteNamespace = "namespace"
+	PrerequisiteKind      = "kind"
+)
+
+// Key is the prerequisite as one string, "namespace/team-a" or "kind/example.com/Widget", as
+// Resource.Provides holds it.
+func (p Prerequisite) Key() string { return p.Kind + "/" + p.Name }
+
+func (p Prerequisite) String() string { return p.Kind + " " + p.Name }
+
+// Prerequisites is implemented by drivers whose objects may need on a site what the objects of
+// other resources provide there. The activity applying a replica waits, before calling Apply, until
+// the resources that provide what it needs are available on the site: a ConfigMap declared with its
+// Namespace, a custom resource with its CRD, in any order.
+type Prerequisites interface {
+	// Provides says what an object of the manifest provides on each site it is on.
+	Provides(manifest json.RawMessage) []Prerequisite
+	// Needs says what an object of the manifest needs on the site t.
+	Needs(t Target, manifest json.RawMessage) []Prerequisite
+}
+
+// MissingError is a site's refusal of an object because a prerequisite is missing there: the
+// namespace does not exist, the kind is not served. Drivers classify it Permanent; the activity
+// makes it a wait (Waiting) when a resource that provides it is not yet available on the site.
+type MissingError struct {
+	Missing Prerequisite
+	Err     error
+}
+
+func (e *MissingError) Error() string { return e.Err.Error() }
+func (e *MissingError) Unwrap() error { return e.Err }
+
 // StatusReader is implemented by drivers that can tell whether an applied object has become what
 // it declares, from the status the site reports for it: a Deployment Available, a Job complete, a
 // CRD Established. A replica of a driver without it is ready once applied.

@@ -23,6 +23,9 @@ const (
 	Permanent ErrorClass = "Permanent"
 	// Unreachable failures mean the site could not be reached at all.
 	Unreachable ErrorClass = "Unreachable"
+	// Waiting failures mean the replica waits for something it depends on to be available on its
+	// site (see ReplicaWaiting): not a failure, retried soon, and never counted as a rejection.
+	Waiting ErrorClass = "Waiting"
 )
 
 // ClassifiedError is an error with its class.

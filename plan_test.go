@@ -52,6 +52,11 @@ func TestPlanReplicas(t *testing.T) {
 		replicas: []cheops.Replica{ready("a", 2), {Site: "b", State: cheops.ReplicaApplying, ObservedGeneration: 2}},
 		want:     want{sites: []string{"a", "b"}, apply: []string{"a", "b"}, owed: []string{"a"}},
 	}, {
+		name: "a replica waiting for its dependencies is applied again, neither owed nor rejected",
+		res:  cheops.Resource{Generation: 1, Scope: names("a", "b")}, sites: threeSites,
+		replicas: []cheops.Replica{ready("a", 1), {Site: "b", State: cheops.ReplicaWaiting}},
+		want:     want{sites: []string{"a", "b"}, apply: []string{"b"}},
+	}, {
 		name: "resync re-applies converged replicas",
 		res:  cheops.Resource{Generation: 2, Scope: names("a")}, sites: threeSites,
 		replicas: []cheops.Replica{ready("a", 2)}, resync: true,

@@ -90,7 +90,7 @@ type siteApply struct {
 // error; any other error (a failure to record) is returned as it is. A wave takes the same steps
 // (prepare, mark Applying, apply, record) for many sites at once, batching the records.
 func (a *Activities) applySite(ctx context.Context, r cheops.Resource, site string, how siteApply) (ApplyOutput, error) {
-	p, err := a.prepare(ctx, r, site, nil)
+	p, err := a.prepare(ctx, r, site, nil, newSharedReads(a))
 	if err != nil {
 		return ApplyOutput{}, a.recordFailure(ctx, r, site, how.attempt, err)
 	}
@@ -137,8 +137,9 @@ type prepared struct {
 
 // prepare works out what applying r on a site takes. Its error is the site's failure, to record.
 // targets, when set, answers for the site's target from a read made for many sites (see
-// store.Targets); otherwise the site is read alone.
-func (a *Activities) prepare(ctx context.Context, r cheops.Resource, site string, targets func(string) (cheops.Target, error)) (prepared, error) {
+// store.Targets); otherwise the site is read alone. reads are the reads of r's dependencies that
+// the sites of a wave share.
+func (a *Activities) prepare(ctx context.Context, r cheops.Resource, site string, targets func(string) (cheops.Target, error), reads *sharedReads) (prepared, error) {
 	p := prepared{site: site}
 	var err error
 	if targets != nil {
@@ -151,7 +152,8 @@ func (a *Activities) prepare(ctx context.Context, r cheops.Resource, site string
 		p.manifest, p.overrides, err = overrides.Apply(r, p.target.Site)
 	}
 	if err == nil {
-		p.refs, err = a.resolveReferences(ctx, p.driver, r, site, p.manifest)
+		ds := &dependencies{a: a, r: r, site: site, reads: reads}
+		p.refs, err = ds.resolve(ctx, p.driver, p.target, p.manifest)
 	}
 	if err != nil {
 		return p, err
@@ -210,6 +212,7 @@ func (a *Activities) apply(ctx context.Context, r cheops.Resource, p *prepared, 
 		res, err = p.driver.Apply(ctx, p.target, req)
 		return err
 	})
+	err = a.missingWait(ctx, r, p.site, err)
 	if err == nil && prev != nil && *prev != res.Object {
 		err = heartbeating(ctx, func(ctx context.Context) error {
 			return removeObject(ctx, p.driver, p.target, r, *prev, p.before.Adopted)
@@ -326,6 +329,8 @@ func failureRecord(r cheops.Resource, site string, attempt int, err error) func(
 		state = cheops.ReplicaFailed
 	case cheops.Unreachable:
 		state = cheops.ReplicaUnreachable
+	case cheops.Waiting:
+		state = cheops.ReplicaWaiting
 	}
 	return func(rep *cheops.Replica) (*cheops.Event, error) {
 		// The same failure again is counted in Attempts, not logged again: a site down for a

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cheops-io/cheops"
+	"github.com/cheops-io/cheops/overrides"
 	"github.com/cheops-io/cheops/scope"
 	"github.com/cheops-io/cheops/store"
 )
@@ -26,6 +27,9 @@ type PlanInput struct {
 func (a *Activities) PlanResource(ctx context.Context, in PlanInput) (cheops.Plan, error) {
 	r, ok, err := a.resource(ctx, in.ResourceID)
 	if !ok || err != nil {
+		return cheops.Plan{}, err
+	}
+	if err := a.indexProvides(ctx, &r); err != nil {
 		return cheops.Plan{}, err
 	}
 	reps, err := a.Store.ListReplicas(ctx, r.ID)
@@ -125,4 +129,28 @@ func rolloutWaves(ro cheops.Rollout, apply []string, inScope int, labels map[str
 		}
 	}
 	return waves
+}
+
+// indexProvides records what a resource stored before the index of what resources provide existed
+// provides (see store.Providers), so that its dependents find it without it being declared again.
+// A resource that provides nothing is looked at each plan, which costs a decode of its manifest.
+func (a *Activities) indexProvides(ctx context.Context, r *cheops.Resource) error {
+	if r.Provides != nil || r.Deletion != nil {
+		return nil
+	}
+	provides := overrides.Provides(a.Drivers[r.Driver], *r)
+	if len(provides) == 0 {
+		return nil
+	}
+	updated, err := a.Store.UpdateResource(ctx, r.ID, func(cur *cheops.Resource) (*cheops.Event, error) {
+		if cur.Provides != nil || cur.Generation != r.Generation {
+			return nil, store.ErrSkip // the API has indexed it meanwhile
+		}
+		cur.Provides = provides
+		return nil, nil
+	})
+	if err == nil {
+		*r = updated
+	}
+	return err
 }

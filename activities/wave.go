@@ -128,10 +128,12 @@ func (a *Activities) ApplyWave(ctx context.Context, in WaveInput) (WaveOutput, e
 	w := &wave{a: a, r: r, in: in, before: before.Done, out: out.Sites, progress: progress,
 		preps: make([]prepared, len(in.Sites)), failed: make([]error, len(in.Sites))}
 
+	// The reads of r's dependencies that are the same for every site are made once for the wave.
+	reads := newSharedReads(a)
 	w.eachSite(ctx, w.all(), func(i int) {
 		ctx, cancel := context.WithTimeout(waveCtx, in.siteTimeout())
 		defer cancel()
-		w.preps[i], w.failed[i] = a.prepare(ctx, r, in.Sites[i], targets)
+		w.preps[i], w.failed[i] = a.prepare(ctx, r, in.Sites[i], targets, reads)
 	})
 	if err := ctx.Err(); err != nil {
 		return WaveOutput{}, err

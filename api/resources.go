@@ -40,6 +40,7 @@ type resourceRequest struct {
 	Manifest  json.RawMessage    `json:"manifest"`
 	Scope     *cheops.Scope      `json:"scope"`
 	Overrides *[]cheops.Override `json:"overrides"`
+	DependsOn *[]string          `json:"dependsOn"`
 	Policy    *policyRequest     `json:"policy"`
 }
 
@@ -144,7 +145,7 @@ func (req resourceRequest) sameIdentity(cur cheops.Resource) error {
 // declare makes r's declaration exactly what req says: a part req leaves out is cleared (and
 // defaulted by validateResource).
 func (req resourceRequest) declare(r *cheops.Resource) error {
-	r.Manifest, r.Scope, r.Overrides, r.Policy = nil, cheops.Scope{}, nil, cheops.Policy{}
+	r.Manifest, r.Scope, r.Overrides, r.DependsOn, r.Policy = nil, cheops.Scope{}, nil, nil, cheops.Policy{}
 	return req.apply(r)
 }
 
@@ -157,8 +158,9 @@ func declaration(r cheops.Resource) ([]byte, error) {
 		Manifest  json.RawMessage   `json:"manifest"`
 		Scope     cheops.Scope      `json:"scope"`
 		Overrides []cheops.Override `json:"overrides,omitempty"`
+		DependsOn []string          `json:"dependsOn,omitempty"`
 		Policy    cheops.Policy     `json:"policy"`
-	}{r.Name, r.Driver, r.Manifest, r.Scope, r.Overrides, r.Policy})
+	}{r.Name, r.Driver, r.Manifest, r.Scope, r.Overrides, r.DependsOn, r.Policy})
 }
 
 // apply copies the optional parts of a request onto r.
@@ -171,6 +173,9 @@ func (req resourceRequest) apply(r *cheops.Resource) error {
 	}
 	if req.Overrides != nil {
 		r.Overrides = *req.Overrides
+	}
+	if req.DependsOn != nil {
+		r.DependsOn = *req.DependsOn
 	}
 	if req.Policy != nil {
 		pol, err := req.Policy.policy()
@@ -265,6 +270,9 @@ func (s *server) validateResource(c echo.Context, r *cheops.Resource) error {
 		return err
 	}
 	if err := validateOverrides(r, d, sites); err != nil {
+		return err
+	}
+	if err := s.validateDependencies(c.Request().Context(), r, d); err != nil {
 		return err
 	}
 	if n := declarationSize(*r); n > MaxDeclarationBytes {
@@ -454,6 +462,7 @@ func (s *server) createResource(c echo.Context) error {
 // both already normalised by validateResource.
 func sameDeclaration(a, b cheops.Resource) bool {
 	return bytes.Equal(a.Manifest, b.Manifest) && a.Scope.Equal(b.Scope) && a.Policy == b.Policy &&
+		slices.Equal(a.DependsOn, b.DependsOn) &&
 		slices.EqualFunc(a.Overrides, b.Overrides, func(x, y cheops.Override) bool {
 			return x.Site == y.Site && x.Selector == y.Selector && bytes.Equal(x.Patch, y.Patch)
 		})
@@ -703,6 +712,7 @@ func (s *server) update(c echo.Context, cur cheops.Resource, want int64, next ch
 		}
 		changed = true
 		r.Manifest, r.Scope, r.Policy, r.Overrides, r.Within = next.Manifest, next.Scope, next.Policy, next.Overrides, next.Within
+		r.DependsOn, r.Provides = next.DependsOn, next.Provides
 		r.Generation++
 		return &cheops.Event{Type: cheops.EventUpdated, Generation: r.Generation, Actor: actor(c)}, nil
 	})

@@ -19,6 +19,8 @@ type ResourcePatch struct {
 	Scope *cheops.Scope
 	// Overrides replaces the list of overrides (a merge patch replaces arrays whole).
 	Overrides *[]cheops.Override
+	// DependsOn replaces the list of resources depended on; an empty list removes them all.
+	DependsOn *[]string
 	// Policy changes only the policy fields it sets.
 	Policy *PolicyPatch
 }
@@ -40,7 +42,7 @@ type PolicyPatch struct {
 
 // Empty reports whether the patch changes nothing.
 func (p ResourcePatch) Empty() bool {
-	return len(p.Manifest) == 0 && p.Scope == nil && p.Overrides == nil && (p.Policy == nil || *p.Policy == PolicyPatch{})
+	return len(p.Manifest) == 0 && p.Scope == nil && p.Overrides == nil && p.DependsOn == nil && (p.Policy == nil || *p.Policy == PolicyPatch{})
 }
 
 // MarshalJSON writes the merge patch.
@@ -64,6 +66,14 @@ func (p ResourcePatch) MarshalJSON() ([]byte, error) {
 			ov = []cheops.Override{}
 		}
 		doc["overrides"] = ov
+	}
+	if p.DependsOn != nil {
+		// null, not an empty list, for none: the member is then removed.
+		var deps any
+		if len(*p.DependsOn) > 0 {
+			deps = *p.DependsOn
+		}
+		doc["dependsOn"] = deps
 	}
 	if p.Policy != nil && *p.Policy != (PolicyPatch{}) {
 		doc["policy"] = p.Policy

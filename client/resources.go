@@ -50,7 +50,7 @@ func (r Resource) ReadyReplicas() int {
 }
 
 // ResourceRequest declares a resource (CreateResource) or replaces parts of one (UpdateResource).
-// Scope, Overrides and Policy left nil keep their values on UpdateResource; a Policy given there
+// Scope, Overrides, DependsOn and Policy left nil keep their values on UpdateResource; a Policy given there
 // replaces the whole policy (use PatchResource to change one of its fields).
 type ResourceRequest struct {
 	// Name is a DNS label, unique among resources; it cannot change.
@@ -61,7 +61,10 @@ type ResourceRequest struct {
 	Manifest  json.RawMessage    `json:"manifest,omitempty"`
 	Scope     *cheops.Scope      `json:"scope,omitempty"`
 	Overrides *[]cheops.Override `json:"overrides,omitempty"`
-	Policy    *cheops.Policy     `json:"policy,omitempty"`
+	// DependsOn names the resources that must be available on a site before this one is applied
+	// there; left nil it keeps its value on UpdateResource, and an empty list removes them all.
+	DependsOn *[]string      `json:"dependsOn,omitempty"`
+	Policy    *cheops.Policy `json:"policy,omitempty"`
 }
 
 // CreateOptions tune CreateResource.

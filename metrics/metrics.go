@@ -153,7 +153,7 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 
 var (
 	replicaStates = []cheops.ReplicaState{cheops.ReplicaPending, cheops.ReplicaApplying, cheops.ReplicaApplied, cheops.ReplicaReady,
-		cheops.ReplicaFailed, cheops.ReplicaDeleting, cheops.ReplicaUnreachable}
+		cheops.ReplicaFailed, cheops.ReplicaDeleting, cheops.ReplicaUnreachable, cheops.ReplicaWaiting}
 	siteHealths = []cheops.SiteHealth{cheops.SiteUnknown, cheops.SiteReady, cheops.SiteUnreachable}
 )
 

@@ -101,8 +101,8 @@ func TestStoreGauges(t *testing.T) {
 		"paris/Ready": 1, "paris/Pending": 0, "paris/Failed": 1,
 		"berlin/Pending": 0, "berlin/Ready": 1,
 	})
-	if n := len(gauges(t, m, metrics.Replicas)); n != 2*7 {
-		t.Errorf("%d replica series, want 14 (2 sites × 7 states)", n)
+	if n := len(gauges(t, m, metrics.Replicas)); n != 2*8 {
+		t.Errorf("%d replica series, want 16 (2 sites × 8 states)", n)
 	}
 }
 

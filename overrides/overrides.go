@@ -4,6 +4,7 @@ package overrides
 
 import (
 	"fmt"
+	"slices"
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 
@@ -36,4 +37,30 @@ func Apply(r cheops.Resource, site cheops.Site) ([]byte, []string, error) {
 		applied = append(applied, fmt.Sprintf("overrides[%d]", i))
 	}
 	return manifest, applied, nil
+}
+
+// Provides is what r's objects provide others on their sites (see cheops.Prerequisites), as sorted
+// keys: what its manifest provides, and what it provides as each override changes it. It is nil for
+// a driver whose objects provide nothing.
+func Provides(d cheops.Driver, r cheops.Resource) []string {
+	pr, ok := d.(cheops.Prerequisites)
+	if !ok {
+		return nil
+	}
+	var keys []string
+	add := func(manifest []byte) {
+		for _, p := range pr.Provides(manifest) {
+			keys = append(keys, p.Key())
+		}
+	}
+	add(r.Manifest)
+	// Each override as it would apply on a site it matches, whatever its selector.
+	for _, o := range r.Overrides {
+		one := []cheops.Override{{Site: "any", Patch: o.Patch}}
+		if m, _, err := Apply(cheops.Resource{Manifest: r.Manifest, Overrides: one}, cheops.Site{Name: "any"}); err == nil {
+			add(m)
+		}
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys)
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/cheops-io/cheops"
+	"github.com/cheops-io/cheops/drivers/kubernetes"
 )
 
 func TestApplyMatchesBySiteOrSelectorInOrder(t *testing.T) {
@@ -40,5 +41,19 @@ func TestABadPatchIsPermanent(t *testing.T) {
 	r := cheops.Resource{Manifest: json.RawMessage(`{}`), Overrides: []cheops.Override{{Site: "x", Patch: json.RawMessage(`{`)}}}
 	if _, _, err := Apply(r, cheops.Site{Name: "x"}); cheops.ClassOf(err) != cheops.Permanent {
 		t.Fatalf("err = %v, want a permanent error", err)
+	}
+}
+
+// What a resource provides includes what its overrides make it provide, on a site or by selector.
+func TestProvides(t *testing.T) {
+	r := cheops.Resource{Manifest: json.RawMessage(`{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"team"}}`),
+		Overrides: []cheops.Override{
+			{Site: "paris", Patch: json.RawMessage(`{"metadata":{"name":"team-paris"}}`)},
+			{Selector: "region=de", Patch: json.RawMessage(`{"metadata":{"name":"team-de"}}`)},
+			{Site: "lyon", Patch: json.RawMessage(`{"metadata":{"labels":{"a":"b"}}}`)},
+		}}
+	got := Provides(kubernetes.New(), r)
+	if want := []string{"namespace/team", "namespace/team-de", "namespace/team-paris"}; !slices.Equal(got, want) {
+		t.Fatalf("provides %v, want %v", got, want)
 	}
 }

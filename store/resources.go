@@ -26,11 +26,12 @@ func (s *Store) CreateResource(ctx context.Context, r cheops.Resource) (res cheo
 		clientv3.Compare(clientv3.CreateRevision(s.nameKey(r.Name)), "=", 0),
 	}
 	ops := []clientv3.Op{
-		clientv3.OpPut(s.resourceKey(r.ID), mustJSON(storedResource{r, r.IdempotencyKey})),
+		clientv3.OpPut(s.resourceKey(r.ID), mustJSON(stored(r))),
 		clientv3.OpPut(s.nameKey(r.Name), r.ID),
 		s.specOp(r),
 		s.eventOp(r.ID, cheops.Event{Type: cheops.EventCreated, Generation: r.Generation, Actor: r.CreatedBy}),
 	}
+	ops = append(ops, s.providesOps(r.ID, nil, r.Provides)...)
 	if r.IdempotencyKey != "" {
 		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(s.idemKey(r.IdempotencyKey)), "=", 0))
 		ops = append(ops, clientv3.OpPut(s.idemKey(r.IdempotencyKey), r.ID))
@@ -39,10 +40,9 @@ func (s *Store) CreateResource(ctx context.Context, r cheops.Resource) (res cheo
 	// etcd unavailable under the write: it may have been applied. The ID is new to this call, so
 	// the resource's key says whether it was; if not, the write is tried again.
 	for n, start := 1, time.Now(); err != nil && Unavailable(err) && waitOut(ctx, start, n); n++ {
-		var stored storedResource
-		if _, gerr := s.get(ctx, s.resourceKey(r.ID), &stored); gerr == nil {
-			stored.Resource.IdempotencyKey = stored.IdempotencyKey
-			return stored.Resource, true, nil
+		var written storedResource
+		if _, gerr := s.get(ctx, s.resourceKey(r.ID), &written); gerr == nil {
+			return written.resource(), true, nil
 		} else if !errors.Is(gerr, ErrNotFound) {
 			continue // still unavailable
 		}
@@ -67,10 +67,56 @@ func (s *Store) CreateResource(ctx context.Context, r cheops.Resource) (res cheo
 	return r, false, fmt.Errorf("resource name %s: %w", r.Name, ErrExists)
 }
 
-// storedResource is a resource as written to etcd: the API hides the idempotency key, the store keeps it.
+// storedResource is a resource as written to etcd: the API hides the idempotency key and what the
+// resource provides, the store keeps them.
 type storedResource struct {
 	cheops.Resource
-	IdempotencyKey string `json:"idempotencyKey,omitempty"`
+	IdempotencyKey string   `json:"idempotencyKey,omitempty"`
+	Provides       []string `json:"provides,omitempty"`
+}
+
+func stored(r cheops.Resource) storedResource {
+	return storedResource{r, r.IdempotencyKey, r.Provides}
+}
+
+func (sr storedResource) resource() cheops.Resource {
+	r := sr.Resource
+	r.IdempotencyKey, r.Provides = sr.IdempotencyKey, sr.Provides
+	return r
+}
+
+// providesOps are the writes that make the index of what a resource provides go from was to is:
+// /provides/<key>/<id>, so that a dependent finds who provides a prerequisite by one read (see
+// Providers), and never by reading every resource.
+func (s *Store) providesOps(id string, was, is []string) []clientv3.Op {
+	var ops []clientv3.Op
+	for _, k := range was {
+		if !slices.Contains(is, k) {
+			ops = append(ops, clientv3.OpDelete(s.providesKey(k, id)))
+		}
+	}
+	for _, k := range is {
+		if !slices.Contains(was, k) {
+			ops = append(ops, clientv3.OpPut(s.providesKey(k, id), ""))
+		}
+	}
+	return ops
+}
+
+func (s *Store) providesKey(key, id string) string { return s.prefix + "/provides/" + key + "/" + id }
+
+// Providers returns the IDs of the resources that provide a prerequisite (its Key) on their sites.
+func (s *Store) Providers(ctx context.Context, key string) ([]string, error) {
+	prefix := s.prefix + "/provides/" + key + "/"
+	resp, err := s.c.Get(ctx, prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return nil, fmt.Errorf("etcd get providers of %s: %w", key, err)
+	}
+	ids := make([]string, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		ids = append(ids, strings.TrimPrefix(string(kv.Key), prefix))
+	}
+	return ids, nil
 }
 
 func (s *Store) getResource(ctx context.Context, id string) (cheops.Resource, int64, error) {
@@ -79,8 +125,7 @@ func (s *Store) getResource(ctx context.Context, id string) (cheops.Resource, in
 	if err != nil {
 		return cheops.Resource{}, 0, fmt.Errorf("resource %s: %w", id, err)
 	}
-	sr.Resource.IdempotencyKey = sr.IdempotencyKey
-	return sr.Resource, rev, nil
+	return sr.resource(), rev, nil
 }
 
 // GetResource returns one resource.
@@ -109,8 +154,7 @@ func (s *Store) ListResources(ctx context.Context) ([]cheops.Resource, error) {
 	}
 	out := make([]cheops.Resource, 0, len(stored))
 	for _, sr := range stored {
-		sr.Resource.IdempotencyKey = sr.IdempotencyKey
-		out = append(out, sr.Resource)
+		out = append(out, sr.resource())
 	}
 	slices.SortFunc(out, func(a, b cheops.Resource) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
@@ -131,7 +175,7 @@ func (s *Store) UpdateResource(ctx context.Context, id string, fn func(*cheops.R
 		if err != nil {
 			return r, err
 		}
-		before := r.Generation
+		before, provided := r.Generation, r.Provides
 		ev, err := fn(&r)
 		if errors.Is(err, ErrSkip) {
 			return r, nil
@@ -143,7 +187,8 @@ func (s *Store) UpdateResource(ctx context.Context, id string, fn func(*cheops.R
 		if r.Generation != before {
 			r.GenerationAt = r.UpdatedAt
 		}
-		ops := []clientv3.Op{clientv3.OpPut(s.resourceKey(id), mustJSON(storedResource{r, r.IdempotencyKey}))}
+		ops := []clientv3.Op{clientv3.OpPut(s.resourceKey(id), mustJSON(stored(r)))}
+		ops = append(ops, s.providesOps(id, provided, r.Provides)...)
 		if r.Generation != before {
 			ops = append(ops, s.specOp(r))
 		}
@@ -203,6 +248,7 @@ func (s *Store) DeleteResource(ctx context.Context, id string) error {
 	if r.IdempotencyKey != "" {
 		ops = append(ops, clientv3.OpDelete(s.idemKey(r.IdempotencyKey)))
 	}
+	ops = append(ops, s.providesOps(id, r.Provides, nil)...)
 	// The name may since have been taken by nobody else (names are unique), but compare anyway.
 	_, err = s.c.Txn(ctx).If(clientv3.Compare(clientv3.Value(s.nameKey(r.Name)), "=", id)).
 		Then(append(ops, clientv3.OpDelete(s.nameKey(r.Name)))...).Else(ops...).Commit()

@@ -14,6 +14,7 @@
 //	/events/<id>/<time>-<seq>       Event, append-only
 //	/site-events/<name>/<time>-<seq> Event of a site (who changed it, its health), append-only
 //	/specs/<id>/<generation>        Snapshot of each generation not yet committed (manifest, overrides)
+//	/provides/<kind>/<name>/<id>    empty; what a resource provides others on its sites ("namespace/team-a", "kind/example.com/Widget")
 //	/committed/<id>                 Snapshot of the last generation applied everywhere (transactional)
 //	/leaders/<task>/<lease>         the election of the worker that leads a task (prober, sweep)
 package store

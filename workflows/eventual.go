@@ -23,7 +23,17 @@ const (
 	applyAttempts   = 5
 	applyBackoff    = time.Second
 	applyBackoffMax = 30 * time.Second
+	// waitingRetry is the wait before the next round when sites wait for their dependencies (and
+	// nothing else failed): a dependency turns Ready within seconds of being applied, and its
+	// dependents must not sit out a failure's backoff, which grows to minutes.
+	waitingRetry = 10 * time.Second
 )
+
+// dependenciesVersion is the version of the "dependencies" change from which a site that waits
+// for its dependencies (class Waiting) is neither marked Failed nor backed off as a failure. The
+// version is asked only when a site waits, which no site did before this change, so older
+// histories replay unchanged.
+const dependenciesVersion workflow.Version = 1
 
 // converge is one round of eventual mode: apply the generation to every site that needs it, remove
 // replicas that left the scope, and say how long to wait before the next round. Sites fail
@@ -44,11 +54,16 @@ func (r *resourceRun) converge(ctx workflow.Context, plan cheops.Plan) time.Dura
 			r.awaitReadiness(ctx, plan, awaiting, time.Time{}, failures)
 		}
 	}
-	r.status.Failed = nil
+	r.status.Failed, r.status.Waiting = nil, nil
 	retryLater := len(plan.Parked) > 0
 	for _, site := range plan.Apply {
 		f, failed := failures[site]
 		if !failed {
+			continue
+		}
+		if f.class == cheops.Waiting && r.dependencies(ctx) {
+			// Not a failure: the site is tried again soon (see waitingRetry).
+			r.status.Waiting = append(r.status.Waiting, site)
 			continue
 		}
 		r.status.Failed = append(r.status.Failed, site)
@@ -78,7 +93,7 @@ func (r *resourceRun) converge(ctx workflow.Context, plan cheops.Plan) time.Dura
 			retryLater = true
 		}
 	}
-	if len(r.status.Failed) == 0 && len(plan.Parked) == 0 && len(plan.Rejected) == 0 && !retryLater {
+	if len(r.status.Failed) == 0 && len(r.status.Waiting) == 0 && len(plan.Parked) == 0 && len(plan.Rejected) == 0 && !retryLater {
 		// Applied everywhere: remember it as the generation a transactional change rolls back to.
 		if err := r.commit(ctx, plan, version >= localCommit); err != nil {
 			retryLater = true
@@ -86,10 +101,23 @@ func (r *resourceRun) converge(ctx workflow.Context, plan cheops.Plan) time.Dura
 	}
 	if !retryLater {
 		r.failedRounds = 0
+		if len(r.status.Waiting) > 0 {
+			return waitingRetry
+		}
 		return ResyncInterval
 	}
 	r.failedRounds++
-	return backoff(plan.RetryInitial, plan.RetryMax, r.failedRounds)
+	wait := backoff(plan.RetryInitial, plan.RetryMax, r.failedRounds)
+	if len(r.status.Waiting) > 0 {
+		wait = min(wait, waitingRetry)
+	}
+	return wait
+}
+
+// dependencies says whether this run treats a site waiting for its dependencies as a wait rather
+// than a failure (see dependenciesVersion).
+func (r *resourceRun) dependencies(ctx workflow.Context) bool {
+	return workflow.GetVersion(ctx, "dependencies", workflow.DefaultVersion, dependenciesVersion) >= dependenciesVersion
 }
 
 // backoff is the wait before retry round n (from 1): initial doubled each round, capped at max.
@@ -119,9 +147,9 @@ type siteFailure struct {
 }
 
 // changesSite says whether a failure of this class may have left a change on the site: only a
-// rejection and a site that could not be reached are known not to.
+// rejection, a site that could not be reached, and a wait for dependencies are known not to.
 func changesSite(class cheops.ErrorClass) bool {
-	return class != cheops.Permanent && class != cheops.Unreachable
+	return class != cheops.Permanent && class != cheops.Unreachable && class != cheops.Waiting
 }
 
 // applyEachSite applies the plan with one ApplyReplica activity per site, retried by Temporal as

@@ -9,7 +9,9 @@ import (
 
 // testdata/*.json are real histories recorded by the end-to-end test TestRecordedHistoryReplays:
 // resource_history.json before waves (one activity per site), history-waves-*.json with waves
-// (eventual: apply and delete waves; transactional: a saga applied and compensated in waves).
+// (eventual: apply and delete waves; transactional: a saga applied and compensated in waves), and
+// history-deps-dependencies.json, whose replica waited for its dependsOn past a round (the
+// "dependencies" version).
 // Replaying them against today's code catches a change that would break running workflows. Record
 // new ones deliberately (CHEOPS_RECORD_HISTORY=<name> make e2e) and keep the old: workflows that
 // started under older code still run.

@@ -85,6 +85,8 @@ type Status struct {
 	AppliedGeneration int64
 	// Failed are the sites whose replica did not converge in the last round, sorted.
 	Failed []string
+	// Waiting are the sites whose replica waits for its dependencies there (see cheops.Waiting).
+	Waiting []string `json:",omitempty"`
 	// Parked are sites in scope that are unreachable, waiting for them to come back.
 	Parked []string
 	// Rejected are sites that rejected the target generation.

@@ -41,9 +41,12 @@ func (r *resourceRun) rollOut(ctx workflow.Context, plan cheops.Plan) map[string
 				continue
 			}
 			failures[site] = fl
-			if fl.class == classInterrupted {
+			switch fl.class {
+			case classInterrupted:
 				interrupted = true
-			} else {
+			case cheops.Waiting:
+				// Waiting for its dependencies on the site is not a failure of the site.
+			default:
 				failed = append(failed, site)
 			}
 		}

@@ -56,6 +56,10 @@ func (r *resourceRun) searchStateOf() string {
 		return string(cheops.ResourceRolledBack)
 	case len(r.status.Failed) > 0 || len(r.status.Parked) > 0 || len(r.status.Rejected) > 0:
 		return string(cheops.ResourceDegraded)
+	case len(r.status.Waiting) > 0:
+		// Sites wait for their dependencies: on their way, not failed. (Only runs at the
+		// "dependencies" version have such sites.)
+		return string(cheops.ResourceProgressing)
 	default:
 		return string(cheops.ResourceReady)
 	}

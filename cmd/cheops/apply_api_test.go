@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -154,6 +155,44 @@ func TestApplyManyManifests(t *testing.T) {
 	}
 	if out, err := cli("apply", "-f", bad, "--sites", "paris", "--name", "x"); err == nil || !strings.Contains(out+err.Error(), "--name names one resource") {
 		t.Fatalf("--name with three manifests: %v\n%s", err, out)
+	}
+}
+
+// apply --depends-on declares what a resource depends on, keeps it on an apply without the flag,
+// clears it when given empty, and a name that is no resource is refused naming dependsOn.
+func TestApplyDependsOn(t *testing.T) {
+	srv, c := realAPI(t)
+	ctx := context.Background()
+	if _, err := c.CreateSite(ctx, client.SiteRequest{Name: "paris", Driver: cheops.DriverKubernetes,
+		Kubernetes: &client.KubernetesSettings{Kubeconfig: testKubeconfig}}); err != nil {
+		t.Fatal(err)
+	}
+	cli := func(args ...string) (string, error) {
+		return runCLI(t, append([]string{"--server", srv.URL, "--token", "test-admin-token", "apply"}, args...)...)
+	}
+	base := writeManifest(t, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: base}\n")
+	if out, err := cli("-f", base, "--sites", "paris"); err != nil {
+		t.Fatalf("apply base: %v\n%s", err, out)
+	}
+	app := writeManifest(t, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\ndata: {v: \"1\"}\n")
+	if out, err := cli("-f", app, "--sites", "paris", "--depends-on", "base, nowhere"); err == nil || !strings.Contains(out, "dependsOn[1]") {
+		t.Fatalf("apply --depends-on naming no resource: %v\n%s", err, out)
+	}
+	if out, err := cli("-f", app, "--sites", "paris", "--depends-on", "base"); err != nil || !strings.Contains(out, "Depends on:") {
+		t.Fatalf("apply --depends-on base: %v\n%s", err, out)
+	}
+	app2 := writeManifest(t, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\ndata: {v: \"2\"}\n")
+	if out, err := cli("-f", app2); err != nil {
+		t.Fatalf("apply without --depends-on: %v\n%s", err, out)
+	}
+	if r, err := c.GetResource(ctx, "app"); err != nil || !slices.Equal(r.DependsOn, []string{"base"}) || r.Generation != 2 {
+		t.Fatalf("after an apply without the flag: dependsOn %v at generation %d, %v; want [base] kept", r.DependsOn, r.Generation, err)
+	}
+	if out, err := cli("-f", app2, "--depends-on", ""); err != nil {
+		t.Fatalf("apply --depends-on '': %v\n%s", err, out)
+	}
+	if r, err := c.GetResource(ctx, "app"); err != nil || len(r.DependsOn) != 0 {
+		t.Fatalf("after --depends-on '': dependsOn %v, %v; want none", r.DependsOn, err)
 	}
 }
 

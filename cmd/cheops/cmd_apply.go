@@ -33,12 +33,16 @@ type applyOptions struct {
 	rolloutWave, rolloutSoak   string
 	rolloutGroups              []string
 	rolloutMaxFailures         int
-	wait                       bool
-	timeout                    time.Duration
+	// dependsOn is set when --depends-on is given: the names of resources depended on (none
+	// when the flag is given empty).
+	dependsOn *[]string
+	wait      bool
+	timeout   time.Duration
 }
 
 func newApplyCmd(f *clientFlags) *cobra.Command {
 	var o applyOptions
+	var dependsOn string
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE|FOLDER|- (--sites a,b | --selector SEL | --scope EXPR)",
 		Short: "Create or update resources from manifests (YAML, several documents, or JSON; a file or a folder)",
@@ -50,9 +54,21 @@ transactional resource transactional). It is refused if the resource changed sin
 -f may name a YAML file of several documents (---), or a folder, whose .yaml, .yml and .json files
 are applied in name order; each manifest is a resource, the flags apply to all, and apply goes on
 after one fails and exits non-zero at the end. --wait shows per-site progress until every replica
-is Ready, or a replica fails.`,
+is Ready, or a replica fails. --depends-on names resources that must be available on a site before
+these are applied there (a Namespace or a CRD declared as a resource is waited for without it).`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return f.apply(cmd, o) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("depends-on") {
+				deps := []string{}
+				for _, name := range strings.Split(dependsOn, ",") {
+					if name = strings.TrimSpace(name); name != "" {
+						deps = append(deps, name)
+					}
+				}
+				o.dependsOn = &deps
+			}
+			return f.apply(cmd, o)
+		},
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&o.file, "file", "f", "", "manifest file (YAML, several documents allowed, or JSON), a folder of them, or - for standard input")
@@ -70,6 +86,7 @@ is Ready, or a replica fails.`,
 	fl.StringArrayVar(&o.rolloutGroups, "rollout-group", nil, "progressive rollout: a label selector whose sites go before the others' (repeat, in order; e.g. canary=true)")
 	fl.StringVar(&o.rolloutSoak, "rollout-soak", "", "progressive rollout: how long to wait after each wave (e.g. 30s)")
 	fl.IntVar(&o.rolloutMaxFailures, "rollout-max-failures", 0, "progressive rollout: failed sites that stop it and pause the resource (0: never stop)")
+	fl.StringVar(&dependsOn, "depends-on", "", `comma-separated names of resources that must be available on a site before this one is applied there ("" removes them)`)
 	fl.BoolVar(&o.wait, "wait", false, "wait until every replica is Ready, showing progress")
 	fl.DurationVar(&o.timeout, "timeout", 5*time.Minute, "how long --wait waits")
 	_ = cmd.RegisterFlagCompletionFunc("sites", f.completeSiteList)
@@ -162,14 +179,14 @@ func (f *clientFlags) applyOne(cmd *cobra.Command, c *client.Client, o applyOpti
 		if patch.Manifest, err = client.ManifestPatch(r.Manifest, m.json); err != nil {
 			return r, fmt.Errorf("-f %s: %w", m.source, err)
 		}
-		patch.Scope, patch.Policy = scope, policy
+		patch.Scope, patch.Policy, patch.DependsOn = scope, policy, o.dependsOn
 		// If-Match: a change made by someone else since the read is refused, not overwritten.
 		r, err = c.PatchResource(ctx, r.ID, patch, client.UpdateOptions{IfGeneration: r.Generation})
 	case client.IsNotFound(err):
 		if scope == nil {
 			return r, usageError{errors.New("a new resource needs --sites, --selector or --scope")}
 		}
-		req := client.ResourceRequest{Name: name, Driver: m.driver, Manifest: m.json, Scope: scope}
+		req := client.ResourceRequest{Name: name, Driver: m.driver, Manifest: m.json, Scope: scope, DependsOn: o.dependsOn}
 		if policy != nil {
 			req.Policy = &cheops.Policy{}
 			if policy.Consistency != nil {

@@ -46,6 +46,9 @@ func (f *clientFlags) printResource(cmd *cobra.Command, r client.Resource) error
 		if pol := r.Policy.WithDefaults(); pol.Conflict == cheops.ConflictAdopt {
 			fmt.Fprintf(w, "Conflict:\tadopt (adopted objects: %s on delete)\n", pol.Adopted)
 		}
+		if len(r.DependsOn) > 0 {
+			fmt.Fprintf(w, "Depends on:\t%s\n", strings.Join(r.DependsOn, ", "))
+		}
 		if r.Paused {
 			fmt.Fprintln(w, "Paused:\tyes (cheops resume "+r.Name+")")
 		}

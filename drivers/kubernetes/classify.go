@@ -14,6 +14,10 @@ func classify(err error) error {
 	if err == nil {
 		return nil
 	}
+	if m, ok := missing(err); ok {
+		// Rejected, unless a resource of cheops will provide it (the activity decides).
+		err = &cheops.MissingError{Missing: m, Err: err}
+	}
 	return cheops.Classify(classOf(err), err)
 }
 
