@@ -1,7 +1,10 @@
 package kubernetes
 
 import (
+	"errors"
+	"net"
 	"strings"
+	"syscall"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -19,6 +22,31 @@ func classify(err error) error {
 		err = &cheops.MissingError{Missing: m, Err: err}
 	}
 	return cheops.Classify(classOf(err), err)
+}
+
+// classifyWrite is classify for a request that changes the site: one that timed out may have
+// reached the site and changed it, so it is Transient (the outcome is unknown), never Unreachable,
+// which says the site is known untouched. Only a request that never left (a connection refused, a
+// failed dial or name lookup) is Unreachable.
+func classifyWrite(err error) error {
+	if err == nil {
+		return nil
+	}
+	class := classOf(err)
+	if class == cheops.Unreachable && !neverSent(err) {
+		class = cheops.Transient
+	}
+	return cheops.Classify(class, err)
+}
+
+// neverSent reports whether a request failed before it could reach the site.
+func neverSent(err error) bool {
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) {
+		return true
+	}
+	var dnsErr *net.DNSError
+	var opErr *net.OpError
+	return errors.As(err, &dnsErr) || errors.As(err, &opErr) && opErr.Op == "dial"
 }
 
 func classOf(err error) cheops.ErrorClass {

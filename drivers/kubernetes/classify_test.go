@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"syscall"
 	"testing"
 
@@ -41,6 +42,22 @@ func TestClassify(t *testing.T) {
 		if got := cheops.ClassOf(classify(c.err)); got != c.want {
 			t.Errorf("%s: class %s, want %s", c.name, got, c.want)
 		}
+	}
+}
+
+// A write that timed out may have changed the site: Transient, never Unreachable (untouched); one
+// refused before it was sent is Unreachable.
+func TestClassifyWrite(t *testing.T) {
+	timedOut := fmt.Errorf("apply ConfigMap x: %w", &url.Error{Op: "Patch", URL: "https://site", Err: context.DeadlineExceeded})
+	if got := cheops.ClassOf(classify(timedOut)); got != cheops.Unreachable {
+		t.Errorf("a read that timed out is %s; want Unreachable", got)
+	}
+	if got := cheops.ClassOf(classifyWrite(timedOut)); got != cheops.Transient {
+		t.Errorf("a write that timed out is %s; want Transient", got)
+	}
+	refused := fmt.Errorf("apply ConfigMap x: %w", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED})
+	if got := cheops.ClassOf(classifyWrite(refused)); got != cheops.Unreachable {
+		t.Errorf("a write refused before it was sent is %s; want Unreachable", got)
 	}
 }
 

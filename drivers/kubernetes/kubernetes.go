@@ -376,7 +376,7 @@ func (d *Driver) Apply(ctx context.Context, t cheops.Target, req cheops.ApplyReq
 	force := true
 	out, err := ri.Patch(ctx, u.GetName(), types.ApplyPatchType, body, metav1.PatchOptions{FieldManager: cheops.FieldManager, Force: &force})
 	if err != nil {
-		return cheops.ApplyResult{}, classify(fmt.Errorf("apply %s %s on site %s: %w", u.GetKind(), u.GetName(), t.Site.Name, err))
+		return cheops.ApplyResult{}, classifyWrite(fmt.Errorf("apply %s %s on site %s: %w", u.GetKind(), u.GetName(), t.Site.Name, err))
 	}
 	// The site answers an apply with the object as it now stands, status included: most objects
 	// (a ConfigMap, a Namespace) are Ready in that answer, with no read more.
@@ -573,7 +573,7 @@ func (d *Driver) Delete(ctx context.Context, t cheops.Target, ref cheops.ObjectR
 	policy := metav1.DeletePropagationBackground
 	err = ri.Delete(ctx, ref.Name, metav1.DeleteOptions{PropagationPolicy: &policy})
 	if err != nil && !apierrors.IsNotFound(err) {
-		return classify(fmt.Errorf("delete %s %s on site %s: %w", ref.Kind, ref.Name, t.Site.Name, err))
+		return classifyWrite(fmt.Errorf("delete %s %s on site %s: %w", ref.Kind, ref.Name, t.Site.Name, err))
 	}
 	return nil
 }
@@ -608,7 +608,7 @@ func (d *Driver) DeleteOwned(ctx context.Context, t cheops.Target, ref cheops.Ob
 	err = ri.Delete(ctx, ref.Name, metav1.DeleteOptions{PropagationPolicy: &policy, Preconditions: &metav1.Preconditions{UID: &uid}})
 	if err != nil && !apierrors.IsNotFound(err) {
 		// A failed precondition (replaced meanwhile) is a conflict: the next try looks again.
-		return classify(fmt.Errorf("delete %s %s on site %s: %w", ref.Kind, ref.Name, t.Site.Name, err))
+		return classifyWrite(fmt.Errorf("delete %s %s on site %s: %w", ref.Kind, ref.Name, t.Site.Name, err))
 	}
 	return nil
 }
