@@ -30,7 +30,7 @@ build:
 ## each); the first run builds kube-apiserver into ~/.cache/cheops (about 5 minutes, once)
 DEMO_SITES ?= 3
 run: build
-	@if [ "$(DEMO_SITES)" != 0 ]; then bash scripts/kube-tools.sh kube-apiserver >/dev/null; fi
+	@if [ "$(DEMO_SITES)" != 0 ] && [ -z "$$CHEOPS_KUBE_APISERVER" ]; then bash scripts/kube-tools.sh kube-apiserver >/dev/null; fi
 	./$(BIN) dev --demo-sites $(DEMO_SITES)
 
 ## test: lint, unit and integration tests, end-to-end tests against real kube-apiservers (site-1 with a
