@@ -25,9 +25,13 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/cheops
 
-## run: cheops dev — API on :8080, Temporal on :7233, its Web UI on :8233, data in ./.cheops
+## run: cheops dev — API on :8080, Temporal on :7233, its Web UI on :8233, data in ./.cheops, and
+## DEMO_SITES real kube-apiservers registered as sites paris, berlin, lyon (0 for none; about 270 MB
+## each); the first run builds kube-apiserver into ~/.cache/cheops (about 5 minutes, once)
+DEMO_SITES ?= 3
 run: build
-	./$(BIN) dev
+	@if [ "$(DEMO_SITES)" != 0 ] && [ -z "$$CHEOPS_KUBE_APISERVER" ]; then bash scripts/kube-tools.sh kube-apiserver >/dev/null; fi
+	./$(BIN) dev --demo-sites $(DEMO_SITES)
 
 ## test: lint, unit and integration tests, end-to-end tests against real kube-apiservers (site-1 with a
 ## controller-manager, a scheduler and kwok), then the shortened chaos run against the production topology

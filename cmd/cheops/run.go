@@ -22,6 +22,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.temporal.io/sdk/client"
 
+	"github.com/cheops-io/cheops"
 	"github.com/cheops-io/cheops/activities"
 	"github.com/cheops-io/cheops/api"
 	"github.com/cheops-io/cheops/devstack"
@@ -198,6 +199,7 @@ type devConfig struct {
 	Host         hostConfig
 	Seal         sealConfig
 	Tokens       tokensConfig
+	Demo         demoConfig
 }
 
 func newDevCmd() *cobra.Command {
@@ -207,7 +209,11 @@ func newDevCmd() *cobra.Command {
 		Short: "Run everything in one process: embedded etcd, Temporal with its Web UI, the API and a worker",
 		Long: `Run everything in one process: an embedded etcd, an embedded Temporal server (SQLite) with its
 Web UI, the API and a worker. State lives under --data-dir and survives a restart: resources,
-replicas and running workflows all come back.`,
+replicas and running workflows all come back.
+
+--demo-sites N also runs N real kube-apiservers (paris, berlin, lyon; about 270 MB each) on the
+embedded etcd, bound to 127.0.0.1, and registers them as sites; they stop with this process. Their
+binary is built once by 'bash scripts/kube-tools.sh' ('make run' does); this command builds nothing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDev(c) },
 	}
@@ -223,6 +229,7 @@ replicas and running workflows all come back.`,
 	c.Host.register(fs)
 	c.Seal.register(fs, "")
 	c.Tokens.register(fs)
+	c.Demo.register(fs)
 	c.Log.register(fs)
 	registerPprof(fs, &c.PprofAddr)
 	return cmd
@@ -242,7 +249,7 @@ func runDev(c devConfig) error {
 	if err != nil {
 		return err
 	}
-	if err := errors.Join(c.WorkerConfig.validate(), c.Host.validate(), c.Listen.validate()); err != nil {
+	if err := errors.Join(c.WorkerConfig.validate(), c.Host.validate(), c.Listen.validate(), c.Demo.validate()); err != nil {
 		return err
 	}
 	if c.TemporalPort <= 0 || c.TemporalPort > 65535 {
@@ -292,6 +299,15 @@ func runDev(c devConfig) error {
 	}
 	defer etcd.Close()
 	log.Info("etcd ready", "endpoint", etcd.Endpoint)
+	// The demo apiservers start while Temporal does, and stop before etcd, however runDev returns.
+	demoStarted, demoStart := startDemoAsync(ctx, c, etcd.Endpoint, log)
+	defer func() {
+		stop()
+		if d, _ := demoStarted(); d != nil {
+			d.stop()
+			log.Info("demo sites stopped")
+		}
+	}()
 	tsrv, err := devstack.StartTemporal(devstack.TemporalOptions{
 		DatabaseFile: filepath.Join(c.DataDir, "temporal.db"), IP: "127.0.0.1",
 		FrontendPort: c.TemporalPort, UIPort: c.UIPort, LogFormat: c.Log.temporalFormat(),
@@ -322,6 +338,16 @@ func runDev(c devConfig) error {
 	}
 	s := store.New(ec, "/cheops")
 	s.SealWith(keys)
+	if c.Demo.Sites > 0 {
+		d, err := demoStarted()
+		if err != nil {
+			return fmt.Errorf("--demo-sites: %w", err)
+		}
+		if err := d.register(ctx, s, c.Host.drivers()[cheops.DriverKubernetes], log); err != nil {
+			return err
+		}
+		log.Info("demo sites ready", "sites", c.Demo.Sites, "took", time.Since(demoStart).Round(time.Millisecond))
+	}
 	errc := make(chan error, 2)
 	// One registry: the API's /metrics also shows the in-process worker's activity failures.
 	m := metrics.New(s)

@@ -24,8 +24,9 @@ func cli(t *testing.T, args ...string) (string, error) {
 	return string(out), err
 }
 
-// The README's walkthrough, through the CLI: list sites, apply with --wait, get, list, events,
-// update, delete with --wait — checked on the apiservers with client-go.
+// The README's walkthrough, through the CLI, on the suite's sites (TestDemoSites runs the README's
+// text itself on demo sites): list sites, apply with --wait, get, list, events, update, delete
+// with --wait — checked on the apiservers with client-go.
 func TestCLIWalkthrough(t *testing.T) {
 	out, err := cli(t, "site", "list")
 	if err != nil || !strings.Contains(out, "site-1") || !strings.Contains(out, "region=eu") {

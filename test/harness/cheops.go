@@ -126,6 +126,9 @@ type Options struct {
 	// ProbeInterval and SweepInterval of the worker (defaults 1s and 2s: fault tests see health
 	// change quickly). The benchmark uses the production defaults, so that it measures their cost.
 	ProbeInterval, SweepInterval time.Duration
+	// DemoSites makes `cheops dev` run and register that many demo sites (--demo-sites), their
+	// files under <dir>/data/demo-sites.
+	DemoSites int
 }
 
 // StartCheops starts cheops with its data under dir.
@@ -159,6 +162,9 @@ func StartCheops(bin, dir string, opts ...Options) (*Cheops, error) {
 		"--temporal-port", strconv.Itoa(ports[1]), "--ui-port", strconv.Itoa(ports[2]),
 		"--etcd-client-addr", "127.0.0.1:" + strconv.Itoa(ports[3]),
 		"--etcd-peer-addr", "127.0.0.1:" + strconv.Itoa(ports[4]), "--log-level", o.LogLevel}
+	if o.DemoSites > 0 {
+		c.devArgs = append(c.devArgs, "--demo-sites", strconv.Itoa(o.DemoSites))
+	}
 	c.logLevel = o.LogLevel
 	c.probe, c.sweep = cmp.Or(o.ProbeInterval, time.Second), cmp.Or(o.SweepInterval, 2*time.Second)
 	if o.PprofAddr != "" {

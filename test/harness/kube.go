@@ -5,21 +5,11 @@
 package harness
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
+	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
-	"syscall"
-	"time"
 
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -27,52 +17,33 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/cheops-io/cheops/devstack/etcdembed"
-	"github.com/cheops-io/cheops/internal/freeport"
+	"github.com/cheops-io/cheops/internal/kubeapi"
 )
 
 // KubeVersion is the Kubernetes release the harness runs; scripts/kube-tools.sh builds it.
-const KubeVersion = "v1.35.4"
+const KubeVersion = kubeapi.Version
 
 // KubeAPIServerPath returns the kube-apiserver binary: $CHEOPS_KUBE_APISERVER, or the one
 // scripts/kube-tools.sh caches. It is an error, not a skip, when it is missing.
-func KubeAPIServerPath() (string, error) { return kubeTool("kube-apiserver", "CHEOPS_KUBE_APISERVER") }
+func KubeAPIServerPath() (string, error) { return kubeapi.Binary() }
 
 // KubectlPath returns the kubectl binary: $CHEOPS_KUBECTL, or the one scripts/kube-tools.sh caches.
-func KubectlPath() (string, error) { return kubeTool("kubectl", "CHEOPS_KUBECTL") }
+func KubectlPath() (string, error) { return kubeapi.Tool("kubectl", "CHEOPS_KUBECTL") }
 
 // KubeControllerManagerPath returns the kube-controller-manager binary: $CHEOPS_KUBE_CONTROLLER_MANAGER,
 // or the one scripts/kube-tools.sh caches.
 func KubeControllerManagerPath() (string, error) {
-	return kubeTool("kube-controller-manager", "CHEOPS_KUBE_CONTROLLER_MANAGER")
+	return kubeapi.Tool("kube-controller-manager", "CHEOPS_KUBE_CONTROLLER_MANAGER")
 }
 
 // KubeSchedulerPath returns the kube-scheduler binary: $CHEOPS_KUBE_SCHEDULER, or the one
 // scripts/kube-tools.sh caches.
-func KubeSchedulerPath() (string, error) { return kubeTool("kube-scheduler", "CHEOPS_KUBE_SCHEDULER") }
-
-func kubeTool(name, envVar string) (string, error) {
-	return cachedTool(filepath.Join("kube-"+KubeVersion, "bin", name), envVar)
+func KubeSchedulerPath() (string, error) {
+	return kubeapi.Tool("kube-scheduler", "CHEOPS_KUBE_SCHEDULER")
 }
 
 // cachedTool returns $envVar, or the file at rel under the cache scripts/kube-tools.sh fills.
-func cachedTool(rel, envVar string) (string, error) {
-	if p := os.Getenv(envVar); p != "" {
-		return p, nil
-	}
-	cache := os.Getenv("CHEOPS_CACHE")
-	if cache == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", err
-		}
-		cache = filepath.Join(home, ".cache", "cheops")
-	}
-	p := filepath.Join(cache, rel)
-	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("%s not found at %s: run scripts/kube-tools.sh (make test does): %w", filepath.Base(p), p, err)
-	}
-	return p, nil
-}
+func cachedTool(rel, envVar string) (string, error) { return kubeapi.Cached(rel, envVar) }
 
 // KubeCluster is a set of kube-apiservers sharing one etcd, each under its own prefix.
 type KubeCluster struct {
@@ -89,10 +60,7 @@ type Apiserver struct {
 	Token      string
 	Kubeconfig string // path of a kubeconfig file for it
 	Config     *rest.Config
-	cmd        *exec.Cmd
-	exited     chan struct{}
-	args       []string
-	logPath    string
+	srv        *kubeapi.Server
 	dir        string
 	workloads  *workloads // set by StartWorkloads
 }
@@ -139,75 +107,19 @@ func StartKube(dir string, n int) (*KubeCluster, error) {
 
 func (kc *KubeCluster) startOne(name string) (*Apiserver, error) {
 	dir := filepath.Join(kc.dir, name)
-	if err := os.MkdirAll(filepath.Join(dir, "certs"), 0o700); err != nil {
-		return nil, err
-	}
-	token := name + "-token"
-	if err := os.WriteFile(filepath.Join(dir, "tokens.csv"), []byte(token+",admin,admin-uid,system:masters\n"), 0o600); err != nil {
-		return nil, err
-	}
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	srv, err := kubeapi.New(kubeapi.Config{Binary: kc.binary, Name: name, Dir: dir, EtcdEndpoint: kc.etcd.Endpoint, Token: name + "-token"})
 	if err != nil {
 		return nil, err
 	}
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
-	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	if err != nil {
-		return nil, err
-	}
-	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub})
-	if err := os.WriteFile(filepath.Join(dir, "sa.key"), keyPEM, 0o600); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "sa.pub"), pubPEM, 0o600); err != nil {
-		return nil, err
-	}
-	port, err := freeport.On("127.0.0.1")
-	if err != nil {
-		return nil, err
-	}
-	a := &Apiserver{Name: name, URL: "https://127.0.0.1:" + strconv.Itoa(port), Token: token, logPath: filepath.Join(dir, "apiserver.log"), dir: dir}
-	a.args = []string{
-		"--etcd-servers=" + kc.etcd.Endpoint,
-		"--etcd-prefix=/" + name,
-		"--bind-address=127.0.0.1",
-		"--advertise-address=127.0.0.1",
-		"--secure-port=" + strconv.Itoa(port),
-		"--cert-dir=" + filepath.Join(dir, "certs"),
-		"--token-auth-file=" + filepath.Join(dir, "tokens.csv"),
-		"--service-account-key-file=" + filepath.Join(dir, "sa.pub"),
-		"--service-account-signing-key-file=" + filepath.Join(dir, "sa.key"),
-		"--service-account-issuer=https://kubernetes.default.svc",
-		"--service-cluster-ip-range=10.0.0.0/24",
-		"--authorization-mode=RBAC",
-		"--disable-admission-plugins=ServiceAccount",
-		"--enable-priority-and-fairness=false",
-		"--profiling=false",
-	}
-	if err := a.Start(kc.binary); err != nil {
+	a := &Apiserver{Name: name, URL: srv.URL, Token: srv.Token, Kubeconfig: srv.Kubeconfig, srv: srv, dir: dir}
+	if err := a.Start(""); err != nil {
 		return a, err
 	}
-	kubeconfig := fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters:
-- name: %[1]s
-  cluster:
-    server: %[2]s
-    insecure-skip-tls-verify: true
-users:
-- name: admin
-  user:
-    token: %[3]s
-contexts:
-- name: %[1]s
-  context: {cluster: %[1]s, user: admin}
-current-context: %[1]s
-`, name, a.URL, token)
-	a.Kubeconfig = filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(a.Kubeconfig, []byte(kubeconfig), 0o600); err != nil {
+	kubeconfig, err := os.ReadFile(a.Kubeconfig)
+	if err != nil {
 		return a, err
 	}
-	if a.Config, err = clientcmd.RESTConfigFromKubeConfig([]byte(kubeconfig)); err != nil {
+	if a.Config, err = clientcmd.RESTConfigFromKubeConfig(kubeconfig); err != nil {
 		return a, err
 	}
 	// The tests' own clients check and measure; client-side throttling must not skew either.
@@ -215,55 +127,19 @@ current-context: %[1]s
 	return a, nil
 }
 
-// Start (re)starts the apiserver process and waits until it is ready; after StartWorkloads, it
-// restarts the workload processes too (Stop stopped them).
+// Start (re)starts the apiserver process, with binary when not empty, and waits until it is
+// ready; after StartWorkloads, it restarts the workload processes too (Stop stopped them).
 func (a *Apiserver) Start(binary string) error {
-	if err := a.start(binary); err != nil {
+	if binary != "" {
+		a.srv.Binary = binary
+	}
+	if err := a.srv.Start(context.Background()); err != nil {
 		return err
 	}
 	if a.workloads != nil {
 		return a.workloads.start()
 	}
 	return nil
-}
-
-func (a *Apiserver) start(binary string) error {
-	if binary == "" {
-		binary = a.cmd.Path
-	}
-	logf, err := os.OpenFile(a.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(binary, a.args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("start kube-apiserver %s: %w", a.Name, err)
-	}
-	a.cmd, a.exited = cmd, make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(a.exited) }()
-	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	deadline := time.Now().Add(90 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-a.exited:
-			return fmt.Errorf("kube-apiserver %s %w; see %s, which ends:\n%s", a.Name, errExitedDuringStart, a.logPath, logTail(a.logPath, 10))
-		default:
-		}
-		req, _ := http.NewRequest(http.MethodGet, a.URL+"/readyz", nil)
-		req.Header.Set("Authorization", "Bearer "+a.Token)
-		if resp, err := hc.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	a.Stop()
-	return fmt.Errorf("kube-apiserver %s not ready after 90s; see %s", a.Name, a.logPath)
 }
 
 // Stop stops the workload processes StartWorkloads started, then the apiserver: SIGTERM, then
@@ -276,16 +152,7 @@ func (a *Apiserver) Stop() {
 	if a.workloads != nil {
 		a.workloads.stop()
 	}
-	if a.cmd == nil || a.cmd.Process == nil {
-		return
-	}
-	_ = a.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-a.exited:
-	case <-time.After(5 * time.Second):
-		_ = a.cmd.Process.Kill()
-		<-a.exited
-	}
+	a.srv.Stop()
 }
 
 // Clients returns a typed and a dynamic client for the apiserver.
@@ -308,15 +175,8 @@ func (kc *KubeCluster) Close() {
 	}
 }
 
-// errExitedDuringStart is an apiserver process that ended before it answered.
-var errExitedDuringStart = errors.New("exited during start")
+// errExitedDuringStart is a process that ended before it answered.
+var errExitedDuringStart = kubeapi.ErrExitedDuringStart
 
 // logTail returns the last n lines of a log file, for an error that points at it.
-func logTail(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "(" + err.Error() + ")"
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
+func logTail(path string, n int) string { return kubeapi.LogTail(path, n) }

@@ -277,8 +277,8 @@ func (w *workloads) stop() {
 // process name; a process not running is left out.
 func (a *Apiserver) RSS() map[string]int64 {
 	out := map[string]int64{}
-	if a.cmd != nil && a.cmd.Process != nil {
-		if n, err := rss(a.cmd.Process.Pid); err == nil {
+	if a.srv != nil && a.srv.Running() {
+		if n, err := rss(a.srv.Pid()); err == nil {
 			out["kube-apiserver"] = n
 		}
 	}
