@@ -161,7 +161,22 @@ type Policy struct {
 	// DefaultReadyTimeout); past it, the replica fails on its site (in transactional mode, the
 	// generation is rolled back).
 	ReadyTimeout Duration `json:"readyTimeout,omitempty"`
+	// Drift says what becomes of a replica whose object on its site was deleted or changed by
+	// someone else: re-applied (DriftCorrect, the default) or only reported (DriftReport).
+	Drift DriftPolicy `json:"drift,omitempty"`
 }
+
+// DriftPolicy says what cheops does when a replica's object drifts from what it applied.
+type DriftPolicy string
+
+// Drift policies.
+const (
+	// DriftCorrect: the replica is reported drifted and re-applied at once.
+	DriftCorrect DriftPolicy = "correct"
+	// DriftReport: the replica is reported drifted and left as it is, until a new generation or a
+	// resync applies it again.
+	DriftReport DriftPolicy = "report"
+)
 
 // ReadinessPolicy says when an applied replica counts as Ready.
 type ReadinessPolicy string
@@ -206,6 +221,9 @@ func (p Policy) WithDefaults() Policy {
 	}
 	if p.ReadyTimeout <= 0 {
 		p.ReadyTimeout = DefaultReadyTimeout
+	}
+	if p.Drift == "" {
+		p.Drift = DriftCorrect
 	}
 	return p
 }
@@ -338,9 +356,14 @@ type Replica struct {
 	FailedGeneration int64 `json:"failedGeneration,omitempty"`
 	// AppliedAt is when the site took ObservedGeneration; its ReadyTimeout runs from then.
 	AppliedAt *time.Time `json:"appliedAt,omitempty"`
-	Attempts  int        `json:"attempts"`
-	CreatedAt time.Time  `json:"createdAt"`
-	UpdatedAt time.Time  `json:"updatedAt"`
+	// Drifted is set when the replica's object on its site no longer is what cheops applied (it
+	// was deleted, or another manager changed fields cheops set); DriftMessage says what changed.
+	// An apply of the replica clears both.
+	Drifted      bool      `json:"drifted,omitempty"`
+	DriftMessage string    `json:"driftMessage,omitempty"`
+	Attempts     int       `json:"attempts"`
+	CreatedAt    time.Time `json:"createdAt"`
+	UpdatedAt    time.Time `json:"updatedAt"`
 }
 
 // ResourceState is the state of a resource aggregated over its replicas.
@@ -372,6 +395,9 @@ func Aggregate(r Resource, replicas []Replica) ResourceState {
 	var ready, failed, unreachable int
 	for _, rep := range replicas {
 		switch {
+		case rep.Drifted && (rep.State == ReplicaReady || rep.State == ReplicaApplied):
+			// Its site no longer holds what was applied: being repaired, or left as reported.
+			unreachable++
 		case rep.State == ReplicaReady && rep.ObservedGeneration == r.Generation:
 			ready++
 		case rep.State == ReplicaFailed:
@@ -380,8 +406,8 @@ func Aggregate(r Resource, replicas []Replica) ResourceState {
 			unreachable++
 		}
 	}
-	// Failed means no site can take this generation; a site that is only unreachable may still
-	// converge when it returns, so it degrades the resource rather than failing it.
+	// Failed means no site can take this generation; a site that is only unreachable (or whose
+	// replica drifted) may still converge, so it degrades the resource rather than failing it.
 	switch {
 	case ready == len(replicas):
 		return ResourceReady
@@ -453,6 +479,9 @@ const (
 	// not within the policy's readyTimeout, or its status says it failed (the message says which).
 	EventBecameReady EventType = "BecameReady"
 	EventNotReady    EventType = "NotReady"
+	// EventDrift: a replica's object on its site was deleted, or changed by another manager; the
+	// message says what changed, and whether it is re-applied (policy.drift).
+	EventDrift EventType = "Drift"
 	// EventPaused and EventResumed: an operator paused or resumed the resource.
 	EventPaused  EventType = "Paused"
 	EventResumed EventType = "Resumed"

@@ -19,6 +19,7 @@ func TestAggregate(t *testing.T) {
 		{"one rejected", r, []Replica{rep(ReplicaReady, 2), rep(ReplicaFailed, 1)}, ResourceDegraded},
 		{"one unreachable", r, []Replica{rep(ReplicaReady, 2), rep(ReplicaUnreachable, 1)}, ResourceDegraded},
 		{"only site unreachable", r, []Replica{rep(ReplicaUnreachable, 0)}, ResourceDegraded},
+		{"one drifted", r, []Replica{rep(ReplicaReady, 2), {State: ReplicaReady, ObservedGeneration: 2, Drifted: true}}, ResourceDegraded},
 		{"all rejected", r, []Replica{rep(ReplicaFailed, 0), rep(ReplicaFailed, 0)}, ResourceFailed},
 		{"rolled back", rolledBack, []Replica{rep(ReplicaReady, 1)}, ResourceRolledBack},
 		{"rollback of an older generation", stale, []Replica{rep(ReplicaReady, 3)}, ResourceReady},

@@ -192,6 +192,7 @@ func TestBadInputIsAProblemNamingTheField(t *testing.T) {
 		{"two scope forms", "POST", "/v1/resources", map[string]any{"name": "x", "manifest": cm("x"), "scope": map[string]any{"sites": []string{"paris"}, "expression": "paris"}}, 422, "scope"},
 		{"scope-lang syntax", "POST", "/v1/resources", map[string]any{"name": "x", "manifest": cm("x"), "scope": map[string]any{"expression": "(paris | "}}, 422, "scope.expression"},
 		{"scope-lang unknown site", "POST", "/v1/resources", map[string]any{"name": "x", "manifest": cm("x"), "scope": map[string]any{"expression": "paris | atlantis"}}, 422, "scope.expression"},
+		{"bad drift policy", "POST", "/v1/resources", map[string]any{"name": "x", "manifest": cm("x"), "scope": map[string]any{"sites": []string{"paris"}}, "policy": map[string]any{"drift": "ignore"}}, 422, "policy.drift"},
 		{"bad timeout", "POST", "/v1/resources", map[string]any{"name": "x", "manifest": cm("x"), "scope": map[string]any{"sites": []string{"paris"}}, "policy": map[string]any{"timeout": "soon"}}, 422, "policy.timeout"},
 		{"backoff inverted", "POST", "/v1/resources", map[string]any{"name": "x", "manifest": cm("x"), "scope": map[string]any{"sites": []string{"paris"}}, "policy": map[string]any{"retryInitial": "1m", "retryMax": "10s"}}, 422, "policy.retryInitial"},
 		{"override without target", "POST", "/v1/resources", map[string]any{"name": "x", "manifest": cm("x"), "scope": map[string]any{"sites": []string{"paris"}}, "overrides": []any{map[string]any{"patch": map[string]any{}}}}, 422, "overrides[0]"},

@@ -53,10 +53,11 @@ type policyRequest struct {
 	RetryMax     string                 `json:"retryMax"`
 	Readiness    cheops.ReadinessPolicy `json:"readiness"`
 	ReadyTimeout string                 `json:"readyTimeout"`
+	Drift        cheops.DriftPolicy     `json:"drift"`
 }
 
 func (p policyRequest) policy() (cheops.Policy, error) {
-	pol := cheops.Policy{Consistency: p.Consistency, MaxParallel: p.MaxParallel, Readiness: p.Readiness}
+	pol := cheops.Policy{Consistency: p.Consistency, MaxParallel: p.MaxParallel, Readiness: p.Readiness, Drift: p.Drift}
 	for _, f := range []struct {
 		field string
 		text  string
@@ -236,6 +237,11 @@ func (s *server) validateResource(c echo.Context, r *cheops.Resource) error {
 	case "", cheops.ReadyWhenStatus, cheops.ReadyWhenApplied:
 	default:
 		return invalid("policy.readiness", "must be status (Ready when the object's status says so) or applied (Ready once applied)")
+	}
+	switch r.Policy.Drift {
+	case "", cheops.DriftCorrect, cheops.DriftReport:
+	default:
+		return invalid("policy.drift", "must be correct (a replica changed or deleted on its site is re-applied) or report (it is only reported)")
 	}
 	// A caller bound to some sites places only there, now and later.
 	id := identity(c)

@@ -32,6 +32,7 @@ type PolicyPatch struct {
 	RetryMax     *cheops.Duration        `json:"retryMax,omitempty"`
 	Readiness    *cheops.ReadinessPolicy `json:"readiness,omitempty"`
 	ReadyTimeout *cheops.Duration        `json:"readyTimeout,omitempty"`
+	Drift        *cheops.DriftPolicy     `json:"drift,omitempty"`
 }
 
 // Empty reports whether the patch changes nothing.

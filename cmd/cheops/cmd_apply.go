@@ -28,6 +28,7 @@ type applyOptions struct {
 	sites, selector, expr      string
 	consistency, policyTimeout string
 	readiness, readyTimeout    string
+	drift                      string
 	wait                       bool
 	timeout                    time.Duration
 }
@@ -59,11 +60,13 @@ is Ready, or a replica fails.`,
 	fl.StringVar(&o.policyTimeout, "policy-timeout", "", "transactional: how long a site may take before every site is rolled back (default 5m)")
 	fl.StringVar(&o.readiness, "readiness", "", "when a replica is Ready: status (default: when its object's status says so, e.g. a Deployment Available) or applied (once the site took it)")
 	fl.StringVar(&o.readyTimeout, "ready-timeout", "", "how long an applied replica may take to become Ready before it fails on its site (default 5m)")
+	fl.StringVar(&o.drift, "drift", "", "when a replica's object is deleted or changed on its site by someone else: correct (default: re-apply it) or report (only say so)")
 	fl.BoolVar(&o.wait, "wait", false, "wait until every replica is Ready, showing progress")
 	fl.DurationVar(&o.timeout, "timeout", 5*time.Minute, "how long --wait waits")
 	_ = cmd.RegisterFlagCompletionFunc("sites", f.completeSiteList)
 	_ = cmd.RegisterFlagCompletionFunc("consistency", cobra.FixedCompletions([]string{"eventual", "transactional"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("readiness", cobra.FixedCompletions([]string{"status", "applied"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("drift", cobra.FixedCompletions([]string{"correct", "report"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
@@ -170,6 +173,9 @@ func (f *clientFlags) applyOne(cmd *cobra.Command, c *client.Client, o applyOpti
 			}
 			if policy.ReadyTimeout != nil {
 				req.Policy.ReadyTimeout = *policy.ReadyTimeout
+			}
+			if policy.Drift != nil {
+				req.Policy.Drift = *policy.Drift
 			}
 		}
 		r, err = c.CreateResource(ctx, req, client.CreateOptions{IdempotencyKey: uuid.NewString()})
@@ -347,6 +353,13 @@ func (o applyOptions) policy(flags *pflag.FlagSet) (*client.PolicyPatch, error) 
 		}
 		r := cheops.ReadinessPolicy(o.readiness)
 		p.Readiness = &r
+	}
+	if flags.Changed("drift") {
+		if o.drift == "" {
+			return nil, usageError{errors.New("--drift: give correct or report")}
+		}
+		d := cheops.DriftPolicy(o.drift)
+		p.Drift = &d
 	}
 	if p == (client.PolicyPatch{}) {
 		return nil, nil
