@@ -114,6 +114,7 @@ type Cheops struct {
 	logLevel    string
 	probe       time.Duration
 	sweep       time.Duration
+	drift       time.Duration
 	Dev, Worker *Process
 }
 
@@ -123,9 +124,10 @@ type Options struct {
 	LogLevel string
 	// PprofAddr, when set, makes both processes serve Go profiles; "127.0.0.1:0" picks free ports.
 	PprofAddr string
-	// ProbeInterval and SweepInterval of the worker (defaults 1s and 2s: fault tests see health
-	// change quickly). The benchmark uses the production defaults, so that it measures their cost.
-	ProbeInterval, SweepInterval time.Duration
+	// ProbeInterval, SweepInterval and DriftInterval of the worker (defaults 1s, 2s and 2s: fault
+	// tests see health change quickly). The benchmark uses the production defaults, so that it
+	// measures their cost.
+	ProbeInterval, SweepInterval, DriftInterval time.Duration
 }
 
 // StartCheops starts cheops with its data under dir.
@@ -160,7 +162,7 @@ func StartCheops(bin, dir string, opts ...Options) (*Cheops, error) {
 		"--etcd-client-addr", "127.0.0.1:" + strconv.Itoa(ports[3]),
 		"--etcd-peer-addr", "127.0.0.1:" + strconv.Itoa(ports[4]), "--log-level", o.LogLevel}
 	c.logLevel = o.LogLevel
-	c.probe, c.sweep = cmp.Or(o.ProbeInterval, time.Second), cmp.Or(o.SweepInterval, 2*time.Second)
+	c.probe, c.sweep, c.drift = cmp.Or(o.ProbeInterval, time.Second), cmp.Or(o.SweepInterval, 2*time.Second), cmp.Or(o.DriftInterval, 2*time.Second)
 	if o.PprofAddr != "" {
 		var err error
 		if c.DevPprof, err = freeport.Resolve(o.PprofAddr); err != nil {
@@ -207,7 +209,7 @@ func (c *Cheops) StartWorker() error {
 	// Unreachable after two failures: fault tests see health change quickly. The worker shares dev's encryption key and host settings; images are served by the tests on
 	// loopback, which only this allow-list lets a worker fetch from.
 	args := []string{"worker", "--temporal-address", c.TemporalAddr, "--etcd-endpoints", c.EtcdEndpoint,
-		"--sweep-interval", c.sweep.String(), "--probe-interval", c.probe.String(), "--probe-failures", "2", "--probe-timeout", "1s",
+		"--sweep-interval", c.sweep.String(), "--probe-interval", c.probe.String(), "--drift-interval", c.drift.String(), "--probe-failures", "2", "--probe-timeout", "1s",
 		"--encryption-key-file", filepath.Join(c.Dir, "data", "encryption.keys"),
 		"--site-files-dir", c.SiteFilesDir, "--image-networks", "127.0.0.0/8",
 		"--log-level", c.logLevel}
