@@ -33,8 +33,11 @@ type DriftMonitor struct {
 
 const (
 	// driftResyncMin is the least time between two reads of the watched set that a change of the
-	// replicas asks for: a watch of a kind newly in use starts within about this long.
-	driftResyncMin = time.Second
+	// replicas asks for: a watch of a kind newly in use starts within about this long. A read
+	// that took long (many replicas) spaces them more: at least driftResyncShare times its
+	// duration, so that a rollout changing replicas all the time does not keep it reading.
+	driftResyncMin   = time.Second
+	driftResyncShare = 4
 	// observeParallel bounds the observes at once, over all sites.
 	observeParallel = 8
 	// observeTimeout bounds one observe.
@@ -81,7 +84,9 @@ func (m *DriftMonitor) Run(ctx context.Context) {
 	defer tick.Stop()
 	var lastErr string
 	for observe := true; ; {
+		began := time.Now()
 		err := m.sync(ctx, observe, report)
+		took := time.Since(began)
 		if err != nil && ctx.Err() == nil && err.Error() != lastErr {
 			// Said once, not at every resync while a site stays unreachable.
 			m.Log.Warn("watch for drift", "error", err)
@@ -104,7 +109,7 @@ func (m *DriftMonitor) Run(ctx context.Context) {
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(driftResyncMin):
+			case <-time.After(max(driftResyncMin, driftResyncShare*took)):
 			}
 		}
 	}

@@ -174,13 +174,15 @@ func runWorker(ctx context.Context, tc client.Client, s *store.Store, tcfg tempo
 		})
 	})
 	// One worker watches the sites for drift: each object is watched once, however many workers run.
-	drift := &worker.DriftMonitor{Store: s, Drivers: drivers, Workflows: wc, Interval: wcfg.DriftInterval, Log: log}
-	leaders.Go(func() {
-		s.Lead(ctx, "drift", id, leaderTTL, func(ctx context.Context) {
-			log.Info("leading the drift monitor", "worker", id)
-			drift.Run(ctx)
+	if wcfg.DriftInterval > 0 {
+		drift := &worker.DriftMonitor{Store: s, Drivers: drivers, Workflows: wc, Interval: wcfg.DriftInterval, Log: log}
+		leaders.Go(func() {
+			s.Lead(ctx, "drift", id, leaderTTL, func(ctx context.Context) {
+				log.Info("leading the drift monitor", "worker", id)
+				drift.Run(ctx)
+			})
 		})
-	})
+	}
 	<-ctx.Done()
 	w.Stop()
 	// The leaders resign through etcd: wait for them, so the caller closes etcd only after.

@@ -58,7 +58,7 @@ func TestDriftRepaired(t *testing.T) {
 	var deletes, edits []time.Duration
 	for range repairRounds {
 		time.Sleep(watchSettle)
-		deletes = append(deletes, deleteByHand(t, cms, name))
+		deletes = append(deletes, deleteByHand(t, cms, name, "blue"))
 		r = waitReady(t, r.ID, 1)
 		if rep := replicaOn(r, "site-2"); rep.Drifted {
 			t.Fatalf("site-2's replica after the repair: %+v", rep)
@@ -163,7 +163,7 @@ func wantEvent(t *testing.T, id string, typ cheops.EventType, site, what string)
 }
 
 // deleteByHand deletes the ConfigMap and returns how long it took to be back, made anew as declared.
-func deleteByHand(t *testing.T, cms corev1client.ConfigMapInterface, name string) time.Duration {
+func deleteByHand(t *testing.T, cms corev1client.ConfigMapInterface, name, color string) time.Duration {
 	t.Helper()
 	ctx := context.Background()
 	before, err := cms.Get(ctx, name, metav1.GetOptions{})
@@ -176,7 +176,7 @@ func deleteByHand(t *testing.T, cms corev1client.ConfigMapInterface, name string
 	}
 	for deadline := start.Add(time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		cm, err := cms.Get(ctx, name, metav1.GetOptions{})
-		if err == nil && cm.UID != before.UID && cm.Data["color"] == "blue" {
+		if err == nil && cm.UID != before.UID && cm.Data["color"] == color {
 			return time.Since(start).Round(time.Millisecond)
 		}
 		if err != nil && !apierrors.IsNotFound(err) {

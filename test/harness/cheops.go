@@ -109,7 +109,10 @@ type Cheops struct {
 	// SiteFilesDir is the folder whose files sites may name (--site-files-dir).
 	SiteFilesDir string
 	// Token is the admin token the dev process made; every /v1 request needs it.
-	Token       string
+	Token string
+	// WorkerArgs are added to the worker's arguments at its next start (they win over the
+	// harness' own, e.g. "--drift-interval=0").
+	WorkerArgs  []string
 	devArgs     []string
 	logLevel    string
 	probe       time.Duration
@@ -217,6 +220,7 @@ func (c *Cheops) StartWorker() error {
 		args = append(args, "--pprof-addr", c.WorkerPprof)
 	}
 	args = append(args, "--metrics-addr", strings.TrimPrefix(c.WorkerMetrics, "http://"))
+	args = append(args, c.WorkerArgs...)
 	p, err := startProcess(filepath.Join(c.Dir, "worker.log"), c.Bin, args...)
 	if err != nil {
 		return err
