@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
+	"github.com/cheops-io/cheops"
 	"github.com/cheops-io/cheops/client"
 )
 
@@ -58,9 +59,21 @@ func (f *clientFlags) printResource(cmd *cobra.Command, r client.Resource) error
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "SITE\tSTATE\tLOCAL ID\tGENERATION\tATTEMPTS\tOVERRIDES\tMESSAGE")
 		for _, rep := range r.Replicas {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", rep.Site, rep.State, rep.LocalID, rep.ObservedGeneration, rep.Attempts, strings.Join(rep.Overrides, ","), rep.Message)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", rep.Site, rep.State, rep.LocalID, rep.ObservedGeneration, rep.Attempts, strings.Join(rep.Overrides, ","), replicaMessage(rep))
 		}
 	})
+}
+
+// replicaMessage is a replica's message, after what drifted on its site, if anything did.
+func replicaMessage(rep cheops.Replica) string {
+	if !rep.Drifted {
+		return rep.Message
+	}
+	msg := "drifted: " + rep.DriftMessage
+	if rep.Message != "" {
+		msg += "; " + rep.Message
+	}
+	return msg
 }
 
 // labelsString writes labels as a selector would, sorted: "region=eu,tier=web".
