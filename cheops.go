@@ -172,6 +172,9 @@ type Policy struct {
 	// Rollout, when set, applies a generation progressively: wave after wave of sites, with a
 	// soak time between, stopping when too many sites fail.
 	Rollout *Rollout `json:"rollout,omitempty"`
+	// Drift says what becomes of a replica whose object on its site was deleted or changed by
+	// someone else: re-applied (DriftCorrect, the default) or only reported (DriftReport).
+	Drift DriftPolicy `json:"drift,omitempty"`
 }
 
 // Rollout shapes a progressive rollout of each generation. Sites are ordered by Groups, then
@@ -237,6 +240,18 @@ func (w *WaveSize) UnmarshalJSON(b []byte) error {
 	*w = WaveSize{N: v, Percent: percent}
 	return nil
 }
+
+// DriftPolicy says what cheops does when a replica's object drifts from what it applied.
+type DriftPolicy string
+
+// Drift policies.
+const (
+	// DriftCorrect: the replica is reported drifted and re-applied at once.
+	DriftCorrect DriftPolicy = "correct"
+	// DriftReport: the replica is reported drifted and left as it is, until a new generation or a
+	// resync applies it again.
+	DriftReport DriftPolicy = "report"
+)
 
 // ReadinessPolicy says when an applied replica counts as Ready.
 type ReadinessPolicy string
@@ -311,6 +326,9 @@ func (p Policy) WithDefaults() Policy {
 	}
 	if p.Adopted == "" {
 		p.Adopted = AdoptedRelease
+	}
+	if p.Drift == "" {
+		p.Drift = DriftCorrect
 	}
 	return p
 }
@@ -467,9 +485,14 @@ type Replica struct {
 	// the create and the record). Cleared once the replica is Ready, or Failed (the site refused
 	// what it was asked, having made nothing unmarked).
 	ApplyingSince *time.Time `json:"applyingSince,omitempty"`
-	Attempts      int        `json:"attempts"`
-	CreatedAt     time.Time  `json:"createdAt"`
-	UpdatedAt     time.Time  `json:"updatedAt"`
+	// Drifted is set when the replica's object on its site no longer is what cheops applied (it
+	// was deleted, or another manager changed fields cheops set); DriftMessage says what changed.
+	// An apply of the replica clears both.
+	Drifted      bool      `json:"drifted,omitempty"`
+	DriftMessage string    `json:"driftMessage,omitempty"`
+	Attempts     int       `json:"attempts"`
+	CreatedAt    time.Time `json:"createdAt"`
+	UpdatedAt    time.Time `json:"updatedAt"`
 }
 
 // Available reports whether the replica lets its dependents on its site go ahead: its object is
@@ -514,6 +537,9 @@ func Aggregate(r Resource, replicas []Replica) ResourceState {
 	var ready, failed, unreachable int
 	for _, rep := range replicas {
 		switch {
+		case rep.Drifted && (rep.State == ReplicaReady || rep.State == ReplicaApplied):
+			// Its site no longer holds what was applied: being repaired, or left as reported.
+			unreachable++
 		case rep.State == ReplicaReady && rep.ObservedGeneration == r.Generation:
 			ready++
 		case rep.State == ReplicaFailed:
@@ -522,9 +548,9 @@ func Aggregate(r Resource, replicas []Replica) ResourceState {
 			unreachable++
 		}
 	}
-	// Failed means no site can take this generation; a site that is only unreachable may still
-	// converge when it returns, so it degrades the resource rather than failing it. A replica
-	// Waiting for what it depends on is on its way: the resource is Progressing.
+	// Failed means no site can take this generation; a site that is only unreachable (or whose
+	// replica drifted) may still converge, so it degrades the resource rather than failing it. A
+	// replica Waiting for what it depends on is on its way: the resource is Progressing.
 	switch {
 	case ready == len(replicas):
 		return ResourceReady
@@ -603,6 +629,9 @@ const (
 	// not within the policy's readyTimeout, or its status says it failed (the message says which).
 	EventBecameReady EventType = "BecameReady"
 	EventNotReady    EventType = "NotReady"
+	// EventDrift: a replica's object on its site was deleted, or changed by another manager; the
+	// message says what changed, and whether it is re-applied (policy.drift).
+	EventDrift EventType = "Drift"
 	// EventPaused and EventResumed: an operator paused or resumed the resource.
 	EventPaused  EventType = "Paused"
 	EventResumed EventType = "Resumed"

@@ -22,6 +22,7 @@ func TestAggregate(t *testing.T) {
 		{"one rejected", r, []Replica{rep(ReplicaReady, 2), rep(ReplicaFailed, 1)}, ResourceDegraded},
 		{"one unreachable", r, []Replica{rep(ReplicaReady, 2), rep(ReplicaUnreachable, 1)}, ResourceDegraded},
 		{"only site unreachable", r, []Replica{rep(ReplicaUnreachable, 0)}, ResourceDegraded},
+		{"one drifted", r, []Replica{rep(ReplicaReady, 2), {State: ReplicaReady, ObservedGeneration: 2, Drifted: true}}, ResourceDegraded},
 		{"all rejected", r, []Replica{rep(ReplicaFailed, 0), rep(ReplicaFailed, 0)}, ResourceFailed},
 		{"one waiting for its dependencies", r, []Replica{rep(ReplicaReady, 2), rep(ReplicaWaiting, 0)}, ResourceProgressing},
 		{"all waiting for their dependencies", r, []Replica{rep(ReplicaWaiting, 0), rep(ReplicaWaiting, 1)}, ResourceProgressing},

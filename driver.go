@@ -212,3 +212,46 @@ type Driver interface {
 	// Probe checks that the site answers.
 	Probe(ctx context.Context, t Target) error
 }
+
+// DriftWatcher is implemented by drivers that can watch the objects cheops manages on their sites
+// and report at once when one drifts: it is deleted, or another field manager takes over fields
+// cheops applied. Sites of other drivers are looked at by Observe, periodically.
+type DriftWatcher interface {
+	// WatchDrift makes watched the whole set of objects to watch, on every site of the driver: it
+	// starts a watch of each kind in use on each site (sites that are namespaces of one cluster
+	// share their connection), stops the watches nothing uses any more, and reports to report,
+	// from then on, each drift of an object in the set. An object in the set that a watch already
+	// running does not hold is reported deleted, once the site confirms it is gone. Calling it
+	// again with the same set changes nothing; with none, it stops every watch. report must not
+	// block for long: it is called from the watches' own goroutines.
+	WatchDrift(ctx context.Context, watched []WatchedSite, report func(Drift)) error
+}
+
+// WatchedSite is a site and the objects cheops manages there that a DriftWatcher watches.
+type WatchedSite struct {
+	Target  Target
+	Objects []WatchedObject
+}
+
+// WatchedObject is one replica's object, as its replica records it.
+type WatchedObject struct {
+	ResourceID string
+	Object     ObjectRef
+	LocalID    string
+}
+
+// Drift is what a driver saw of a watched object that is no longer what cheops applied.
+type Drift struct {
+	Site       string
+	ResourceID string
+	Object     ObjectRef
+	// LocalID is the identity of the object that drifted: a replica that records another one
+	// (cheops made it anew meanwhile) has not drifted.
+	LocalID string
+	// Generation is the cheops generation recorded on the object, 0 when unknown.
+	Generation int64
+	Deleted    bool
+	// Message says what changed, in a few words: "deleted on the site", or which fields another
+	// manager changed.
+	Message string
+}

@@ -56,7 +56,8 @@ type Plan struct {
 	Resync bool
 	// Sites are the sites in scope, sorted.
 	Sites []string
-	// Apply are the sites in scope whose replica is not Ready at Generation.
+	// Apply are the sites in scope whose replica is not Ready at Generation, or drifted (under
+	// policy.drift correct).
 	Apply []string
 	// Parked are sites in scope the health probe finds unreachable; eventual mode waits for them to
 	// come back instead of calling them.
@@ -113,7 +114,10 @@ func PlanReplicas(in PlanInput) Plan {
 	}
 	for _, site := range p.Sites {
 		rep, ok := byName[site]
-		converged := ok && rep.State == ReplicaReady && rep.ObservedGeneration == r.Generation
+		// A drifted replica is re-applied under policy.drift correct; under report it is left as
+		// it is until a new generation or a resync applies it anyway.
+		converged := ok && rep.State == ReplicaReady && rep.ObservedGeneration == r.Generation &&
+			!(rep.Drifted && pol.Drift == DriftCorrect)
 		switch {
 		case converged && !in.Resync:
 			continue

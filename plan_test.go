@@ -17,6 +17,10 @@ func TestPlanReplicas(t *testing.T) {
 	ready := func(site string, gen int64) cheops.Replica {
 		return cheops.Replica{Site: site, State: cheops.ReplicaReady, ObservedGeneration: gen, Object: &cheops.ObjectRef{Name: "x"}}
 	}
+	drifted := func(rep cheops.Replica) cheops.Replica {
+		rep.Drifted, rep.DriftMessage = true, "deleted on the site"
+		return rep
+	}
 	threeSites := []cheops.Site{k8s("a", cheops.SiteReady, nil), k8s("b", cheops.SiteReady, nil), k8s("c", cheops.SiteReady, nil)}
 	names := func(n ...string) cheops.Scope { return cheops.Scope{Sites: n} }
 	transactional := cheops.Policy{Consistency: cheops.Transactional}
@@ -56,6 +60,26 @@ func TestPlanReplicas(t *testing.T) {
 		res:  cheops.Resource{Generation: 1, Scope: names("a", "b")}, sites: threeSites,
 		replicas: []cheops.Replica{ready("a", 1), {Site: "b", State: cheops.ReplicaWaiting}},
 		want:     want{sites: []string{"a", "b"}, apply: []string{"b"}},
+	}, {
+		name: "a drifted replica is re-applied (policy.drift correct, the default)",
+		res:  cheops.Resource{Generation: 2, Scope: names("a", "b")}, sites: threeSites,
+		replicas: []cheops.Replica{ready("a", 2), drifted(ready("b", 2))},
+		want:     want{sites: []string{"a", "b"}, apply: []string{"b"}, owed: []string{"b"}},
+	}, {
+		name: "a drifted replica is left as it is under policy.drift report",
+		res:  cheops.Resource{Generation: 2, Scope: names("a", "b"), Policy: cheops.Policy{Drift: cheops.DriftReport}}, sites: threeSites,
+		replicas: []cheops.Replica{ready("a", 2), drifted(ready("b", 2))},
+		want:     want{sites: []string{"a", "b"}},
+	}, {
+		name: "a resync re-applies a drifted replica even under policy.drift report",
+		res:  cheops.Resource{Generation: 2, Scope: names("a"), Policy: cheops.Policy{Drift: cheops.DriftReport}}, sites: threeSites,
+		replicas: []cheops.Replica{drifted(ready("a", 2))}, resync: true,
+		want: want{sites: []string{"a"}, apply: []string{"a"}, owed: []string{"a"}},
+	}, {
+		name: "a drifted replica on an unreachable site is parked",
+		res:  cheops.Resource{Generation: 2, Scope: names("a")}, sites: []cheops.Site{k8s("a", cheops.SiteUnreachable, nil)},
+		replicas: []cheops.Replica{drifted(ready("a", 2))},
+		want:     want{sites: []string{"a"}, parked: []string{"a"}, newlyParked: []string{"a"}},
 	}, {
 		name: "resync re-applies converged replicas",
 		res:  cheops.Resource{Generation: 2, Scope: names("a")}, sites: threeSites,

@@ -169,9 +169,10 @@ func (a *Activities) prepare(ctx context.Context, r cheops.Resource, site string
 
 // done says whether the replica already holds what p would apply at r's generation, so that
 // applying it again can be skipped (unless forced): it is Ready, or Applied and waiting for its
-// status to say Ready.
+// status to say Ready. A drifted replica is never done: its site no longer holds what the record
+// says (see worker.DriftMonitor), and re-applying it is the repair.
 func (p *prepared) done(r cheops.Resource, how siteApply, rep *cheops.Replica) bool {
-	return !how.force && (rep.State == cheops.ReplicaReady || rep.State == cheops.ReplicaApplied) &&
+	return !how.force && !rep.Drifted && (rep.State == cheops.ReplicaReady || rep.State == cheops.ReplicaApplied) &&
 		rep.ObservedGeneration == r.Generation && rep.AppliedHash == p.hash
 }
 
@@ -254,6 +255,11 @@ func (p *prepared) recordApplied(r cheops.Resource, how siteApply, res cheops.Ap
 		now := time.Now().UTC()
 		rep.AppliedAt, rep.ApplyingSince = &now, nil
 		msg := "local ID " + res.LocalID
+		if rep.Drifted {
+			// What the site holds is what was just applied: the drift is repaired.
+			msg = "repaired drift (" + rep.DriftMessage + "); " + msg
+			rep.Drifted, rep.DriftMessage = false, ""
+		}
 		if how.message != "" {
 			msg = how.message + "; " + msg
 		}

@@ -579,3 +579,40 @@ func TestApplyWaveReportsTheTimeSinceDeclared(t *testing.T) {
 		t.Fatalf("a site Ready already reports %s, want nothing", again["a"].SinceDeclared)
 	}
 }
+
+// A replica reported drifted is never skipped as done: the next wave applies it again, even at the
+// generation and hash it records, and the record clears the drift and says it was repaired.
+func TestApplyWaveRepairsADriftedReplica(t *testing.T) {
+	ctx := context.Background()
+	s, d, a, env := waveFixture(t, "a", "b")
+	in := WaveInput{ResourceID: "r1", Generation: 1, Sites: []string{"a", "b"}, MaxParallel: 2, Attempt: 1}
+	runWave(t, env, a, in)
+	if _, err := s.UpdateReplica(ctx, "r1", "b", func(rep *cheops.Replica) (*cheops.Event, error) {
+		rep.Drifted, rep.DriftMessage = true, "deleted on the site"
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	out := runWave(t, env, a, in)
+	if out["a"].Class != "" || out["b"].Class != "" {
+		t.Fatalf("outcomes: %+v", out)
+	}
+	if d.applied["a"] != 1 || d.applied["b"] != 2 {
+		t.Fatalf("applies: %v; want a once (done) and b twice (drifted, repaired)", d.applied)
+	}
+	rep, err := s.GetReplica(ctx, "r1", "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Drifted || rep.DriftMessage != "" || rep.State != cheops.ReplicaReady {
+		t.Fatalf("replica after the repair: %+v", rep)
+	}
+	evs, err := s.Events(ctx, "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := evs[len(evs)-1]
+	if last.Type != cheops.EventApplied || last.Site != "b" || !strings.Contains(last.Message, "repaired drift (deleted on the site)") {
+		t.Fatalf("last event: %+v", last)
+	}
+}

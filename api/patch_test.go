@@ -151,6 +151,7 @@ func TestBadPatchIsAProblemNamingTheField(t *testing.T) {
 		{"read-only field", "PATCH", `{"generation":7}`, nil, 422, "generation"},
 		{"bad duration", "PATCH", `{"policy":{"timeout":"soon"}}`, nil, 422, "policy.timeout"},
 		{"wrong type", "PATCH", `{"policy":{"maxParallel":"many"}}`, nil, 422, "policy.maxParallel"},
+		{"bad drift policy", "PATCH", `{"policy":{"drift":"fix"}}`, nil, 422, "policy.drift"},
 		{"two scope forms", "PATCH", `{"scope":{"expression":"paris"}}`, nil, 422, "scope"},
 		{"manifest removed", "PATCH", `{"manifest":null}`, nil, 422, "manifest"},
 		{"unknown site", "PATCH", `{"scope":{"sites":["atlantis"]}}`, nil, 422, "scope.sites"},

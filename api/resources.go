@@ -57,6 +57,7 @@ type policyRequest struct {
 	Conflict     cheops.ConflictPolicy  `json:"conflict"`
 	Adopted      cheops.AdoptedDeletion `json:"adopted"`
 	Rollout      *rolloutRequest        `json:"rollout"`
+	Drift        cheops.DriftPolicy     `json:"drift"`
 }
 
 // rolloutRequest is a rollout as written by a user: a wave size as a number or text ("30%"), a
@@ -102,7 +103,7 @@ func (p rolloutRequest) rollout() (*cheops.Rollout, error) {
 }
 
 func (p policyRequest) policy() (cheops.Policy, error) {
-	pol := cheops.Policy{Consistency: p.Consistency, MaxParallel: p.MaxParallel, Readiness: p.Readiness, Conflict: p.Conflict, Adopted: p.Adopted}
+	pol := cheops.Policy{Consistency: p.Consistency, MaxParallel: p.MaxParallel, Readiness: p.Readiness, Conflict: p.Conflict, Adopted: p.Adopted, Drift: p.Drift}
 	for _, f := range []struct {
 		field string
 		text  string
@@ -306,6 +307,11 @@ func (s *server) validateResource(c echo.Context, r *cheops.Resource) error {
 	case "", cheops.AdoptedRelease, cheops.AdoptedDelete:
 	default:
 		return invalid("policy.adopted", "must be release (leave an adopted object on its site when the resource is deleted) or delete")
+	}
+	switch r.Policy.Drift {
+	case "", cheops.DriftCorrect, cheops.DriftReport:
+	default:
+		return invalid("policy.drift", "must be correct (a replica changed or deleted on its site is re-applied) or report (it is only reported)")
 	}
 	// A caller bound to some sites places only there, now and later.
 	id := identity(c)

@@ -98,7 +98,7 @@ func run(ctx context.Context, c config) error {
 		}
 		// The worker probes and sweeps at the production defaults, so that their cost is measured too.
 		ch, err := harness.StartCheops(bin, dir, harness.Options{LogLevel: "warn", PprofAddr: "127.0.0.1:0",
-			ProbeInterval: 10 * time.Second, SweepInterval: 30 * time.Second})
+			ProbeInterval: 10 * time.Second, SweepInterval: 30 * time.Second, DriftInterval: 30 * time.Second})
 		if err != nil {
 			if ch != nil {
 				ch.Close()

@@ -37,7 +37,8 @@ type PolicyPatch struct {
 	Conflict     *cheops.ConflictPolicy  `json:"conflict,omitempty"`
 	Adopted      *cheops.AdoptedDeletion `json:"adopted,omitempty"`
 	// Rollout changes only the rollout fields it sets (a merge patch merges objects).
-	Rollout *cheops.Rollout `json:"rollout,omitempty"`
+	Rollout *cheops.Rollout     `json:"rollout,omitempty"`
+	Drift   *cheops.DriftPolicy `json:"drift,omitempty"`
 }
 
 // Empty reports whether the patch changes nothing.

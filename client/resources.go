@@ -38,11 +38,11 @@ func (r Resource) LocalIDs() map[string]string {
 	return m
 }
 
-// ReadyReplicas counts the replicas Ready at the resource's current generation.
+// ReadyReplicas counts the replicas Ready at the resource's current generation, and not drifted.
 func (r Resource) ReadyReplicas() int {
 	n := 0
 	for _, rep := range r.Replicas {
-		if rep.State == cheops.ReplicaReady && rep.ObservedGeneration == r.Generation {
+		if rep.State == cheops.ReplicaReady && rep.ObservedGeneration == r.Generation && !rep.Drifted {
 			n++
 		}
 	}

@@ -36,6 +36,7 @@ type applyOptions struct {
 	// dependsOn is set when --depends-on is given: the names of resources depended on (none
 	// when the flag is given empty).
 	dependsOn *[]string
+	drift     string
 	wait      bool
 	timeout   time.Duration
 }
@@ -87,6 +88,7 @@ these are applied there (a Namespace or a CRD declared as a resource is waited f
 	fl.StringVar(&o.rolloutSoak, "rollout-soak", "", "progressive rollout: how long to wait after each wave (e.g. 30s)")
 	fl.IntVar(&o.rolloutMaxFailures, "rollout-max-failures", 0, "progressive rollout: failed sites that stop it and pause the resource (0: never stop)")
 	fl.StringVar(&dependsOn, "depends-on", "", `comma-separated names of resources that must be available on a site before this one is applied there ("" removes them)`)
+	fl.StringVar(&o.drift, "drift", "", "when a replica's object is deleted or changed on its site by someone else: correct (default: re-apply it) or report (only say so)")
 	fl.BoolVar(&o.wait, "wait", false, "wait until every replica is Ready, showing progress")
 	fl.DurationVar(&o.timeout, "timeout", 5*time.Minute, "how long --wait waits")
 	_ = cmd.RegisterFlagCompletionFunc("sites", f.completeSiteList)
@@ -94,6 +96,7 @@ these are applied there (a Namespace or a CRD declared as a resource is waited f
 	_ = cmd.RegisterFlagCompletionFunc("readiness", cobra.FixedCompletions([]string{"status", "applied"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("conflict", cobra.FixedCompletions([]string{"abort", "adopt"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("adopted", cobra.FixedCompletions([]string{"release", "delete"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("drift", cobra.FixedCompletions([]string{"correct", "report"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
@@ -207,6 +210,9 @@ func (f *clientFlags) applyOne(cmd *cobra.Command, c *client.Client, o applyOpti
 			}
 			if policy.Adopted != nil {
 				req.Policy.Adopted = *policy.Adopted
+			}
+			if policy.Drift != nil {
+				req.Policy.Drift = *policy.Drift
 			}
 		}
 		r, err = c.CreateResource(ctx, req, client.CreateOptions{IdempotencyKey: uuid.NewString()})
@@ -414,6 +420,13 @@ func (o applyOptions) policy(flags *pflag.FlagSet) (*client.PolicyPatch, error) 
 			return nil, usageError{fmt.Errorf("--adopted: give release or delete, not %q", o.adopted)}
 		}
 		p.Adopted = &a
+	}
+	if flags.Changed("drift") {
+		if o.drift == "" {
+			return nil, usageError{errors.New("--drift: give correct or report")}
+		}
+		d := cheops.DriftPolicy(o.drift)
+		p.Drift = &d
 	}
 	if p == (client.PolicyPatch{}) {
 		return nil, nil

@@ -167,6 +167,9 @@ func tlsConfig(what, cert, key, ca, serverName string) (*tls.Config, error) {
 type workerConfig struct {
 	SweepInterval time.Duration
 	Health        worker.HealthConfig
+	// DriftInterval is how often the drift monitor reads again the objects to watch and observes
+	// the objects of sites that cannot be watched (OpenStack); 0 turns drift detection off.
+	DriftInterval time.Duration
 }
 
 func (c *workerConfig) register(fs *pflag.FlagSet) {
@@ -174,6 +177,7 @@ func (c *workerConfig) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.Health.Interval, "probe-interval", envDuration("CHEOPS_PROBE_INTERVAL", 10*time.Second), "how often each site's health is probed; the sites are spread over the interval (CHEOPS_PROBE_INTERVAL)")
 	fs.IntVar(&c.Health.Failures, "probe-failures", envInt("CHEOPS_PROBE_FAILURES", 3), "probes failed in a row before a site is Unreachable; one success makes it Ready (CHEOPS_PROBE_FAILURES)")
 	fs.DurationVar(&c.Health.Timeout, "probe-timeout", envDuration("CHEOPS_PROBE_TIMEOUT", 5*time.Second), "how long one probe may take (CHEOPS_PROBE_TIMEOUT)")
+	fs.DurationVar(&c.DriftInterval, "drift-interval", envDuration("CHEOPS_DRIFT_INTERVAL", 30*time.Second), "how often objects on sites that cannot be watched (OpenStack) are observed for drift, and the watched set of Kubernetes objects is read again in full; 0 turns drift detection off (CHEOPS_DRIFT_INTERVAL)")
 }
 
 func (c *workerConfig) validate() error {
@@ -189,6 +193,9 @@ func (c *workerConfig) validate() error {
 	}
 	if c.Health.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("--probe-timeout: must be positive, not %s", c.Health.Timeout))
+	}
+	if c.DriftInterval < 0 {
+		errs = append(errs, fmt.Errorf("--drift-interval: must be positive (or 0: off), not %s", c.DriftInterval))
 	}
 	return errors.Join(errs...)
 }

@@ -69,9 +69,21 @@ func (f *clientFlags) printResource(cmd *cobra.Command, r client.Resource) error
 			if rep.Adopted {
 				localID += " (adopted)"
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", rep.Site, rep.State, localID, rep.ObservedGeneration, rep.Attempts, strings.Join(rep.Overrides, ","), rep.Message)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", rep.Site, rep.State, localID, rep.ObservedGeneration, rep.Attempts, strings.Join(rep.Overrides, ","), replicaMessage(rep))
 		}
 	})
+}
+
+// replicaMessage is a replica's message, after what drifted on its site, if anything did.
+func replicaMessage(rep cheops.Replica) string {
+	if !rep.Drifted {
+		return rep.Message
+	}
+	msg := "drifted: " + rep.DriftMessage
+	if rep.Message != "" {
+		msg += "; " + rep.Message
+	}
+	return msg
 }
 
 // labelsString writes labels as a selector would, sorted: "region=eu,tier=web".

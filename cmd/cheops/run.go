@@ -134,7 +134,8 @@ func serveAPI(ctx context.Context, listen listenConfig, s *store.Store, tc clien
 	}
 }
 
-// leaderTTL is how long a dead worker keeps leading the sweep and the prober before another takes over.
+// leaderTTL is how long a dead worker keeps leading the sweep, the prober and the drift monitor
+// before another takes over.
 const leaderTTL = 5 * time.Second
 
 // workerID names this worker process in leader elections.
@@ -143,7 +144,8 @@ func workerID() string {
 	return fmt.Sprintf("%s/%d", host, os.Getpid())
 }
 
-// runWorker runs the Temporal worker, the resource sweeper and the site prober until ctx ends.
+// runWorker runs the Temporal worker, the resource sweeper, the site prober and the drift monitor
+// until ctx ends.
 func runWorker(ctx context.Context, tc client.Client, s *store.Store, tcfg temporalConfig, wcfg workerConfig, host hostConfig, m *metrics.Metrics, log *slog.Logger) error {
 	if err := workflows.EnsureSearchAttributes(ctx, tc, tcfg.Namespace); err != nil {
 		return err
@@ -155,7 +157,7 @@ func runWorker(ctx context.Context, tc client.Client, s *store.Store, tcfg tempo
 	}
 	log.Info("worker polling", "taskQueue", tcfg.TaskQueue)
 	wc := &workflows.Client{Temporal: tc, TaskQueue: tcfg.TaskQueue}
-	// However many workers run, one sweeps and one probes, so a site's failure threshold means the
+	// However many workers run, one sweeps, one probes and one watches for drift, so a site's failure threshold means the
 	// same with one worker or five; a leader that dies hands over within about leaderTTL.
 	id := workerID()
 	var leaders sync.WaitGroup
@@ -172,6 +174,16 @@ func runWorker(ctx context.Context, tc client.Client, s *store.Store, tcfg tempo
 			prober.Run(ctx)
 		})
 	})
+	// One worker watches the sites for drift: each object is watched once, however many workers run.
+	if wcfg.DriftInterval > 0 {
+		drift := &worker.DriftMonitor{Store: s, Drivers: drivers, Workflows: wc, Interval: wcfg.DriftInterval, Log: log}
+		leaders.Go(func() {
+			s.Lead(ctx, "drift", id, leaderTTL, func(ctx context.Context) {
+				log.Info("leading the drift monitor", "worker", id)
+				drift.Run(ctx)
+			})
+		})
+	}
 	<-ctx.Done()
 	w.Stop()
 	// The leaders resign through etcd: wait for them, so the caller closes etcd only after.
@@ -431,7 +443,7 @@ func newWorkerCmd() *cobra.Command {
 	var sc sealConfig
 	cmd := &cobra.Command{
 		Use:   "worker",
-		Short: "Run the Temporal worker (workflows and activities), the sweeper and the site prober against an external Temporal and etcd",
+		Short: "Run the Temporal worker (workflows and activities), the sweeper, the site prober and the drift monitor against an external Temporal and etcd",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := errors.Join(wcfg.validate(), host.validate()); err != nil {

@@ -113,7 +113,7 @@ func newProgress(w io.Writer) *progress {
 
 // replicaLine is what progress shows of one replica.
 func replicaLine(rep cheops.Replica) string {
-	return strings.TrimSpace(fmt.Sprintf("%-9s gen=%d %s %s", rep.State, rep.ObservedGeneration, rep.LocalID, rep.Message))
+	return strings.TrimSpace(fmt.Sprintf("%-9s gen=%d %s %s", rep.State, rep.ObservedGeneration, rep.LocalID, replicaMessage(rep)))
 }
 
 func (p *progress) show(r client.Resource) {

@@ -27,6 +27,7 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
@@ -52,6 +53,8 @@ type Driver struct {
 	// clusters are the clients of each cluster the sites reach, by clusterFingerprint: sites that
 	// are namespaces of one cluster share its connection and its discovery, read once.
 	clusters map[string]*clusterClient
+	// drift is the watches of WatchDrift.
+	drift driftWatches
 }
 
 // New returns a driver with an empty client cache.
@@ -70,8 +73,10 @@ var (
 type clusterClient struct {
 	fingerprint string
 	dynamic     dynamic.Interface
-	discovery   discovery.CachedDiscoveryInterface
-	mapper      *restmapper.DeferredDiscoveryRESTMapper
+	// metadata reads and watches objects' metadata only, for the drift watches.
+	metadata  metadata.Interface
+	discovery discovery.CachedDiscoveryInterface
+	mapper    *restmapper.DeferredDiscoveryRESTMapper
 }
 
 // siteClient is a site's view of its cluster: the cluster's clients and the site's namespace.
@@ -98,6 +103,13 @@ func (d *Driver) client(t cheops.Target) (*siteClient, error) {
 	cfp := clusterFingerprint(t)
 	cc, ok := d.clusters[cfp]
 	if !ok {
+		// Watches last longer than any request: the metadata client has no overall timeout.
+		mcfg := rest.CopyConfig(cfg)
+		mcfg.QPS = -1
+		mc, err := metadata.NewForConfig(mcfg)
+		if err != nil {
+			return nil, cheops.Classify(cheops.Permanent, fmt.Errorf("site %s: %w", t.Site.Name, err))
+		}
 		cfg.Timeout = d.Timeout
 		// No client-side rate limit: the client is shared by every site of the cluster, the
 		// workflow's policy.maxParallel bounds how many applies run at once, and the apiserver's
@@ -112,7 +124,7 @@ func (d *Driver) client(t cheops.Target) (*siteClient, error) {
 			return nil, cheops.Classify(cheops.Permanent, fmt.Errorf("site %s: %w", t.Site.Name, err))
 		}
 		cached := memory.NewMemCacheClient(dc)
-		cc = &clusterClient{fingerprint: cfp, dynamic: dyn, discovery: cached, mapper: restmapper.NewDeferredDiscoveryRESTMapper(cached)}
+		cc = &clusterClient{fingerprint: cfp, dynamic: dyn, metadata: mc, discovery: cached, mapper: restmapper.NewDeferredDiscoveryRESTMapper(cached)}
 		d.clusters[cfp] = cc
 	}
 	c := &siteClient{fingerprint: fp, clusterClient: cc, namespace: ns}

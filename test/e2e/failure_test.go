@@ -364,7 +364,10 @@ func TestTemporalCLIControls(t *testing.T) {
 		}
 		return string(out)
 	}
-	r := create(t, "operated", configMap("operated", "v1"), "site-1")
+	// policy.drift report: the drift monitor only reports the object deleted below; the resync
+	// is what puts it back.
+	r := post(t, client.ResourceRequest{Name: "operated", Manifest: raw(configMap("operated", "v1")), Scope: onSites("site-1"),
+		Policy: &cheops.Policy{Drift: cheops.DriftReport}})
 	r = waitReady(t, r.ID, 1)
 	wid := "resource-" + r.ID
 
@@ -387,10 +390,14 @@ func TestTemporalCLIControls(t *testing.T) {
 	temporal("workflow", "signal", "--workflow-id", wid, "--name", "resume")
 	waitFor(t, r.ID, 30*time.Second, "resumed", func(r resource, _ int) bool { return !r.Paused })
 
-	// Drift: someone deletes the object on the site; resync puts it back.
+	// Drift: someone deletes the object on the site; it is reported, and resync puts it back.
 	cs, _, _ := env.kube.Apiservers[0].Clients()
 	if err := cs.CoreV1().ConfigMaps("default").Delete(context.Background(), "operated", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
+	}
+	waitFor(t, r.ID, 30*time.Second, "drifted on site-1", func(r resource, _ int) bool { return replicaOn(r, "site-1").Drifted })
+	if _, err := configMapOn(t, 0, "default", "operated"); err == nil {
+		t.Fatal("policy.drift report: the deleted ConfigMap was made again before the resync")
 	}
 	temporal("workflow", "signal", "--workflow-id", wid, "--name", "resync")
 	deadline = time.Now().Add(30 * time.Second)

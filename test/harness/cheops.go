@@ -109,11 +109,15 @@ type Cheops struct {
 	// SiteFilesDir is the folder whose files sites may name (--site-files-dir).
 	SiteFilesDir string
 	// Token is the admin token the dev process made; every /v1 request needs it.
-	Token       string
+	Token string
+	// WorkerArgs are added to the worker's arguments at its next start (they win over the
+	// harness' own, e.g. "--drift-interval=0").
+	WorkerArgs  []string
 	devArgs     []string
 	logLevel    string
 	probe       time.Duration
 	sweep       time.Duration
+	drift       time.Duration
 	Dev, Worker *Process
 }
 
@@ -123,9 +127,10 @@ type Options struct {
 	LogLevel string
 	// PprofAddr, when set, makes both processes serve Go profiles; "127.0.0.1:0" picks free ports.
 	PprofAddr string
-	// ProbeInterval and SweepInterval of the worker (defaults 1s and 2s: fault tests see health
-	// change quickly). The benchmark uses the production defaults, so that it measures their cost.
-	ProbeInterval, SweepInterval time.Duration
+	// ProbeInterval, SweepInterval and DriftInterval of the worker (defaults 1s, 2s and 2s: fault
+	// tests see health change quickly). The benchmark uses the production defaults, so that it
+	// measures their cost.
+	ProbeInterval, SweepInterval, DriftInterval time.Duration
 	// DemoSites makes `cheops dev` run and register that many demo sites (--demo-sites), their
 	// files under <dir>/data/demo-sites.
 	DemoSites int
@@ -166,7 +171,7 @@ func StartCheops(bin, dir string, opts ...Options) (*Cheops, error) {
 		c.devArgs = append(c.devArgs, "--demo-sites", strconv.Itoa(o.DemoSites))
 	}
 	c.logLevel = o.LogLevel
-	c.probe, c.sweep = cmp.Or(o.ProbeInterval, time.Second), cmp.Or(o.SweepInterval, 2*time.Second)
+	c.probe, c.sweep, c.drift = cmp.Or(o.ProbeInterval, time.Second), cmp.Or(o.SweepInterval, 2*time.Second), cmp.Or(o.DriftInterval, 2*time.Second)
 	if o.PprofAddr != "" {
 		var err error
 		if c.DevPprof, err = freeport.Resolve(o.PprofAddr); err != nil {
@@ -213,7 +218,7 @@ func (c *Cheops) StartWorker() error {
 	// Unreachable after two failures: fault tests see health change quickly. The worker shares dev's encryption key and host settings; images are served by the tests on
 	// loopback, which only this allow-list lets a worker fetch from.
 	args := []string{"worker", "--temporal-address", c.TemporalAddr, "--etcd-endpoints", c.EtcdEndpoint,
-		"--sweep-interval", c.sweep.String(), "--probe-interval", c.probe.String(), "--probe-failures", "2", "--probe-timeout", "1s",
+		"--sweep-interval", c.sweep.String(), "--probe-interval", c.probe.String(), "--drift-interval", c.drift.String(), "--probe-failures", "2", "--probe-timeout", "1s",
 		"--encryption-key-file", filepath.Join(c.Dir, "data", "encryption.keys"),
 		"--site-files-dir", c.SiteFilesDir, "--image-networks", "127.0.0.0/8",
 		"--log-level", c.logLevel}
@@ -221,6 +226,7 @@ func (c *Cheops) StartWorker() error {
 		args = append(args, "--pprof-addr", c.WorkerPprof)
 	}
 	args = append(args, "--metrics-addr", strings.TrimPrefix(c.WorkerMetrics, "http://"))
+	args = append(args, c.WorkerArgs...)
 	p, err := startProcess(filepath.Join(c.Dir, "worker.log"), c.Bin, args...)
 	if err != nil {
 		return err

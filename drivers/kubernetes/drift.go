@@ -1,0 +1,344 @@
+package kubernetes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/metadata/metadatainformer"
+	"k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
+
+	"github.com/cheops-io/cheops"
+)
+
+var _ cheops.DriftWatcher = (*Driver)(nil)
+
+// driftWatches are the watches WatchDrift keeps: one metadata-only informer per cluster, kind and
+// namespace in use (one per kind for cluster-scoped kinds), listing and watching only the objects
+// that carry cheops' resource-ID label. A namespace rather than the whole cluster, because a
+// site's credentials may only reach its own namespaces. Each keeps, per object, only what drift
+// needs: its identity, cheops' label and generation annotation, and its managed fields.
+type driftWatches struct {
+	mu        sync.Mutex
+	informers map[driftKey]*driftInformer
+}
+
+// driftKey names one watch: a cluster (clusterFingerprint), a kind and a namespace ("" for a
+// cluster-scoped kind).
+type driftKey struct {
+	cluster   string
+	gvr       schema.GroupVersionResource
+	namespace string
+}
+
+// driftInformer is one watch, and the replicas whose objects it holds.
+type driftInformer struct {
+	informer cache.SharedIndexInformer
+	stop     chan struct{}
+	client   *clusterClient
+	key      driftKey
+
+	mu sync.Mutex
+	// watchers are the replicas watching each object, by the object's cache key (namespace/name).
+	watchers map[string][]driftWatcher
+	report   func(cheops.Drift)
+	// lastErr is the watch's last failure to list or watch, if any, for WatchDrift to return.
+	lastErr error
+}
+
+// driftWatcher is a replica watching an object: several sites may reach one object.
+type driftWatcher struct {
+	site    string
+	id      string
+	ref     cheops.ObjectRef
+	localID string
+}
+
+// WatchDrift sets the objects watched, on every Kubernetes site; see cheops.DriftWatcher. A site
+// whose kind cannot be mapped, or whose client cannot be built, is left out and its error returned
+// with the others; a watch that fails to list or watch retries by itself (client-go's backoff), and
+// its failure is returned until it succeeds.
+func (d *Driver) WatchDrift(ctx context.Context, watched []cheops.WatchedSite, report func(cheops.Drift)) error {
+	want := map[driftKey]map[string][]driftWatcher{}
+	clients := map[driftKey]*clusterClient{}
+	var errs []error
+	for _, ws := range watched {
+		if len(ws.Objects) == 0 {
+			continue
+		}
+		c, err := d.client(ws.Target)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, o := range ws.Objects {
+			gvr, namespaced, err := c.mapping(o.Object)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("site %s: watch %s %s: %w", ws.Target.Site.Name, o.Object.Kind, o.Object.Name, err))
+				continue
+			}
+			k := driftKey{cluster: c.clusterClient.fingerprint, gvr: gvr}
+			name := o.Object.Name
+			if namespaced {
+				k.namespace = o.Object.Namespace
+				if k.namespace == "" {
+					k.namespace = c.namespace
+				}
+				name = k.namespace + "/" + name
+			}
+			if want[k] == nil {
+				want[k] = map[string][]driftWatcher{}
+			}
+			want[k][name] = append(want[k][name], driftWatcher{site: ws.Target.Site.Name, id: o.ResourceID, ref: o.Object, localID: o.LocalID})
+			clients[k] = c.clusterClient
+		}
+	}
+
+	d.drift.mu.Lock()
+	if d.drift.informers == nil {
+		d.drift.informers = map[driftKey]*driftInformer{}
+	}
+	for k, inf := range d.drift.informers {
+		if _, ok := want[k]; !ok || inf.client != clients[k] {
+			close(inf.stop)
+			delete(d.drift.informers, k)
+		}
+	}
+	var synced []*driftInformer
+	for k, watchers := range want {
+		inf, ok := d.drift.informers[k]
+		if !ok {
+			inf = startDriftInformer(clients[k], k)
+			d.drift.informers[k] = inf
+		}
+		inf.mu.Lock()
+		inf.watchers, inf.report = watchers, report
+		if inf.lastErr != nil {
+			errs = append(errs, inf.lastErr)
+		}
+		inf.mu.Unlock()
+		if ok && inf.informer.HasSynced() {
+			synced = append(synced, inf)
+		}
+	}
+	d.drift.mu.Unlock()
+
+	// An object that a watch in sync does not hold was deleted while no event could say so (the
+	// watch was being re-established), or is about to appear (an apply just recorded it): the
+	// site, read directly, tells which.
+	for _, inf := range synced {
+		errs = append(errs, inf.findMissing(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// mapping is the REST resource of an object's kind, and whether it is namespaced.
+func (c *siteClient) mapping(ref cheops.ObjectRef) (schema.GroupVersionResource, bool, error) {
+	gv, err := schema.ParseGroupVersion(ref.APIVersion)
+	if err != nil {
+		return schema.GroupVersionResource{}, false, cheops.Classify(cheops.Permanent, err)
+	}
+	m, err := c.mapper.RESTMapping(schema.GroupKind{Group: gv.Group, Kind: ref.Kind}, gv.Version)
+	if err != nil {
+		return schema.GroupVersionResource{}, false, classify(err)
+	}
+	return m.Resource, m.Scope.Name() == meta.RESTScopeNameNamespace, nil
+}
+
+// startDriftInformer starts the watch k names.
+func startDriftInformer(c *clusterClient, k driftKey) *driftInformer {
+	inf := &driftInformer{client: c, key: k, stop: make(chan struct{})}
+	inf.informer = metadatainformer.NewFilteredMetadataInformer(c.metadata, k.gvr, k.namespace, 0, cache.Indexers{},
+		func(o *metav1.ListOptions) { o.LabelSelector = cheops.LabelResourceID }).Informer()
+	_ = inf.informer.SetTransform(trimForDrift)
+	_ = inf.informer.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
+		inf.mu.Lock()
+		inf.lastErr = fmt.Errorf("watch %s in %q: %w", k.gvr, k.namespace, err)
+		inf.mu.Unlock()
+	})
+	_, _ = inf.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { inf.clearErr() },
+		UpdateFunc: inf.updated,
+		DeleteFunc: inf.deleted,
+	})
+	go inf.informer.Run(inf.stop)
+	return inf
+}
+
+func (inf *driftInformer) clearErr() {
+	inf.mu.Lock()
+	inf.lastErr = nil
+	inf.mu.Unlock()
+}
+
+// trimForDrift keeps of an object only what drift detection reads, so that a watch of 1,000
+// objects holds little: other annotations (a last-applied-configuration may be as large as the
+// object), owner references and finalizers go.
+func trimForDrift(obj any) (any, error) {
+	m, ok := obj.(*metav1.PartialObjectMetadata)
+	if !ok {
+		return obj, nil
+	}
+	out := &metav1.PartialObjectMetadata{TypeMeta: m.TypeMeta, ObjectMeta: metav1.ObjectMeta{
+		Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion,
+		DeletionTimestamp: m.DeletionTimestamp,
+		Labels:            map[string]string{cheops.LabelResourceID: m.Labels[cheops.LabelResourceID]},
+	}}
+	if g, ok := m.Annotations[cheops.AnnotationGeneration]; ok {
+		out.Annotations = map[string]string{cheops.AnnotationGeneration: g}
+	}
+	for _, f := range m.ManagedFields {
+		// Status is not what cheops applies: whoever writes it is no drift.
+		if f.Subresource == "" {
+			out.ManagedFields = append(out.ManagedFields, f)
+		}
+	}
+	return out, nil
+}
+
+// updated reports the fields cheops applied that it no longer owns: server-side apply moves a
+// field to whoever changes its value, and drops it from every manager when it is removed. An
+// update that changes cheops' generation annotation is cheops' own apply of a new generation,
+// which may drop fields on purpose.
+func (inf *driftInformer) updated(oldObj, newObj any) {
+	o, ok1 := oldObj.(*metav1.PartialObjectMetadata)
+	n, ok2 := newObj.(*metav1.PartialObjectMetadata)
+	if !ok1 || !ok2 || o.UID != n.UID || o.Annotations[cheops.AnnotationGeneration] != n.Annotations[cheops.AnnotationGeneration] {
+		return
+	}
+	before, err1 := cheopsFields(o)
+	after, err2 := cheopsFields(n)
+	if err1 != nil || err2 != nil || before == nil {
+		return
+	}
+	lost := before.Difference(after).Leaves()
+	if lost.Empty() {
+		return
+	}
+	inf.send(n, false, changeMessage(lost, n))
+}
+
+// deleted reports an object gone from the site.
+func (inf *driftInformer) deleted(obj any) {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	m, ok := obj.(*metav1.PartialObjectMetadata)
+	if !ok {
+		return
+	}
+	inf.send(m, true, "deleted on the site")
+}
+
+// send reports a drift of m to each replica watching it.
+func (inf *driftInformer) send(m *metav1.PartialObjectMetadata, deleted bool, message string) {
+	key := m.Name
+	if m.Namespace != "" {
+		key = m.Namespace + "/" + m.Name
+	}
+	gen, _ := strconv.ParseInt(m.Annotations[cheops.AnnotationGeneration], 10, 64)
+	inf.mu.Lock()
+	watchers, report := inf.watchers[key], inf.report
+	inf.mu.Unlock()
+	for _, w := range watchers {
+		if w.id != m.Labels[cheops.LabelResourceID] {
+			continue
+		}
+		report(cheops.Drift{Site: w.site, ResourceID: w.id, Object: w.ref, LocalID: string(m.UID), Generation: gen, Deleted: deleted, Message: message})
+	}
+}
+
+// findMissing reports deleted each watched object the watch does not hold, once the site, read
+// directly, confirms it is gone.
+func (inf *driftInformer) findMissing(ctx context.Context) error {
+	inf.mu.Lock()
+	watchers, report := maps.Clone(inf.watchers), inf.report
+	inf.mu.Unlock()
+	for _, key := range slices.Sorted(maps.Keys(watchers)) {
+		if _, exists, _ := inf.informer.GetStore().GetByKey(key); exists {
+			continue
+		}
+		ns, name, _ := strings.Cut(key, "/")
+		if name == "" {
+			ns, name = "", key
+		}
+		var err error
+		if ns != "" {
+			_, err = inf.client.metadata.Resource(inf.key.gvr).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+		} else {
+			_, err = inf.client.metadata.Resource(inf.key.gvr).Get(ctx, name, metav1.GetOptions{})
+		}
+		if !apierrors.IsNotFound(err) {
+			if err != nil {
+				return classify(fmt.Errorf("get %s %s: %w", inf.key.gvr.Resource, key, err))
+			}
+			continue
+		}
+		for _, w := range watchers[key] {
+			report(cheops.Drift{Site: w.site, ResourceID: w.id, Object: w.ref, LocalID: w.localID, Deleted: true, Message: "deleted on the site"})
+		}
+	}
+	return nil
+}
+
+// cheopsFields are the fields cheops' server-side apply owns on an object; nil when it owns none.
+func cheopsFields(m *metav1.PartialObjectMetadata) (*fieldpath.Set, error) {
+	for _, f := range m.ManagedFields {
+		if f.Manager == cheops.FieldManager && f.Operation == metav1.ManagedFieldsOperationApply && f.Subresource == "" && f.FieldsV1 != nil {
+			s := &fieldpath.Set{}
+			if err := s.FromJSON(strings.NewReader(string(f.FieldsV1.Raw))); err != nil {
+				return nil, err
+			}
+			return s, nil
+		}
+	}
+	return nil, nil
+}
+
+// changeMessage says which fields cheops lost and to whom: "data.color changed by field manager
+// kubectl-edit (Update)", or "removed" when no manager owns them now.
+func changeMessage(lost *fieldpath.Set, m *metav1.PartialObjectMetadata) string {
+	var parts []string
+	rest := lost
+	for _, f := range m.ManagedFields {
+		if f.Manager == cheops.FieldManager || f.FieldsV1 == nil {
+			continue
+		}
+		s := &fieldpath.Set{}
+		if err := s.FromJSON(strings.NewReader(string(f.FieldsV1.Raw))); err != nil {
+			continue
+		}
+		taken := s.Intersection(rest)
+		if taken.Empty() {
+			continue
+		}
+		rest = rest.Difference(taken)
+		parts = append(parts, fmt.Sprintf("%s changed by field manager %s (%s)", fieldList(taken), f.Manager, f.Operation))
+	}
+	if !rest.Empty() {
+		parts = append(parts, fieldList(rest)+" removed by another field manager")
+	}
+	return strings.Join(parts, "; ")
+}
+
+// fieldList names up to 5 fields of s ("data.color, data.size and 3 more").
+func fieldList(s *fieldpath.Set) string {
+	var names []string
+	s.Iterate(func(p fieldpath.Path) { names = append(names, strings.TrimPrefix(p.String(), ".")) })
+	slices.Sort(names)
+	const shown = 5
+	if len(names) > shown {
+		return strings.Join(names[:shown], ", ") + fmt.Sprintf(" and %d more", len(names)-shown)
+	}
+	return strings.Join(names, ", ")
+}
