@@ -53,7 +53,8 @@ func (c *temporalConfig) validate() error {
 }
 
 func (c *temporalConfig) dial(log *slog.Logger) (client.Client, error) {
-	opts := client.Options{HostPort: c.Address, Namespace: c.Namespace, Logger: tlog.NewStructuredLogger(sdkLogger(log))}
+	opts := client.Options{HostPort: c.Address, Namespace: c.Namespace, Logger: tlog.NewStructuredLogger(sdkLogger(log)),
+		MetricsHandler: sdkMetrics.Handler()}
 	tc, err := tlsConfig("temporal", c.TLSCert, c.TLSKey, c.TLSCA, c.TLSName)
 	if err != nil {
 		return nil, err

@@ -362,7 +362,7 @@ func runDev(c devConfig) error {
 	}
 	errc := make(chan error, 2)
 	// One registry: the API's /metrics also shows the in-process worker's activity failures.
-	m := metrics.New(s)
+	m := newMetrics(s)
 	running := 1
 	go func() { errc <- serveAPI(ctx, c.Listen, s, tc, tcfg.TaskQueue, c.Host, authn, m, log) }()
 	if c.Worker {
@@ -418,7 +418,7 @@ func newServerCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return serveAPI(ctx, listen, s, tc, tcfg.TaskQueue, host, authn, metrics.New(s), log)
+				return serveAPI(ctx, listen, s, tc, tcfg.TaskQueue, host, authn, newMetrics(s), log)
 			})
 		},
 	}
@@ -457,7 +457,7 @@ func newWorkerCmd() *cobra.Command {
 			return runExternal(tcfg, ecfg, sc, logs, pprofAddr, func(ctx context.Context, tc client.Client, s *store.Store, log *slog.Logger) error {
 				// Replicas and site health come from the API's /metrics, read from etcd there:
 				// served by every worker too, they would be counted once per worker.
-				m := metrics.New(nil)
+				m := newMetrics(nil)
 				if err := serveMetrics(metricsAddr, m, log); err != nil {
 					return fmt.Errorf("--metrics-addr: %w", err)
 				}
@@ -506,4 +506,15 @@ func runExternal(tcfg temporalConfig, ecfg etcdConfig, sc sealConfig, logs logCo
 	ctx, stop := signalContext()
 	defer stop()
 	return run(ctx, tc, s, log)
+}
+
+// sdkMetrics gathers the Temporal SDK's own metrics (requests, polls, task latencies, …) of every
+// Temporal client of the process, for its /metrics.
+var sdkMetrics = metrics.NewSDK()
+
+// newMetrics is the process's registry: cheops' metrics and the Temporal SDK's.
+func newMetrics(s *store.Store) *metrics.Metrics {
+	m := metrics.New(s)
+	m.Registry().MustRegister(sdkMetrics)
+	return m
 }

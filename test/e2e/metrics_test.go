@@ -92,6 +92,17 @@ func TestMetricsMoveWithAReplication(t *testing.T) {
 		t.Errorf("cheops_replication_seconds{kubernetes} has %v more samples, want one per site (2)", d)
 	}
 	after := scrapeMetrics(t, env.api, true)
+	// The Temporal SDK's own metrics: the API's client started the resource's workflow, the worker
+	// ran an ApplyWave.
+	signal := map[string]string{"operation": "StartWorkflowExecution", "workflow_type": "ResourceWorkflow"}
+	if d := after.value("temporal_request", signal) - before.value("temporal_request", signal); d < 1 {
+		t.Errorf("temporal_request{StartWorkflowExecution} on the API moved by %v, want at least 1", d)
+	}
+	wave := map[string]string{"activity_type": "ApplyWave"}
+	if d := scrapeMetrics(t, env.cheops.WorkerMetrics, false).value("temporal_activity_execution_latency", wave) -
+		beforeWorker.value("temporal_activity_execution_latency", wave); d < 1 {
+		t.Errorf("temporal_activity_execution_latency{ApplyWave} on the worker has %v more samples, want at least 1", d)
+	}
 	for _, site := range []string{"site-1", "site-2"} {
 		if d := after.value("cheops_replicas", ready(site)) - before.value("cheops_replicas", ready(site)); d != 1 {
 			t.Errorf("cheops_replicas{%s,Ready} moved by %v, want 1", site, d)
