@@ -48,9 +48,11 @@ unit:
 kube-tools:
 	@bash scripts/kube-tools.sh >/dev/null
 
-## e2e: also brings up (and stops) a real two-region OpenStack through scripts/openstack.sh (root)
+## e2e: also brings up (and stops) a real two-region OpenStack through scripts/openstack.sh (root);
+## the OpenStack tests and the others run as two processes at once (scripts/e2e.sh; E2E_RUN=pattern
+## runs only those tests, in one process)
 e2e: kube-tools
-	$(GO) test -count=1 -timeout $(E2E_TIMEOUT) $(E2E_FLAGS) ./test/e2e/
+	@GO=$(GO) E2E_TIMEOUT=$(E2E_TIMEOUT) E2E_FLAGS="$(E2E_FLAGS)" E2E_RUN="$(E2E_RUN)" bash scripts/e2e.sh
 
 ## openstack-up / openstack-down: the e2e tests' OpenStack by hand (CHEOPS_OPENSTACK_REUSE=1 keeps it between runs)
 openstack-up:
