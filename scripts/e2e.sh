@@ -13,10 +13,10 @@ cd "$(dirname "$0")/.."
 GO=${GO:-go}
 TIMEOUT=${E2E_TIMEOUT:-30m}
 FLAGS=${E2E_FLAGS:-}
-# The tests that need OpenStack (they call needOpenStack), and, so that the two halves take about
-# as long, a few long Kubernetes tests (measured: the OpenStack tests alone end about three minutes
-# before the others).
-OPENSTACK='^(TestOpenStack.*|TestKubernetesAndOpenStackSideBySide|TestNoSecretLeaks|TestDemoSites|TestDeleteProceedsWhenItsSiteComesBack|TestTransactionalSiteDiesDuringFanOut|TestEventualSiteDiesDuringFanOut)$'
+# The tests that need OpenStack (they call needOpenStack), and two long Kubernetes tests, so that
+# the halves take about as long (measured in a clean clone: 356 s the others, about 180 s the
+# OpenStack tests alone; with these two moved, about 300 s each).
+OPENSTACK='^(TestOpenStack.*|TestKubernetesAndOpenStackSideBySide|TestNoSecretLeaks|TestDemoSites|TestDeleteProceedsWhenItsSiteComesBack)$'
 if [ -n "${E2E_RUN:-}" ]; then
   exec $GO test -count=1 -timeout "$TIMEOUT" $FLAGS -run "$E2E_RUN" ./test/e2e/
 fi
