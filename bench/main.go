@@ -30,6 +30,7 @@ type config struct {
 	clients     int
 	duration    time.Duration
 	apiservers  int
+	noDrift     bool
 	profile     bool
 	keep        bool
 	hold        bool
@@ -49,6 +50,7 @@ func main() {
 	flag.IntVar(&c.clients, "clients", 4, "concurrent clients of the throughput run")
 	flag.DurationVar(&c.duration, "duration", 20*time.Second, "length of the throughput run")
 	flag.IntVar(&c.apiservers, "apiservers", 3, "kube-apiservers the sites are spread over")
+	flag.BoolVar(&c.noDrift, "no-drift", false, "run the dev stack's worker with drift detection off (--drift-interval=0), to measure its cost")
 	flag.BoolVar(&c.profile, "profile", true, "capture CPU and allocation profiles of cheops during the throughput run, and during the first 20 s of the largest site count")
 	flag.BoolVar(&c.keep, "keep", false, "keep the working folder (logs of cheops and the apiservers)")
 	flag.StringVar(&c.cluster, "cluster", "", "measure the cluster scripts/cluster.sh runs with this state folder (its env file), not a dev stack of the benchmark's own")
@@ -106,6 +108,14 @@ func run(ctx context.Context, c config) error {
 			return err
 		}
 		defer ch.Close()
+		if c.noDrift {
+			ch.WorkerArgs = []string{"--drift-interval=0"}
+			ch.Worker.Stop()
+			if err := ch.StartWorker(); err != nil {
+				return err
+			}
+			logf("the worker runs with drift detection off (-no-drift)")
+		}
 		st = devStack(ch)
 	}
 	opts := []client.Option{client.WithBearerToken(st.token)}
