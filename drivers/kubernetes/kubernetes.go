@@ -431,26 +431,9 @@ func nameOf(u *unstructured.Unstructured) string {
 // until their owner applies them again, and leaves the object. An object gone, or not the
 // resource's, is left as it is.
 func (d *Driver) Release(ctx context.Context, t cheops.Target, ref cheops.ObjectRef, resourceID string) error {
-	c, err := d.client(t)
-	if err != nil {
+	ri, u, err := d.owned(ctx, t, ref, resourceID)
+	if u == nil || err != nil {
 		return err
-	}
-	ri, err := c.refResource(ref)
-	if err != nil {
-		if cheops.ClassOf(err) == cheops.Permanent {
-			return nil // the kind is gone from the site, and the object with it
-		}
-		return err
-	}
-	u, err := ri.Get(ctx, ref.Name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return classify(fmt.Errorf("get %s %s on site %s: %w", ref.Kind, ref.Name, t.Site.Name, err))
-	}
-	if u.GetLabels()[cheops.LabelResourceID] != resourceID {
-		return nil
 	}
 	patch, err := json.Marshal(releasePatch(u))
 	if err != nil {
@@ -594,26 +577,9 @@ func (d *Driver) Delete(ctx context.Context, t cheops.Target, ref cheops.ObjectR
 // as a precondition: an object of that name someone made since cheops' was deleted is theirs,
 // and is left. Gone (the object or its kind) is success.
 func (d *Driver) DeleteOwned(ctx context.Context, t cheops.Target, ref cheops.ObjectRef, resourceID string) error {
-	c, err := d.client(t)
-	if err != nil {
+	ri, u, err := d.owned(ctx, t, ref, resourceID)
+	if u == nil || err != nil {
 		return err
-	}
-	ri, err := c.refResource(ref)
-	if err != nil {
-		if cheops.ClassOf(err) == cheops.Permanent {
-			return nil // the kind no longer exists on the site, so neither does the object
-		}
-		return err
-	}
-	u, err := ri.Get(ctx, ref.Name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return classify(fmt.Errorf("get %s %s on site %s: %w", ref.Kind, ref.Name, t.Site.Name, err))
-	}
-	if u.GetLabels()[cheops.LabelResourceID] != resourceID {
-		return nil
 	}
 	uid := u.GetUID()
 	policy := metav1.DeletePropagationBackground
@@ -623,6 +589,33 @@ func (d *Driver) DeleteOwned(ctx context.Context, t cheops.Target, ref cheops.Ob
 		return classifyWrite(fmt.Errorf("delete %s %s on site %s: %w", ref.Kind, ref.Name, t.Site.Name, err))
 	}
 	return nil
+}
+
+// owned reads the object ref names on the site, and returns it only while it carries the
+// resource's label: nil, and no error, when it (or its kind) is gone or is someone else's now.
+func (d *Driver) owned(ctx context.Context, t cheops.Target, ref cheops.ObjectRef, resourceID string) (dynamic.ResourceInterface, *unstructured.Unstructured, error) {
+	c, err := d.client(t)
+	if err != nil {
+		return nil, nil, err
+	}
+	ri, err := c.refResource(ref)
+	if err != nil {
+		if cheops.ClassOf(err) == cheops.Permanent {
+			return nil, nil, nil // the kind is gone from the site, and the object with it
+		}
+		return nil, nil, err
+	}
+	u, err := ri.Get(ctx, ref.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, classify(fmt.Errorf("get %s %s on site %s: %w", ref.Kind, ref.Name, t.Site.Name, err))
+	}
+	if u.GetLabels()[cheops.LabelResourceID] != resourceID {
+		return nil, nil, nil
+	}
+	return ri, u, nil
 }
 
 // Probe asks the site for its version.
