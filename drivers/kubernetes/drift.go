@@ -23,18 +23,22 @@ import (
 
 var _ cheops.DriftWatcher = (*Driver)(nil)
 
-// driftWatches are the watches WatchDrift keeps: one metadata-only informer per cluster, kind and
-// namespace in use (one per kind for cluster-scoped kinds), listing and watching only the objects
-// that carry cheops' resource-ID label. A namespace rather than the whole cluster, because a
-// site's credentials may only reach its own namespaces. Each keeps, per object, only what drift
-// needs: its identity, cheops' label and generation annotation, and its managed fields.
+// driftWatches are the watches WatchDrift keeps: one metadata-only informer per cluster and kind,
+// listing and watching only the objects that carry cheops' resource-ID label, in every namespace,
+// so that a thousand sites that are namespaces of one cluster cost one watch, not a thousand. A
+// cluster whose credentials may not list a kind in every namespace is watched per namespace in
+// use instead (see namespacedOnly). Each keeps, per object, only what drift needs: its identity,
+// cheops' label and generation annotation, and its managed fields.
 type driftWatches struct {
 	mu        sync.Mutex
 	informers map[driftKey]*driftInformer
+	// namespacedOnly says, by cluster and kind, whether the cluster refused to list the kind in
+	// every namespace (true) or allowed it (false); a kind not yet asked about is absent.
+	namespacedOnly map[driftKey]bool
 }
 
 // driftKey names one watch: a cluster (clusterFingerprint), a kind and a namespace ("" for a
-// cluster-scoped kind).
+// cluster-scoped kind, or for a namespaced kind watched in every namespace).
 type driftKey struct {
 	cluster   string
 	gvr       schema.GroupVersionResource
@@ -90,11 +94,14 @@ func (d *Driver) WatchDrift(ctx context.Context, watched []cheops.WatchedSite, r
 			k := driftKey{cluster: c.clusterClient.fingerprint, gvr: gvr}
 			name := o.Object.Name
 			if namespaced {
-				k.namespace = o.Object.Namespace
-				if k.namespace == "" {
-					k.namespace = c.namespace
+				ns := o.Object.Namespace
+				if ns == "" {
+					ns = c.namespace
 				}
-				name = k.namespace + "/" + name
+				if d.drift.perNamespace(ctx, c.clusterClient, k) {
+					k.namespace = ns
+				}
+				name = ns + "/" + name
 			}
 			if want[k] == nil {
 				want[k] = map[string][]driftWatcher{}
@@ -118,7 +125,7 @@ func (d *Driver) WatchDrift(ctx context.Context, watched []cheops.WatchedSite, r
 	for k, watchers := range want {
 		inf, ok := d.drift.informers[k]
 		if !ok {
-			inf = startDriftInformer(clients[k], k)
+			inf = d.drift.start(clients[k], k)
 			d.drift.informers[k] = inf
 		}
 		inf.mu.Lock()
@@ -155,16 +162,57 @@ func (c *siteClient) mapping(ref cheops.ObjectRef) (schema.GroupVersionResource,
 	return m.Resource, m.Scope.Name() == meta.RESTScopeNameNamespace, nil
 }
 
-// startDriftInformer starts the watch k names.
-func startDriftInformer(c *clusterClient, k driftKey) *driftInformer {
+// perNamespace says whether a namespaced kind of a cluster is watched per namespace, asking the
+// cluster the first time: a list in every namespace (of one object, by cheops' label) that is
+// forbidden means the site's credentials reach only some namespaces. Another failure asks again
+// next time, and watches per namespace meanwhile, as a site's namespace is what it may surely read.
+func (w *driftWatches) perNamespace(ctx context.Context, c *clusterClient, k driftKey) bool {
+	w.mu.Lock()
+	only, known := w.namespacedOnly[k]
+	w.mu.Unlock()
+	if known {
+		return only
+	}
+	_, err := c.metadata.Resource(k.gvr).List(ctx, metav1.ListOptions{LabelSelector: cheops.LabelResourceID, Limit: 1})
+	switch {
+	case err == nil:
+		only = false
+	case apierrors.IsForbidden(err):
+		only = true
+	default:
+		return true
+	}
+	w.mu.Lock()
+	if w.namespacedOnly == nil {
+		w.namespacedOnly = map[driftKey]bool{}
+	}
+	w.namespacedOnly[k] = only
+	w.mu.Unlock()
+	return only
+}
+
+// start starts the watch k names. A watch in every namespace that the cluster then forbids (its
+// credentials were narrowed) makes the kind watched per namespace from the next WatchDrift on.
+func (w *driftWatches) start(c *clusterClient, k driftKey) *driftInformer {
 	inf := &driftInformer{client: c, key: k, stop: make(chan struct{})}
 	inf.informer = metadatainformer.NewFilteredMetadataInformer(c.metadata, k.gvr, k.namespace, 0, cache.Indexers{},
 		func(o *metav1.ListOptions) { o.LabelSelector = cheops.LabelResourceID }).Informer()
 	_ = inf.informer.SetTransform(trimForDrift)
+	where := fmt.Sprintf("in %q", k.namespace)
+	if k.namespace == "" {
+		where = "in every namespace"
+	}
 	_ = inf.informer.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
 		inf.mu.Lock()
-		inf.lastErr = fmt.Errorf("watch %s in %q: %w", k.gvr, k.namespace, err)
+		inf.lastErr = fmt.Errorf("watch %s %s: %w", k.gvr, where, err)
 		inf.mu.Unlock()
+		if k.namespace == "" && apierrors.IsForbidden(err) {
+			w.mu.Lock()
+			if _, known := w.namespacedOnly[k]; known {
+				w.namespacedOnly[k] = true
+			}
+			w.mu.Unlock()
+		}
 	})
 	_, _ = inf.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { inf.clearErr() },

@@ -7,9 +7,14 @@ import (
 	"testing"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
 
 	"github.com/cheops-io/cheops"
 	"github.com/cheops-io/cheops/client"
@@ -216,4 +221,73 @@ func editByHand(t *testing.T, cms corev1client.ConfigMapInterface, name string) 
 	}
 	t.Fatal("the value edited by hand was not restored within a minute")
 	return 0
+}
+
+// A site whose credentials may read only its own namespace (a Role, not a ClusterRole) is watched
+// for drift all the same: the cluster refuses a watch of ConfigMaps in every namespace, so the
+// kind is watched in the site's namespace, and an object deleted there by hand is made again.
+func TestDriftOnASiteLimitedToItsNamespace(t *testing.T) {
+	ctx := context.Background()
+	a := env.kube.Apiservers[1]
+	cs, _, err := a.Clients()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ns, sa, site = "drift-limited", "cheops", "limited-2"
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.RbacV1().Roles(ns).Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: sa},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"*"}}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: sa},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: sa},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa, Namespace: ns}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	hour := int64(3600)
+	tok, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa, &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &hour}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: %q, insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: %s}}]
+contexts: [{name: c, context: {cluster: c, user: u, namespace: %s}}]
+current-context: c
+`, a.URL, tok.Status.Token, ns)
+
+	// What the test stands on: these credentials may not list ConfigMaps in every namespace.
+	limited, err := kubernetes.NewForConfig(&rest.Config{Host: a.URL, BearerToken: tok.Status.Token,
+		TLSClientConfig: rest.TLSClientConfig{Insecure: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := limited.CoreV1().ConfigMaps("").List(ctx, metav1.ListOptions{Limit: 1}); !apierrors.IsForbidden(err) {
+		t.Fatalf("listing ConfigMaps in every namespace with the site's credentials: %v, want Forbidden", err)
+	}
+
+	if _, err := env.client.CreateSite(ctx, client.SiteRequest{Name: site, Driver: cheops.DriverKubernetes,
+		Kubernetes: &client.KubernetesSettings{Kubeconfig: kc, Namespace: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	name := "drift-limited"
+	r := create(t, name, driftConfigMap(name, "blue"), site)
+	t.Cleanup(func() {
+		remove(t, r.ID)
+		if err := env.client.DeleteSite(context.Background(), site, false); err != nil {
+			t.Errorf("delete site %s: %v", site, err)
+		}
+	})
+	waitReady(t, r.ID, 1)
+	time.Sleep(watchSettle)
+	took := deleteByHand(t, cs.CoreV1().ConfigMaps(ns), name, "blue")
+	fmt.Printf("drift repair on a site limited to its namespace: deleted, back as declared %v later\n", took)
+	wantDriftEvent(t, r.ID, site, "deleted on the site; re-applying it")
 }
