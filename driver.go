@@ -34,6 +34,8 @@ type ApplyRequest struct {
 	// LocalID is the local object the replica recorded before this attempt, if any: the
 	// replica's own, created or adopted.
 	LocalID string
+	// LocalAdopted says that the object of LocalID was adopted rather than created.
+	LocalAdopted bool
 	// UnrecordedSince, when set, is when an earlier attempt of this replica began that may have
 	// made an object without recording it. A driver that cannot mark its objects (a keypair)
 	// counts an unmarked object as its own only when the site made it since then; when unset,

@@ -202,7 +202,7 @@ func (p *prepared) markApplying(r cheops.Resource, how siteApply) func(*cheops.R
 func (a *Activities) apply(ctx context.Context, r cheops.Resource, p *prepared, prev *cheops.ObjectRef) (cheops.ApplyResult, error) {
 	var res cheops.ApplyResult
 	req := cheops.ApplyRequest{ResourceID: r.ID, ResourceName: r.Name, Generation: r.Generation, Manifest: p.manifest, References: p.refs,
-		Adopt: r.Policy.WithDefaults().Conflict == cheops.ConflictAdopt, LocalID: p.before.LocalID}
+		Adopt: r.Policy.WithDefaults().Conflict == cheops.ConflictAdopt, LocalID: p.before.LocalID, LocalAdopted: p.before.Adopted}
 	if p.before.ApplyingSince != nil {
 		// Only an earlier attempt can have made an object this one does not know of; this
 		// attempt looks before it creates.

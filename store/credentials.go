@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -16,7 +17,43 @@ import (
 // SealWith makes the store seal every site's credentials it writes with the keyring's current key
 // and open them with whichever key sealed them. Without a keyring, credentials are written as
 // plain JSON and sealed ones cannot be read.
-func (s *Store) SealWith(k *seal.Keyring) { s.keys = k }
+func (s *Store) SealWith(k *seal.Keyring) {
+	s.keys = k
+	s.opened.clear()
+}
+
+// openedCreds are credentials opened, by site: each with the sealed value it was opened from.
+type openedCreds struct {
+	mu     sync.Mutex
+	bySite map[string]openedCred
+}
+
+type openedCred struct {
+	raw  string
+	cred cheops.Credentials
+}
+
+func (o *openedCreds) get(name string, raw []byte) (cheops.Credentials, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	c, ok := o.bySite[name]
+	if !ok || c.raw != string(raw) {
+		return cheops.Credentials{}, false
+	}
+	return c.cred, true
+}
+
+func (o *openedCreds) put(name string, raw []byte, cred cheops.Credentials) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.bySite[name] = openedCred{raw: string(raw), cred: cred}
+}
+
+func (o *openedCreds) clear() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	clear(o.bySite)
+}
 
 // sealedCredentials is how credentials are kept in etcd once sealed.
 type sealedCredentials struct {
@@ -41,6 +78,18 @@ func (s *Store) credValue(name string, cred cheops.Credentials) (string, error) 
 // decodeCred reads a site's credentials as etcd holds them: sealed, or plain JSON written before
 // sealing was configured.
 func (s *Store) decodeCred(name string, raw []byte) (cheops.Credentials, error) {
+	if cred, ok := s.opened.get(name, raw); ok {
+		return cred, nil
+	}
+	cred, err := s.openCred(name, raw)
+	if err == nil {
+		s.opened.put(name, raw, cred)
+	}
+	return cred, err
+}
+
+// openCred decodes, and unseals if sealed, a site's credentials as etcd holds them.
+func (s *Store) openCred(name string, raw []byte) (cheops.Credentials, error) {
 	var cred cheops.Credentials
 	var sc sealedCredentials
 	if err := json.Unmarshal(raw, &sc); err != nil {

@@ -56,6 +56,10 @@ type Store struct {
 	now    func() time.Time
 	// keys seals credentials at rest (see SealWith).
 	keys *seal.Keyring
+	// opened keeps the credentials last opened of each site, by the exact value etcd held, so
+	// that reading a site's target again (each wave, each drift resync) does not unseal and
+	// decode it again.
+	opened *openedCreds
 }
 
 // New returns a store over an etcd client; prefix defaults to "/cheops".
@@ -63,7 +67,8 @@ func New(c *clientv3.Client, prefix string) *Store {
 	if prefix == "" {
 		prefix = "/cheops"
 	}
-	return &Store{c: c, prefix: strings.TrimSuffix(prefix, "/"), now: func() time.Time { return time.Now().UTC() }}
+	return &Store{c: c, prefix: strings.TrimSuffix(prefix, "/"), now: func() time.Time { return time.Now().UTC() },
+		opened: &openedCreds{bySite: map[string]openedCred{}}}
 }
 
 // Ping checks that etcd answers.

@@ -81,7 +81,7 @@ type clusterClient struct {
 
 // siteClient is a site's view of its cluster: the cluster's clients and the site's namespace.
 type siteClient struct {
-	fingerprint string
+	settings siteSettings
 	*clusterClient
 	namespace string
 }
@@ -90,10 +90,10 @@ type siteClient struct {
 // whose kubeconfig and context are the same share one clusterClient; a cluster no site uses any
 // more is dropped.
 func (d *Driver) client(t cheops.Target) (*siteClient, error) {
-	fp := fingerprint(t)
+	fp := settingsOf(t)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if c, ok := d.clients[t.Site.Name]; ok && c.fingerprint == fp {
+	if c, ok := d.clients[t.Site.Name]; ok && c.settings == fp {
 		return c, nil
 	}
 	cfg, ns, err := d.restConfig(t)
@@ -127,7 +127,7 @@ func (d *Driver) client(t cheops.Target) (*siteClient, error) {
 		cc = &clusterClient{fingerprint: cfp, dynamic: dyn, metadata: mc, discovery: cached, mapper: restmapper.NewDeferredDiscoveryRESTMapper(cached)}
 		d.clusters[cfp] = cc
 	}
-	c := &siteClient{fingerprint: fp, clusterClient: cc, namespace: ns}
+	c := &siteClient{settings: fp, clusterClient: cc, namespace: ns}
 	d.clients[t.Site.Name] = c
 	d.dropUnusedClusters()
 	return c, nil
@@ -159,11 +159,20 @@ func clusterFingerprint(t cheops.Target) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-func fingerprint(t cheops.Target) string {
-	h := sha256.New()
-	b, _ := json.Marshal([]any{t.Site.Kubernetes, t.Credentials.Kubeconfig})
-	h.Write(b)
-	return hex.EncodeToString(h.Sum(nil))
+// siteSettings is what a site's client is built from; a client is rebuilt when they change.
+// Compared as they are, not hashed: each apply looks its site's client up.
+type siteSettings struct {
+	kubernetes    cheops.KubernetesSite
+	hasKubernetes bool
+	kubeconfig    string
+}
+
+func settingsOf(t cheops.Target) siteSettings {
+	s := siteSettings{kubeconfig: t.Credentials.Kubeconfig}
+	if t.Site.Kubernetes != nil {
+		s.kubernetes, s.hasKubernetes = *t.Site.Kubernetes, true
+	}
+	return s
 }
 
 // restConfig builds a site's client configuration. It checks the kubeconfig again at each use, so
@@ -348,6 +357,21 @@ func (d *Driver) Apply(ctx context.Context, t cheops.Target, req cheops.ApplyReq
 	if err != nil {
 		return cheops.ApplyResult{}, err
 	}
+	if req.LocalID != "" && !req.LocalAdopted {
+		// The object recorded is cheops' own: applied with its UID, the apply goes through only
+		// if that object is still there (409 when none is, 422 when another stands under its
+		// name), with no read before it. Anything else is looked at first, below.
+		u.SetAnnotations(ann)
+		u.SetUID(types.UID(req.LocalID))
+		out, err := apply(ctx, ri, u)
+		switch {
+		case err == nil:
+			return applied(u, out, cheops.ApplyResult{}), nil
+		case !apierrors.IsConflict(err) && !apierrors.IsInvalid(err):
+			return cheops.ApplyResult{}, classifyWrite(fmt.Errorf("apply %s %s on site %s: %w", u.GetKind(), u.GetName(), t.Site.Name, err))
+		}
+		u.SetUID("")
+	}
 	var res cheops.ApplyResult
 	existing, err := ri.Get(ctx, u.GetName(), metav1.GetOptions{})
 	switch {
@@ -378,23 +402,35 @@ func (d *Driver) Apply(ctx context.Context, t cheops.Target, req cheops.ApplyReq
 		res.Adopted, res.PreviousOwner = true, owner
 	}
 	u.SetAnnotations(ann)
-	body, err := json.Marshal(u.Object)
-	if err != nil {
-		return cheops.ApplyResult{}, cheops.Classify(cheops.Permanent, err)
-	}
-	// Force takes the fields over from other managers: needed for an object cheops adopts, and
-	// harmless for one it made. (An object someone creates between the look above and this call
-	// is taken too; the window is one round trip.)
-	force := true
-	out, err := ri.Patch(ctx, u.GetName(), types.ApplyPatchType, body, metav1.PatchOptions{FieldManager: cheops.FieldManager, Force: &force})
+	// (An object someone creates between the look above and this apply is taken too, as force
+	// takes fields from other managers; the window is one round trip.)
+	out, err := apply(ctx, ri, u)
 	if err != nil {
 		return cheops.ApplyResult{}, classifyWrite(fmt.Errorf("apply %s %s on site %s: %w", u.GetKind(), u.GetName(), t.Site.Name, err))
 	}
-	// The site answers an apply with the object as it now stands, status included: most objects
-	// (a ConfigMap, a Namespace) are Ready in that answer, with no read more.
+	return applied(u, out, res), nil
+}
+
+// apply server-side-applies u as cheops' field manager. Force takes the fields over from other
+// managers: needed for an object cheops adopts, and for one whose fields someone edited by hand
+// (drift), which cheops puts back.
+func apply(ctx context.Context, ri dynamic.ResourceInterface, u *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	body, err := json.Marshal(u.Object)
+	if err != nil {
+		return nil, cheops.Classify(cheops.Permanent, err)
+	}
+	force := true
+	return ri.Patch(ctx, u.GetName(), types.ApplyPatchType, body, metav1.PatchOptions{FieldManager: cheops.FieldManager, Force: &force})
+}
+
+// applied completes res with what an apply answered. The site answers with the object as it now
+// stands, status included: most objects (a ConfigMap, a Namespace) are Ready in that answer, with
+// no read more.
+func applied(u, out *unstructured.Unstructured, res cheops.ApplyResult) cheops.ApplyResult {
 	rd := readinessOf(out)
+	u.SetUID("")
 	res.LocalID, res.Object, res.Readiness = string(out.GetUID()), refOf(u), &rd
-	return res, nil
+	return res
 }
 
 // ownerOf names who has an object cheops did not make: its field managers, from

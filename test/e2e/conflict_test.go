@@ -125,6 +125,15 @@ func TestConflictKubernetesConfigMap(t *testing.T) {
 	if err != nil || cm.Labels[cheops.LabelResourceID] != r.ID || cm.Data["value"] != "ours" || cm.Annotations[cheops.AnnotationAdoptedFrom] == "" {
 		t.Fatalf("the adopted ConfigMap: %+v, %v; want cheops' label, its value, and the adopted-from annotation", cm, err)
 	}
+	// A new generation keeps saying whence the object came.
+	from := cm.Annotations[cheops.AnnotationAdoptedFrom]
+	r = put(t, r.ID, client.ResourceRequest{Name: "conflict-adopt", Manifest: raw(configMap(name, "ours-2")), Scope: onSites("site-1"),
+		Policy: &cheops.Policy{Conflict: cheops.ConflictAdopt}})
+	r = waitReady(t, r.ID, 2)
+	cm, err = configMapOnSite1(t, name)
+	if one, _ := r.Replica("site-1"); err != nil || !one.Adopted || cm.UID != before.UID || cm.Data["value"] != "ours-2" || cm.Annotations[cheops.AnnotationAdoptedFrom] != from {
+		t.Fatalf("the adopted ConfigMap at generation 2: %+v, %v (replica %+v); want its value, the same UID and adopted-from %q", cm, err, one, from)
+	}
 	remove(t, r.ID)
 	cm, err = configMapOnSite1(t, name)
 	if err != nil || hasCheopsMarks(cm) || cm.UID != before.UID || cm.Data["owner"] != "hand" || cm.Labels["team"] != "ops" {
@@ -175,6 +184,31 @@ func TestConflictKubernetesConfigMap(t *testing.T) {
 	if cm, err := configMapOnSite1(t, replaced); err != nil || cm.UID != again.UID {
 		t.Errorf("after deleting the resource: %v, %v; want the ConfigMap made by hand since left", cm, err)
 	}
+
+	// The same, then a new generation (drift only reported, so that cheops does not make the
+	// ConfigMap again first): the apply, made for the object recorded, finds another under its
+	// name, and policy.conflict abort leaves that one as it is.
+	const swapped = "conflict-swapped"
+	r = post(t, client.ResourceRequest{Name: swapped, Manifest: raw(configMap(swapped, "ours")), Scope: onSites("site-1"),
+		Policy: &cheops.Policy{Drift: cheops.DriftReport}})
+	r = waitReady(t, r.ID, 1)
+	if err := cs.CoreV1().ConfigMaps("default").Delete(context.Background(), swapped, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	hands := handMadeConfigMap(t, swapped)
+	put(t, r.ID, client.ResourceRequest{Name: swapped, Manifest: raw(configMap(swapped, "ours-2")), Scope: onSites("site-1"),
+		Policy: &cheops.Policy{Drift: cheops.DriftReport}})
+	r = waitFor(t, r.ID, 2*time.Minute, "site-1 Failed at generation 2", func(r resource, code int) bool {
+		one, _ := r.Replica("site-1")
+		return code == http.StatusOK && one.State == cheops.ReplicaFailed && one.FailedGeneration == 2
+	})
+	if one, _ := r.Replica("site-1"); !strings.Contains(one.Message, "policy.conflict abort") {
+		t.Errorf("site-1 replica %+v: want the conflict named", one)
+	}
+	if cm, err := configMapOnSite1(t, swapped); err != nil || cm.ResourceVersion != hands.ResourceVersion || hasCheopsMarks(cm) {
+		t.Errorf("the ConfigMap made by hand after generation 2: %+v, %v; want it untouched", cm, err)
+	}
+	remove(t, r.ID)
 }
 
 // A keypair made by hand on RegionOne, then a cheops keypair of the same name and key on both
