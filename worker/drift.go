@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -25,17 +27,17 @@ type DriftMonitor struct {
 	Store     *store.Store
 	Drivers   map[cheops.DriverName]cheops.Driver
 	Workflows *workflows.Client
-	// Interval is how often the set of watched objects is read again in full and the sites of
-	// drivers that cannot watch are observed.
+	// Interval is how often the sites of drivers that cannot watch are observed, and the watches
+	// checked for objects they missed.
 	Interval time.Duration
 	Log      *slog.Logger
 }
 
 const (
-	// driftResyncMin is the least time between two reads of the watched set that a change of the
-	// replicas asks for: a watch of a kind newly in use starts within about this long. A read
-	// that took long (many replicas) spaces them more: at least driftResyncShare times its
-	// duration, so that a rollout changing replicas all the time does not keep it reading.
+	// driftResyncMin is the least time between two updates of the watches that a change of the
+	// view asks for: a watch of a kind newly in use starts within about this long. An update that
+	// took long (many replicas) spaces them more: at least driftResyncShare times its duration,
+	// so that a rollout changing replicas all the time does not keep it busy.
 	driftResyncMin   = time.Second
 	driftResyncShare = 4
 	// observeParallel bounds the observes at once, over all sites.
@@ -79,13 +81,25 @@ func (m *DriftMonitor) Run(ctx context.Context) {
 		recorders.Wait()
 	}()
 
-	changed := m.Store.WatchReplicas(ctx)
+	var view *store.DriftView
+	for {
+		var err error
+		if view, err = m.Store.FollowForDrift(ctx); err == nil {
+			break
+		}
+		m.Log.Warn("read the store for drift", "error", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(m.Interval):
+		}
+	}
 	tick := time.NewTicker(m.Interval)
 	defer tick.Stop()
 	var lastErr string
 	for observe := true; ; {
 		began := time.Now()
-		err := m.sync(ctx, observe, report)
+		err := m.sync(ctx, view, observe, report)
 		took := time.Since(began)
 		if err != nil && ctx.Err() == nil && err.Error() != lastErr {
 			// Said once, not at every resync while a site stays unreachable.
@@ -101,10 +115,7 @@ func (m *DriftMonitor) Run(ctx context.Context) {
 			return
 		case <-tick.C:
 			observe = true
-		case _, ok := <-changed:
-			if !ok {
-				changed = m.Store.WatchReplicas(ctx)
-			}
+		case <-view.Changed():
 			observe = false
 			select {
 			case <-ctx.Done():
@@ -122,49 +133,29 @@ func watchable(r cheops.Resource, rep cheops.Replica) bool {
 		rep.ObservedGeneration == r.Generation && rep.Object != nil && rep.LocalID != ""
 }
 
-// sync reads every replica and hands the watchable ones to their driver's watch; with observe, it
-// also observes those of drivers that cannot watch. Sites known unreachable are left alone.
-func (m *DriftMonitor) sync(ctx context.Context, observe bool, report func(cheops.Drift)) error {
-	resources, err := m.Store.ListResources(ctx)
-	if err != nil {
-		return err
-	}
-	byID := make(map[string]cheops.Resource, len(resources))
-	for _, r := range resources {
-		byID[r.ID] = r
-	}
-	reps, err := m.Store.AllReplicas(ctx)
-	if err != nil {
-		return err
-	}
-	sites, err := m.Store.ListSites(ctx)
-	if err != nil {
-		return err
-	}
-	health := map[string]cheops.SiteHealth{}
-	for _, s := range sites {
-		health[s.Name] = s.Health
-	}
-	bySite := map[string][]cheops.Replica{}
-	for _, rep := range reps {
-		r, ok := byID[rep.ResourceID]
-		if ok && watchable(r, rep) && health[rep.Site] != cheops.SiteUnreachable && health[rep.Site] != "" {
-			bySite[rep.Site] = append(bySite[rep.Site], rep)
+// sync hands the watchable replicas of the view to their driver's watch; with observe, it also
+// observes those of drivers that cannot watch. Sites known unreachable are left alone.
+func (m *DriftMonitor) sync(ctx context.Context, view *store.DriftView, observe bool, report func(cheops.Drift)) error {
+	bySite := map[string][]cheops.WatchedObject{}
+	view.Read(func(resources map[string]cheops.Resource, replicas map[string]map[string]cheops.Replica, sites map[string]cheops.Site) {
+		for id, reps := range replicas {
+			r, ok := resources[id]
+			if !ok {
+				continue
+			}
+			for name, rep := range reps {
+				site, ok := sites[name]
+				if ok && site.Driver == r.Driver && watchable(r, rep) && site.Health != cheops.SiteUnreachable && site.Health != "" {
+					bySite[name] = append(bySite[name], cheops.WatchedObject{ResourceID: id, Object: *rep.Object, LocalID: rep.LocalID})
+				}
+			}
 		}
-	}
-	names := make([]string, 0, len(bySite))
-	for name := range bySite {
-		names = append(names, name)
-	}
-	targets, err := m.Store.Targets(ctx, names)
-	if err != nil {
-		return err
-	}
+	})
 	watched := map[cheops.DriverName][]cheops.WatchedSite{}
 	var observed []cheops.WatchedSite
 	var errs []error
-	for _, name := range names {
-		t, err := targets(name)
+	for _, name := range slices.Sorted(maps.Keys(bySite)) {
+		t, err := view.Target(name)
 		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}
@@ -172,13 +163,7 @@ func (m *DriftMonitor) sync(ctx context.Context, observe bool, report func(cheop
 			errs = append(errs, err)
 			continue
 		}
-		ws := cheops.WatchedSite{Target: t}
-		for _, rep := range bySite[name] {
-			if byID[rep.ResourceID].Driver != t.Site.Driver {
-				continue
-			}
-			ws.Objects = append(ws.Objects, cheops.WatchedObject{ResourceID: rep.ResourceID, Object: *rep.Object, LocalID: rep.LocalID})
-		}
+		ws := cheops.WatchedSite{Target: t, Objects: bySite[name]}
 		if _, ok := m.Drivers[t.Site.Driver].(cheops.DriftWatcher); ok {
 			watched[t.Site.Driver] = append(watched[t.Site.Driver], ws)
 		} else {

@@ -113,13 +113,17 @@ func TestRecordDriftOnlyOnTheReplicaItWasSeenOn(t *testing.T) {
 func TestObservedObjectGoneIsDrifted(t *testing.T) {
 	ctx := context.Background()
 	s, d, m := driftFixture(t)
-	if err := m.sync(ctx, false, func(dr cheops.Drift) { _ = m.Record(ctx, dr) }); err != nil {
+	view, err := s.FollowForDrift(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.sync(ctx, view, false, func(dr cheops.Drift) { _ = m.Record(ctx, dr) }); err != nil {
 		t.Fatal(err)
 	}
 	if d.observed != 0 {
 		t.Fatalf("observed %d objects on a sync that was not to observe", d.observed)
 	}
-	if err := m.sync(ctx, true, func(dr cheops.Drift) { _ = m.Record(ctx, dr) }); err != nil {
+	if err := m.sync(ctx, view, true, func(dr cheops.Drift) { _ = m.Record(ctx, dr) }); err != nil {
 		t.Fatal(err)
 	}
 	evs := driftEvents(t, s)

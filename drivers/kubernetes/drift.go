@@ -75,6 +75,13 @@ type driftWatcher struct {
 func (d *Driver) WatchDrift(ctx context.Context, watched []cheops.WatchedSite, report func(cheops.Drift)) error {
 	want := map[driftKey]map[string][]driftWatcher{}
 	clients := map[driftKey]*clusterClient{}
+	// A kind's mapping is looked up once per cluster, not once per object.
+	type mappingKey struct{ cluster, apiVersion, kind string }
+	mappings := map[mappingKey]struct {
+		gvr        schema.GroupVersionResource
+		namespaced bool
+		err        error
+	}{}
 	var errs []error
 	for _, ws := range watched {
 		if len(ws.Objects) == 0 {
@@ -86,7 +93,13 @@ func (d *Driver) WatchDrift(ctx context.Context, watched []cheops.WatchedSite, r
 			continue
 		}
 		for _, o := range ws.Objects {
-			gvr, namespaced, err := c.mapping(o.Object)
+			mk := mappingKey{c.clusterClient.fingerprint, o.Object.APIVersion, o.Object.Kind}
+			m, ok := mappings[mk]
+			if !ok {
+				m.gvr, m.namespaced, m.err = c.mapping(o.Object)
+				mappings[mk] = m
+			}
+			gvr, namespaced, err := m.gvr, m.namespaced, m.err
 			if err != nil {
 				errs = append(errs, fmt.Errorf("site %s: watch %s %s: %w", ws.Target.Site.Name, o.Object.Kind, o.Object.Name, err))
 				continue
