@@ -178,7 +178,7 @@ func (c *workerConfig) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.Health.Interval, "probe-interval", envDuration("CHEOPS_PROBE_INTERVAL", 10*time.Second), "how often each site's health is probed; the sites are spread over the interval (CHEOPS_PROBE_INTERVAL)")
 	fs.IntVar(&c.Health.Failures, "probe-failures", envInt("CHEOPS_PROBE_FAILURES", 3), "probes failed in a row before a site is Unreachable; one success makes it Ready (CHEOPS_PROBE_FAILURES)")
 	fs.DurationVar(&c.Health.Timeout, "probe-timeout", envDuration("CHEOPS_PROBE_TIMEOUT", 5*time.Second), "how long one probe may take (CHEOPS_PROBE_TIMEOUT)")
-	fs.DurationVar(&c.DriftInterval, "drift-interval", envDuration("CHEOPS_DRIFT_INTERVAL", 30*time.Second), "how often objects on sites that cannot be watched (OpenStack) are observed for drift, and the watched set of Kubernetes objects is read again in full; 0 turns drift detection off (CHEOPS_DRIFT_INTERVAL)")
+	fs.DurationVar(&c.DriftInterval, "drift-interval", envDuration("CHEOPS_DRIFT_INTERVAL", 30*time.Second), "how often objects on sites that cannot be watched (OpenStack) are observed for drift, and Kubernetes watches are checked for objects they missed; 0 turns drift detection off (CHEOPS_DRIFT_INTERVAL)")
 }
 
 func (c *workerConfig) validate() error {

@@ -427,11 +427,9 @@ func TestTransactionalSiteDiesDuringFanOut(t *testing.T) {
 		rep, _ := r.Replica("slow-3")
 		return rep.State == "Applying"
 	})
-	// The driver reads the object before it applies it (to tell its own from someone else's): the
-	// read takes the first second of the proxy's delay, the apply the next. Stop the site during
-	// the apply, whose outcome is then unknown; a stop during the read would leave the site known
-	// untouched, which is a rollback of the record alone.
-	time.Sleep(1300 * time.Millisecond)
+	// The driver applies the object it recorded at once, with its UID (no read first): the apply
+	// takes the proxy's second of delay. Stop the site during it, so that its outcome is unknown.
+	time.Sleep(400 * time.Millisecond)
 	restart := stopSite3(t)
 	r = waitFor(t, r.ID, time.Minute, "rolling back", func(r resource, _ int) bool { return r.Rollback != nil && r.Rollback.Generation == 2 })
 	if r.State == "RolledBack" {
