@@ -10,6 +10,9 @@ FUZZ_TIME ?= 15s
 # How long `make unit` fuzzes the API (FuzzAPI: arbitrary requests against the real handlers and an
 # embedded etcd); see README (Tests) for a longer run.
 API_FUZZ_TIME ?= 20s
+# How many fuzzing workers (default: one per core); scripts/test.sh sets 1, beside the e2e tests.
+FUZZ_PARALLEL ?=
+FUZZ_PARALLEL_FLAG = $(if $(FUZZ_PARALLEL),-parallel $(FUZZ_PARALLEL))
 # The race detector covers the packages whose tests exercise concurrency (the store's concurrent
 # writers, the workflow's fan-out); the others run without it, since instrumenting client-go or a
 # whole Temporal server would add many minutes to a cold build for code that is not ours.
@@ -19,7 +22,7 @@ MODULE    := github.com/cheops-io/cheops
 RACE_PKGS  = . ./store ./workflows ./scope ./overrides ./auth ./seal
 PLAIN_PKGS = $$($(GO) list ./... | grep -v -x -F $(foreach p,$(RACE_PKGS),-e $(MODULE)$(patsubst .%,%,$(p))) | grep -v -e '/test/')
 
-.PHONY: all build run test unit e2e lint kube-tools openstack-up openstack-down cluster-up cluster-down cluster-status cluster-test chaos chaos-short bench bench-cluster clean
+.PHONY: all build run test unit unit-and-e2e e2e lint kube-tools openstack-up openstack-down cluster-up cluster-down cluster-status cluster-test chaos chaos-short bench bench-cluster clean
 all: build
 
 build:
@@ -33,15 +36,21 @@ run: build
 	@if [ "$(DEMO_SITES)" != 0 ] && [ -z "$$CHEOPS_KUBE_APISERVER" ]; then bash scripts/kube-tools.sh kube-apiserver >/dev/null; fi
 	./$(BIN) dev --demo-sites $(DEMO_SITES)
 
-## test: lint, unit and integration tests, end-to-end tests against real kube-apiservers (site-1 with a
-## controller-manager, a scheduler and kwok), then the shortened chaos run against the production topology
-test: lint unit e2e chaos-short
+## test: lint; unit and integration tests and, at the same time (scripts/test.sh), the end-to-end tests
+## against real kube-apiservers (site-1 with a controller-manager, a scheduler and kwok) and OpenStack;
+## then the shortened chaos run against the production topology
+test: lint unit-and-e2e chaos-short
+
+## unit-and-e2e: `make unit` and `make e2e` as two processes at once (the end-to-end tests mostly wait:
+## they use under half of two cores), each line prefixed with who wrote it
+unit-and-e2e: kube-tools
+	@GO=$(GO) MAKE="$(MAKE)" E2E_FLAGS="$(E2E_FLAGS)" bash scripts/test.sh
 
 unit:
 	$(GO) test -race -count=1 $(RACE_PKGS)
 	$(GO) test -count=1 $(PLAIN_PKGS)
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZ_TIME) -fuzzminimizetime 200x ./scope
-	$(GO) test -run '^$$' -fuzz FuzzAPI -fuzztime $(API_FUZZ_TIME) -fuzzminimizetime 200x ./api
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZ_TIME) -fuzzminimizetime 200x $(FUZZ_PARALLEL_FLAG) ./scope
+	$(GO) test -run '^$$' -fuzz FuzzAPI -fuzztime $(API_FUZZ_TIME) -fuzzminimizetime 200x $(FUZZ_PARALLEL_FLAG) ./api
 
 ## kube-tools: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok for the tests,
 ## built once per version into ~/.cache/cheops (scripts/kube-tools.sh)
