@@ -121,7 +121,8 @@ func uiHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 		h := c.Response().Header()
 		h.Set("Content-Security-Policy", uiCSP)
 		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
+		// Not no-referrer: a browser would then send this page's own forms with "Origin: null".
+		h.Set("Referrer-Policy", "same-origin")
 		h.Set("Cache-Control", "no-store")
 		return next(c)
 	}
@@ -178,10 +179,11 @@ func uiSessionCookie(r *http.Request, token string, maxAge int) *http.Cookie {
 }
 
 // sameOrigin refuses a form posted from another site (login CSRF): a browser says where a
-// request comes from in Sec-Fetch-Site and Origin. A client that sends neither is no browser.
+// request comes from in Sec-Fetch-Site (which no page can set) or, an older one, in Origin. A
+// client that sends neither is no browser.
 func sameOrigin(r *http.Request) bool {
-	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
-		return false
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		return site == "same-origin" || site == "none"
 	}
 	origin := r.Header.Get("Origin")
 	if origin == "" {
@@ -339,7 +341,8 @@ func (s *server) matrixOf(c echo.Context) (matrix, error) {
 			cell := matrixCell{Site: st.Name}
 			if i := slices.IndexFunc(reps, func(rep cheops.Replica) bool { return rep.Site == st.Name }); i >= 0 {
 				rep := reps[i]
-				cell.Replica, cell.Behind, placed = &rep, rep.ObservedGeneration < r.Generation, true
+				// Behind: an older generation is what the site holds (0: it holds none yet).
+				cell.Replica, cell.Behind, placed = &rep, rep.ObservedGeneration > 0 && rep.ObservedGeneration < r.Generation, true
 				inState = inState || string(rep.State) == m.Replica || m.Replica == string(uiDrifted) && rep.Drifted
 			}
 			row.Cells = append(row.Cells, cell)

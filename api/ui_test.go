@@ -97,7 +97,8 @@ func TestUILoginAndCookie(t *testing.T) {
 		t.Fatalf("login with a bad token: %d %v %s", rec.Code, rec.Result().Cookies(), rec.Body)
 	}
 	// A form posted from another site logs no one in (login CSRF).
-	for _, hdr := range [][]string{{"Origin", "http://evil.example"}, {"Origin", "null"}, {"Sec-Fetch-Site", "cross-site"}} {
+	for _, hdr := range [][]string{{"Origin", "http://evil.example"}, {"Origin", "null"}, {"Sec-Fetch-Site", "cross-site"},
+		{"Sec-Fetch-Site", "same-site", "Origin", "http://example.com"}} {
 		rec = browse(t, h, http.MethodPost, "/ui/login", url.Values{"token": {"viewer-token"}}, nil, hdr...)
 		if rec.Code != http.StatusForbidden || len(rec.Result().Cookies()) != 0 {
 			t.Fatalf("login with %v: %d %v", hdr, rec.Code, rec.Result().Cookies())
