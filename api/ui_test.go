@@ -226,6 +226,10 @@ func TestUIMatrix(t *testing.T) {
 	if !strings.Contains(page, `href="/ui/resources/`+web.ID+`"`) || !strings.Contains(page, "data-drifted") {
 		t.Fatal("no link to ui-web's page, or its drifted replica is not marked")
 	}
+	// The sites' credentials (their kubeconfig holds secret) are nowhere on the page.
+	if strings.Contains(page, secret) {
+		t.Fatal("the page holds a site's credential")
+	}
 	// A replica's message is text, never markup.
 	if strings.Contains(page, "<script>alert") || !strings.Contains(page, "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;") {
 		t.Fatalf("the message was not escaped:\n%s", page)
