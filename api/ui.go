@@ -375,8 +375,18 @@ func (s *server) uiMatrixEvents(c echo.Context) error {
 	if _, err := s.matrixOf(c); err != nil {
 		return err // a bad filter is refused before the stream starts
 	}
-	changes := s.Store.WatchAll(c.Request().Context())
+	ctx := c.Request().Context()
+	changes := s.Store.WatchAll(ctx)
+	var last time.Time
 	return s.stream(c, changes, func() (string, []byte, error) {
+		// Every change of every resource wakes this: on a busy system an open page costs its
+		// three reads at most once every uiMatrixEvery (the changes meanwhile are gathered).
+		select {
+		case <-time.After(time.Until(last.Add(uiMatrixEvery))):
+		case <-ctx.Done():
+			return "", nil, ctx.Err()
+		}
+		last = time.Now()
 		m, err := s.matrixOf(c)
 		if err != nil {
 			return "", nil, err
@@ -399,6 +409,9 @@ type resourcePage struct {
 }
 
 const uiEvents = 50
+
+// uiMatrixEvery is how often at most a matrix stream reads and sends the matrix again.
+const uiMatrixEvery = 500 * time.Millisecond
 
 func (s *server) resourcePageOf(c echo.Context, r cheops.Resource) (resourcePage, error) {
 	v, err := s.view(c, r)
