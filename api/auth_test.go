@@ -3,8 +3,10 @@ package api_test
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"sigs.k8s.io/yaml"
 
@@ -33,6 +35,16 @@ var wantRoles = map[string]string{
 	"GET /healthz":                 "",
 	"GET /readyz":                  "",
 	"GET /openapi.yaml":            "",
+	// The status page: a browser without a login cookie is sent to the login form.
+	"GET /ui":                      "viewer",
+	"GET /ui/events":               "viewer",
+	"GET /ui/resources/:id":        "viewer",
+	"GET /ui/resources/:id/events": "viewer",
+	"GET /ui/login":                "",
+	"POST /ui/login":               "",
+	"POST /ui/logout":              "",
+	"GET /ui/static/ui.js":         "",
+	"GET /ui/static/ui.css":        "",
 }
 
 // Every route × {no token, a bad token, viewer, operator, admin}: 401 without a valid token, 403
@@ -61,12 +73,22 @@ func TestEveryRouteNeedsItsRole(t *testing.T) {
 			{"", ""}, {"bogus", "Bearer not-a-token"}, {"basic", "Basic YWRtaW46YWRtaW4="},
 			{"viewer", "Bearer viewer-token"}, {"operator", "Bearer operator-token"}, {"admin", "Bearer admin-token"},
 		} {
-			rec := do(t, h, r.Method, path, "{}", "Authorization", caller.header)
+			var rec *httptest.ResponseRecorder
+			if key == "GET /ui/events" {
+				rec = doFor(t, h, 200*time.Millisecond, path, "Authorization", caller.header) // a stream
+			} else {
+				rec = do(t, h, r.Method, path, "{}", "Authorization", caller.header)
+			}
 			role := caller.name
 			if role == "bogus" || role == "basic" {
 				role = ""
 			}
+			page := strings.HasPrefix(key, "GET /ui") && !strings.HasSuffix(key, "/events")
 			switch {
+			case need != "" && rank[role] == 0 && page && !strings.HasPrefix(caller.header, "Bearer "):
+				if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/ui/login" {
+					t.Errorf("%s as %q: %d %s; want a redirect to /ui/login", key, caller.name, rec.Code, rec.Body)
+				}
 			case need != "" && rank[role] == 0:
 				if rec.Code != http.StatusUnauthorized || rec.Header().Get("WWW-Authenticate") == "" ||
 					rec.Header().Get("Content-Type") != "application/problem+json" {
@@ -79,6 +101,8 @@ func TestEveryRouteNeedsItsRole(t *testing.T) {
 				if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "needs role "+need) {
 					t.Errorf("%s as %s: %d %s; want a 403 naming role %s", key, caller.name, rec.Code, rec.Body, need)
 				}
+			case key == "POST /ui/login":
+				// Open, and judges the token of its form (TestUILoginAndCookie), not this header.
 			default:
 				if rec.Code == http.StatusUnauthorized || rec.Code == http.StatusForbidden {
 					t.Errorf("%s as %q: %d %s; want it let through", key, caller.name, rec.Code, rec.Body)

@@ -56,6 +56,8 @@ type Config struct {
 	// MaxInFlightPerClient bounds the requests one client address may have in flight; more are
 	// a 429 (default DefaultMaxInFlightPerClient).
 	MaxInFlightPerClient int
+	// UI says where the status page at /ui links to.
+	UI UIConfig
 }
 
 type server struct {
@@ -93,10 +95,19 @@ func New(cfg Config) *echo.Echo {
 	for _, r := range s.routes() {
 		v1.Add(r.Method, r.Path, r.handler, s.authorize(r.Role))
 	}
+	// The status page: its pages and streams need a role as /v1 does, but also take the login
+	// cookie (see ui.go).
+	for _, r := range s.uiRoutes() {
+		mw := []echo.MiddlewareFunc{uiHeaders}
+		if r.Role != "" {
+			mw = append(mw, s.uiAuthorize(r.Role))
+		}
+		e.Add(r.Method, r.Path, r.handler, mw...)
+	}
 	return e
 }
 
-// Route is one /v1 route and the role it needs.
+// Route is one route and the role it needs ("": none).
 type Route struct {
 	Method, Path string
 	Role         auth.Role
@@ -127,8 +138,14 @@ func (s *server) routes() []Route {
 // Roles returns the role each route behind a token needs, by method and path ("GET /v1/sites").
 func Roles() map[string]auth.Role {
 	out := map[string]auth.Role{"GET /metrics": auth.Viewer}
-	for _, r := range (&server{}).routes() {
+	s := &server{}
+	for _, r := range s.routes() {
 		out[r.Method+" /v1"+r.Path] = r.Role
+	}
+	for _, r := range s.uiRoutes() {
+		if r.Role != "" {
+			out[r.Method+" "+r.Path] = r.Role
+		}
 	}
 	return out
 }

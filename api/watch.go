@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -26,30 +27,10 @@ const (
 )
 
 // watchResource streams r's view until it is gone, the client leaves, or watchMaxDuration passes.
-// Every change etcd reports is read back; only a view that differs from the last one sent is sent.
-// The view is also read back at each keep-alive, so a change made while the watch was starting is
-// sent within watchKeepAlive at worst.
 func (s *server) watchResource(c echo.Context, r cheops.Resource) error {
-	ctx := c.Request().Context()
-	changes := s.Store.WatchResource(ctx, r.ID)
-	w := c.Response()
-	rc := http.NewResponseController(w)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	var last []byte
-	send := func(event string, data []byte) error {
-		_ = rc.SetWriteDeadline(time.Now().Add(WriteTimeout))
-		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, data); err != nil {
-			return err
-		}
-		return rc.Flush()
-	}
-	// sendView reads the view and sends it if it changed; done is set once the resource is gone.
-	sendView := func() (done bool, err error) {
-		cur, err := s.Store.GetResource(ctx, r.ID)
+	changes := s.Store.WatchResource(c.Request().Context(), r.ID)
+	return s.stream(c, changes, func() (string, []byte, error) {
+		cur, err := s.Store.GetResource(c.Request().Context(), r.ID)
 		if err == nil {
 			// A caller bound to some sites stops seeing a resource placed elsewhere since.
 			var ok bool
@@ -59,24 +40,62 @@ func (s *server) watchResource(c echo.Context, r cheops.Resource) error {
 		}
 		if errors.Is(err, store.ErrNotFound) {
 			b, _ := json.Marshal(map[string]string{"id": r.ID, "name": r.Name})
-			return true, send("deleted", b)
+			return eventDeleted, b, nil
 		}
 		if err != nil {
-			return false, err
+			return "", nil, err
 		}
 		v, err := s.view(c, cur)
 		if err != nil {
-			return false, err
+			return "", nil, err
 		}
 		b, err := json.Marshal(v)
-		if err != nil || bytes.Equal(b, last) {
-			return false, err
+		return "resource", b, err
+	})
+}
+
+// eventDeleted is the last event of a stream: what it showed is gone.
+const eventDeleted = "deleted"
+
+// stream answers with Server-Sent Events: the event next returns, at once and after each message
+// of changes (a burst gathered for watchDebounce), when its data differ from the last sent, until
+// next returns eventDeleted or an error, changes is closed (etcd ended the watch: the client
+// watches again), the client leaves, or watchMaxDuration passes. next is also called at each
+// keep-alive, so a change made while the watch was starting is sent within watchKeepAlive at
+// worst: call the watch that gives changes before stream.
+func (s *server) stream(c echo.Context, changes <-chan struct{}, next func() (event string, data []byte, err error)) error {
+	ctx := c.Request().Context()
+	w := c.Response()
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	write := func(text string) error {
+		_ = rc.SetWriteDeadline(time.Now().Add(WriteTimeout))
+		if _, err := fmt.Fprint(w, text); err != nil {
+			return err
 		}
-		last = b
-		return false, send("resource", b)
+		return rc.Flush()
 	}
-	if done, err := sendView(); done || err != nil {
-		return nil // the headers are sent: an error can only end the stream
+	var last []byte
+	// send reads and sends what changed; done is set once the stream should end.
+	send := func() (done bool) {
+		event, data, err := next()
+		if err != nil {
+			return true // the headers are sent: an error can only end the stream
+		}
+		if event != eventDeleted && bytes.Equal(data, last) {
+			return false
+		}
+		last = data
+		// Data of several lines are sent as several data lines, which the client joins again.
+		text := "event: " + event + "\ndata: " + strings.ReplaceAll(string(data), "\n", "\ndata: ") + "\n\n"
+		return write(text) != nil || event == eventDeleted
+	}
+	if send() {
+		return nil
 	}
 	keepAlive := time.NewTicker(watchKeepAlive)
 	defer keepAlive.Stop()
@@ -89,7 +108,7 @@ func (s *server) watchResource(c echo.Context, r cheops.Resource) error {
 			return nil
 		case _, ok := <-changes:
 			if !ok {
-				return nil // etcd ended the watch: the client watches again
+				return nil
 			}
 			select {
 			case <-time.After(watchDebounce):
@@ -97,15 +116,11 @@ func (s *server) watchResource(c echo.Context, r cheops.Resource) error {
 				return nil
 			}
 		case <-keepAlive.C:
-			_ = rc.SetWriteDeadline(time.Now().Add(WriteTimeout))
-			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
-				return nil
-			}
-			if err := rc.Flush(); err != nil {
+			if write(": keep-alive\n\n") != nil {
 				return nil
 			}
 		}
-		if done, err := sendView(); done || err != nil {
+		if send() {
 			return nil
 		}
 	}

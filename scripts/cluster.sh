@@ -568,7 +568,8 @@ cheops_up() {
     port_free "$(api_port "$i")" || die "port $(api_port "$i") (server-$i) is taken"
     log "starting server-$i on https://127.0.0.1:$(api_port "$i")"
     spawn "server-$i" "$BIN/cheops" server "${CHEOPS_ARGS[@]}" --tokens-file "$DIR/tokens.yaml" \
-      --listen "127.0.0.1:$(api_port "$i")" --tls-cert "$CERTS/api.crt" --tls-key "$CERTS/api.key"
+      --listen "127.0.0.1:$(api_port "$i")" --tls-cert "$CERTS/api.crt" --tls-key "$CERTS/api.key" \
+      --temporal-ui-url "http://127.0.0.1:$UI_PORT"
   done
   for i in $(seq "$WORKERS"); do
     running "worker-$i" && continue

@@ -17,6 +17,8 @@ FLAGS=${E2E_FLAGS:-}
 # the halves take about as long (measured in a clean clone: 356 s the others, about 180 s the
 # OpenStack tests alone; with these two moved, about 300 s each).
 OPENSTACK='^(TestOpenStack.*|TestKubernetesAndOpenStackSideBySide|TestNoSecretLeaks|TestDemoSites|TestDeleteProceedsWhenItsSiteComesBack)$'
+# The status page's test drives Debian's chromium: installed now, before the OpenStack half runs apt.
+bash scripts/tools.sh chromium >/dev/null || exit 1
 if [ -n "${E2E_RUN:-}" ]; then
   exec $GO test -count=1 -timeout "$TIMEOUT" $FLAGS -run "$E2E_RUN" ./test/e2e/
 fi

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -90,14 +91,30 @@ func (h levelFloor) WithGroup(name string) slog.Handler {
 	return levelFloor{h.Handler.WithGroup(name), h.min}
 }
 
+// registerTemporalUI registers --temporal-ui-url, the Web UI the status page links workflows to.
+func registerTemporalUI(fs *pflag.FlagSet, u *string, what string) {
+	fs.StringVar(u, "temporal-ui-url", envOr("CHEOPS_TEMPORAL_UI_URL", ""), "base URL of the Temporal Web UI the status page (/ui) links each resource's workflow to, e.g. https://temporal.example:8233; "+what+" (CHEOPS_TEMPORAL_UI_URL)")
+}
+
+// uiConfig is what the status page links to: webUI, checked, in the namespace of the workflows.
+func uiConfig(webUI, namespace string) (api.UIConfig, error) {
+	if webUI != "" {
+		if u, err := url.Parse(webUI); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return api.UIConfig{}, fmt.Errorf("--temporal-ui-url: %q is not an http:// or https:// URL", webUI)
+		}
+	}
+	return api.UIConfig{TemporalWebUI: webUI, TemporalNamespace: namespace, WorkflowID: workflows.WorkflowID}, nil
+}
+
 // serveAPI runs the API on addr until ctx ends.
-func serveAPI(ctx context.Context, listen listenConfig, s *store.Store, tc client.Client, taskQueue string, host hostConfig, authn api.Authenticator, m *metrics.Metrics, log *slog.Logger) error {
+func serveAPI(ctx context.Context, listen listenConfig, s *store.Store, tc client.Client, taskQueue string, ui api.UIConfig, host hostConfig, authn api.Authenticator, m *metrics.Metrics, log *slog.Logger) error {
 	e := api.New(api.Config{
 		Store:        s,
 		Metrics:      m,
 		Orchestrator: &workflows.Client{Temporal: tc, TaskQueue: taskQueue},
 		Drivers:      host.drivers(),
 		Auth:         authn,
+		UI:           ui,
 		Ready: func(ctx context.Context) error {
 			_, err := tc.CheckHealth(ctx, &client.CheckHealthRequest{})
 			return err
@@ -202,6 +219,7 @@ type devConfig struct {
 	Listen       listenConfig
 	TemporalPort int
 	UIPort       int
+	TemporalUI   string
 	EtcdClient   string
 	EtcdPeer     string
 	Worker       bool
@@ -234,6 +252,7 @@ binary is built once by 'bash scripts/kube-tools.sh' ('make run' does); this com
 	c.Listen.register(fs)
 	fs.IntVar(&c.TemporalPort, "temporal-port", envInt("CHEOPS_TEMPORAL_PORT", 7233), "Temporal gRPC port on 127.0.0.1 (CHEOPS_TEMPORAL_PORT)")
 	fs.IntVar(&c.UIPort, "ui-port", envInt("CHEOPS_UI_PORT", 8233), "Temporal Web UI port on 127.0.0.1; -1 disables it (CHEOPS_UI_PORT)")
+	registerTemporalUI(fs, &c.TemporalUI, "default: the embedded one's, http://127.0.0.1:<ui-port>")
 	fs.StringVar(&c.EtcdClient, "etcd-client-addr", envOr("CHEOPS_ETCD_CLIENT_ADDR", "127.0.0.1:2379"), "embedded etcd client address (CHEOPS_ETCD_CLIENT_ADDR)")
 	fs.StringVar(&c.EtcdPeer, "etcd-peer-addr", envOr("CHEOPS_ETCD_PEER_ADDR", "127.0.0.1:2380"), "embedded etcd peer address (CHEOPS_ETCD_PEER_ADDR)")
 	fs.BoolVar(&c.Worker, "worker", envOr("CHEOPS_DEV_WORKER", "true") == "true", "run a worker in this process (CHEOPS_DEV_WORKER); false leaves it to 'cheops worker'")
@@ -266,6 +285,10 @@ func runDev(c devConfig) error {
 	}
 	if c.TemporalPort <= 0 || c.TemporalPort > 65535 {
 		return fmt.Errorf("--temporal-port: %d is not a port", c.TemporalPort)
+	}
+	ui, err := uiConfig(c.TemporalUI, "default")
+	if err != nil {
+		return err
 	}
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return fmt.Errorf("--data-dir: %w", err)
@@ -331,6 +354,9 @@ func runDev(c devConfig) error {
 	log.Info("temporal ready", "address", tsrv.Address)
 	if tsrv.UIAddress != "" {
 		log.Info("temporal web ui", "url", "http://"+tsrv.UIAddress)
+		if ui.TemporalWebUI == "" {
+			ui.TemporalWebUI = "http://" + tsrv.UIAddress
+		}
 	}
 
 	ec, err := clientv3.New(clientv3.Config{Endpoints: []string{etcd.Endpoint}, DialTimeout: 5 * time.Second})
@@ -364,7 +390,7 @@ func runDev(c devConfig) error {
 	// One registry: the API's /metrics also shows the in-process worker's activity failures.
 	m := newMetrics(s)
 	running := 1
-	go func() { errc <- serveAPI(ctx, c.Listen, s, tc, tcfg.TaskQueue, c.Host, authn, m, log) }()
+	go func() { errc <- serveAPI(ctx, c.Listen, s, tc, tcfg.TaskQueue, ui, c.Host, authn, m, log) }()
 	if c.Worker {
 		running++
 		go func() { errc <- runWorker(ctx, tc, s, tcfg, c.WorkerConfig, c.Host, m, log) }()
@@ -401,7 +427,7 @@ func newServerCmd() *cobra.Command {
 	var tokens tokensConfig
 	var listen listenConfig
 	var logs logConfig
-	var pprofAddr string
+	var pprofAddr, temporalUI string
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the API against an external Temporal and etcd",
@@ -413,12 +439,16 @@ func newServerCmd() *cobra.Command {
 			if err := errors.Join(tokens.validate(), listen.validate()); err != nil {
 				return err
 			}
+			ui, err := uiConfig(temporalUI, tcfg.Namespace)
+			if err != nil {
+				return err
+			}
 			return runExternal(tcfg, ecfg, sc, logs, pprofAddr, func(ctx context.Context, tc client.Client, s *store.Store, log *slog.Logger) error {
 				authn, err := tokens.load(log)
 				if err != nil {
 					return err
 				}
-				return serveAPI(ctx, listen, s, tc, tcfg.TaskQueue, host, authn, newMetrics(s), log)
+				return serveAPI(ctx, listen, s, tc, tcfg.TaskQueue, ui, host, authn, newMetrics(s), log)
 			})
 		},
 	}
@@ -428,6 +458,7 @@ func newServerCmd() *cobra.Command {
 	sc.register(cmd.Flags(), "")
 	tokens.register(cmd.Flags())
 	listen.register(cmd.Flags())
+	registerTemporalUI(cmd.Flags(), &temporalUI, "default: none, no link")
 	logs.register(cmd.Flags())
 	registerPprof(cmd.Flags(), &pprofAddr)
 	return cmd
