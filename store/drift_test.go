@@ -37,6 +37,17 @@ func TestDriftViewFollowsTheStore(t *testing.T) {
 	}
 	setState("r1", "a", cheops.ReplicaReady)
 	setState("r1", "b", cheops.ReplicaReady)
+	all, err := s.AllReplicas(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed []string
+	for _, rep := range all {
+		listed = append(listed, rep.ResourceID+"/"+rep.Site)
+	}
+	if slices.Sort(listed); !slices.Equal(listed, []string{"r1/a", "r1/b"}) {
+		t.Fatalf("AllReplicas: %v", listed)
+	}
 	view, err := s.FollowForDrift(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -184,6 +185,27 @@ func (s *Store) CountReplicas(ctx context.Context) (map[string]map[cheops.Replic
 			out[rep.Site] = map[cheops.ReplicaState]int{}
 		}
 		out[rep.Site][rep.State]++
+	}
+	return out, nil
+}
+
+// AllReplicas returns every resource's replicas, in one read of etcd, each with its resource's ID:
+// what the status page's matrix shows.
+func (s *Store) AllReplicas(ctx context.Context) ([]cheops.Replica, error) {
+	prefix := s.prefix + "/replicas/"
+	resp, err := s.c.Get(ctx, prefix, clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("etcd list %s: %w", prefix, err)
+	}
+	out := make([]cheops.Replica, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		var rep cheops.Replica
+		if err := json.Unmarshal(kv.Value, &rep); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+		}
+		// The key is <prefix>/replicas/<resource ID>/<site>.
+		rep.ResourceID, _, _ = strings.Cut(strings.TrimPrefix(string(kv.Key), prefix), "/")
+		out = append(out, rep)
 	}
 	return out, nil
 }
