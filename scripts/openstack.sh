@@ -429,22 +429,23 @@ region_start() {
   start "glance-r$r" glance glance-api --config-file "$d/glance/glance-api.conf"
 }
 
-# region_workers starts conductor, scheduler and compute once the APIs they call answer: a compute
-# that finds placement not answering at its start only retries a minute later.
+# region_workers starts conductor and scheduler (they need the database and RabbitMQ only) and, once
+# placement answers, compute: a compute that finds placement not answering at its start only retries
+# a minute later.
 region_workers() {
   local r=$1 d="$STATE/etc/r$1"
-  wait_http "http://127.0.0.1:$(port "$r" 778)/" "placement-r$r"
-  wait_http "http://127.0.0.1:$(port "$r" 696)/" "neutron-r$r"
-  wait_http "http://127.0.0.1:$(port "$r" 292)/" "glance-r$r"
-  wait_http "http://127.0.0.1:$(port "$r" 774)/" "nova-api-r$r"
   start "nova-conductor-r$r" nova nova-conductor --config-file "$d/nova/nova.conf"
   start "nova-scheduler-r$r" nova nova-scheduler --config-file "$d/nova/nova.conf"
+  wait_http "http://127.0.0.1:$(port "$r" 778)/" "placement-r$r"
   start "nova-compute-r$r" nova /usr/bin/python3 -c 'import sys; from nova.cmd.compute import main; sys.exit(main())' \
     --config-file "$d/nova/nova.conf"
 }
 
 region_ready() {
   local r=$1 d="$STATE/etc/r$1"
+  wait_http "http://127.0.0.1:$(port "$r" 696)/" "neutron-r$r"
+  wait_http "http://127.0.0.1:$(port "$r" 292)/" "glance-r$r"
+  wait_http "http://127.0.0.1:$(port "$r" 774)/" "nova-api-r$r"
   # A service row from an earlier run still reads "up" for a while: wait for this run's reports, and
   # for compute's resource provider, then map the host to cell1.
   local deadline=$((SECONDS + 120)) since
@@ -498,13 +499,24 @@ up() {
   START_EPOCH=$(date +%s)
   local t0=$SECONDS
   start_mariadb
+  log "mariadb up at $((SECONDS - t0)) s"
   keystone_up
-  rabbit_up
+  log "keystone up at $((SECONDS - t0)) s"
+  # RabbitMQ boots (Erlang, some 20 s) while the catalog is written and the APIs start: only the
+  # workers need it. (The APIs started before the catalog, all loading at once, made it slower.)
+  rabbit_up &
+  local rabbit=$!
   catalog
+  log "catalog at $((SECONDS - t0)) s"
   for r in $REGIONS; do region_configs "$r"; done
   for r in $REGIONS; do region_schema "$r"; done
+  log "schemas at $((SECONDS - t0)) s"
   for r in $REGIONS; do region_start "$r"; done
+  log "APIs started at $((SECONDS - t0)) s"
+  wait "$rabbit" || die "rabbitmq; see $STATE/logs/rabbitmq.log"
+  log "rabbitmq up at $((SECONDS - t0)) s"
   for r in $REGIONS; do region_workers "$r"; done
+  log "workers started at $((SECONDS - t0)) s"
   for r in $REGIONS; do region_ready "$r"; done
   log "up in $((SECONDS - t0)) s (after packages)"
   write_env
