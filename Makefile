@@ -36,13 +36,13 @@ run: build
 	@if [ "$(DEMO_SITES)" != 0 ] && [ -z "$$CHEOPS_KUBE_APISERVER" ]; then bash scripts/kube-tools.sh kube-apiserver >/dev/null; fi
 	./$(BIN) dev --demo-sites $(DEMO_SITES)
 
-## test: lint; unit and integration tests and, at the same time (scripts/test.sh), the end-to-end tests
-## against real kube-apiservers (site-1 with a controller-manager, a scheduler and kwok) and OpenStack;
-## then the shortened chaos run against the production topology
-test: lint unit-and-e2e chaos-short
+## test: lint; then at the same time (scripts/test.sh) the end-to-end tests against real kube-apiservers
+## (site-1 with a controller-manager, a scheduler and kwok) and OpenStack, and the unit and integration
+## tests followed by the shortened chaos run against the production topology
+test: lint unit-and-e2e
 
-## unit-and-e2e: `make unit` and `make e2e` as two processes at once (the end-to-end tests mostly wait:
-## they use under half of two cores), each line prefixed with who wrote it
+## unit-and-e2e: `make unit` then `make chaos-short`, beside `make e2e` (the end-to-end tests mostly
+## wait: they use under half of two cores), each line prefixed with who wrote it
 unit-and-e2e: kube-tools
 	@GO=$(GO) MAKE="$(MAKE)" E2E_FLAGS="$(E2E_FLAGS)" bash scripts/test.sh
 

@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/cheops-io/cheops"
@@ -22,6 +23,10 @@ import (
 func newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
+	// The SDK's deadlock detector fails a workflow task that runs 1 s without yielding: under the
+	// race detector, on two cores shared with the end-to-end tests (make test runs both at once),
+	// a task that plans 250 sites can take that long. Production workers keep the 1 s default.
+	env.SetWorkerOptions(worker.Options{DeadlockDetectionTimeout: 30 * time.Second})
 	env.RegisterActivity(&activities.Activities{})
 	t.Cleanup(func() { env.AssertExpectations(t) })
 	return env

@@ -136,7 +136,8 @@ func serveAPI(ctx context.Context, listen listenConfig, s *store.Store, tc clien
 		// net/http's own refusals as problem+json; under TLS net/http needs the *tls.Conn itself.
 		ln = api.ProblemListener(ln)
 	}
-	log.Info("API listening", "address", scheme+ln.Addr().String(), "clientCertificates", listen.ClientCA != "")
+	log.Info("API listening", "address", scheme+ln.Addr().String(), "statusPage", scheme+ln.Addr().String()+"/ui",
+		"clientCertificates", listen.ClientCA != "")
 	srv := api.NewHTTPServer(e)
 	srv.TLSConfig = tlsCfg
 	errc := make(chan error, 1)
