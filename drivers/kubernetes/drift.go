@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -36,6 +37,11 @@ type driftWatches struct {
 	// every namespace (true) or allowed it (false); a kind not yet asked about is absent.
 	namespacedOnly map[driftKey]bool
 }
+
+// driftRequestTimeout bounds each single request of the drift watches' own (not the watches): the
+// metadata client they share has no overall timeout, and a site that stops answering must not hold
+// the drift monitor.
+const driftRequestTimeout = 30 * time.Second
 
 // driftKey names one watch: a cluster (clusterFingerprint), a kind and a namespace ("" for a
 // cluster-scoped kind, or for a namespaced kind watched in every namespace).
@@ -186,7 +192,10 @@ func (w *driftWatches) perNamespace(ctx context.Context, c *clusterClient, k dri
 	if known {
 		return only
 	}
-	_, err := c.metadata.Resource(k.gvr).List(ctx, metav1.ListOptions{LabelSelector: cheops.LabelResourceID, Limit: 1})
+	// The metadata client has no overall timeout (its watches last): bound this one request.
+	lctx, cancel := context.WithTimeout(ctx, driftRequestTimeout)
+	defer cancel()
+	_, err := c.metadata.Resource(k.gvr).List(lctx, metav1.ListOptions{LabelSelector: cheops.LabelResourceID, Limit: 1})
 	switch {
 	case err == nil:
 		only = false
@@ -333,12 +342,14 @@ func (inf *driftInformer) findMissing(ctx context.Context) error {
 		if name == "" {
 			ns, name = "", key
 		}
+		gctx, cancel := context.WithTimeout(ctx, driftRequestTimeout)
 		var err error
 		if ns != "" {
-			_, err = inf.client.metadata.Resource(inf.key.gvr).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+			_, err = inf.client.metadata.Resource(inf.key.gvr).Namespace(ns).Get(gctx, name, metav1.GetOptions{})
 		} else {
-			_, err = inf.client.metadata.Resource(inf.key.gvr).Get(ctx, name, metav1.GetOptions{})
+			_, err = inf.client.metadata.Resource(inf.key.gvr).Get(gctx, name, metav1.GetOptions{})
 		}
+		cancel()
 		if !apierrors.IsNotFound(err) {
 			if err != nil {
 				return classify(fmt.Errorf("get %s %s: %w", inf.key.gvr.Resource, key, err))
