@@ -131,8 +131,14 @@ func TestUIStatusPage(t *testing.T) {
 	}
 
 	// The resource's page: its replicas as the API has them, its events, its workflow.
-	browse(t, b, chromedp.Navigate(env.api+"/ui"), chromedp.WaitVisible(chromedp.CSS(`tr[data-resource="ui-a"] a`)),
-		chromedp.Click(chromedp.CSS(`tr[data-resource="ui-a"] a`)), chromedp.WaitVisible(chromedp.CSS(`table.replicas`)))
+	// The matrix's link is followed by its href: a live update may replace the row between finding
+	// the link and clicking it (seen in CI: "Could not find node with given id").
+	browse(t, b, chromedp.Navigate(env.api+"/ui"), chromedp.WaitVisible(chromedp.CSS(`tr[data-resource="ui-a"] a`)))
+	link := value(t, b, chromedp.Evaluate[string](`document.querySelector('tr[data-resource="ui-a"] a').href`))
+	if !strings.HasSuffix(link, "/ui/resources/"+a.ID) {
+		t.Fatalf("ui-a's link: %q, want /ui/resources/%s", link, a.ID)
+	}
+	browse(t, b, chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS(`table.replicas`)))
 	reps := value(t, b, chromedp.Evaluate[map[string]string](`Object.fromEntries(Array.from(document.querySelectorAll('table.replicas tbody tr')).map(tr => [tr.dataset.site, tr.dataset.state]))`))
 	a, _ = get(t, a.ID)
 	apiReps := map[string]string{}
